@@ -1,0 +1,3 @@
+from framequeue.cli import main
+
+main()

@@ -1,0 +1,61 @@
+"""The FastAPI app factory. Background loops (webhook dispatcher, reaper) run beside it in threads."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from framequeue import __version__
+from framequeue.api import problems
+from framequeue.api.routes import health, jobs, uploads
+from framequeue.config import Settings
+from framequeue.notify.outbox import Dispatcher
+from framequeue.runtime import open_runtime
+from framequeue.service import JobService
+
+log = logging.getLogger("framequeue.api")
+
+
+def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = open_runtime(settings)
+        app.state.service = rt.service
+        stop = threading.Event()
+        threads = []
+        if background:
+            dispatcher = Dispatcher(
+                rt.store, timeout_s=settings.webhook_timeout_s, allow_private=settings.webhook_allow_private
+            )
+            threads = [
+                threading.Thread(target=dispatcher.run_forever, args=(stop,), name="webhooks", daemon=True),
+                threading.Thread(target=_reap_forever, args=(rt.service, settings, stop), name="reaper", daemon=True),
+            ]
+            for t in threads:
+                t.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=settings.webhook_timeout_s + 1)
+            rt.close()
+
+    app = FastAPI(title="framequeue", version=__version__, lifespan=lifespan)
+    problems.install(app)
+    app.include_router(health.router)
+    app.include_router(uploads.router)
+    app.include_router(jobs.router)
+    return app
+
+
+def _reap_forever(service: JobService, settings: Settings, stop: threading.Event) -> None:
+    while not stop.wait(settings.reap_interval_s):
+        try:
+            service.reap()
+        except Exception:
+            log.exception("reaper failed")

@@ -1,0 +1,63 @@
+"""Errors as application/problem+json (RFC 9457) with a stable `code`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from framequeue.errors import FrameQueueError, ServiceUnavailable
+
+log = logging.getLogger("framequeue.api")
+
+PROBLEM_JSON = "application/problem+json"
+#: seconds a client should wait before retrying after a 503
+RETRY_AFTER_S = 5
+
+
+def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {"type": f"https://framequeue.dev/errors/{code}", "title": code.replace("_", " "), "status": status,
+            "code": code, "detail": detail, **extra}
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def from_error(exc: FrameQueueError) -> JSONResponse:
+    return problem(exc.http_status, exc.code, exc.message)
+
+
+def validation_problem(errors: list[dict[str, Any]] | Any) -> JSONResponse:
+    """400 that names each offending field, e.g. `params.foo: extra fields not permitted`."""
+    parts = []
+    for err in errors:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        kind = err.get("type", "")
+        what = "unknown field" if kind == "extra_forbidden" else err.get("msg", "invalid")
+        parts.append(f"{loc or 'body'}: {what}")
+    return problem(400, "invalid_request", "; ".join(parts) or "invalid request body")
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(FrameQueueError)
+    async def _fq(_: Request, exc: FrameQueueError) -> JSONResponse:
+        return from_error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return validation_problem(exc.errors())
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return problem(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, OSError | ConnectionError):
+            return from_error(ServiceUnavailable("a backend is unavailable; try again shortly"))
+        log.exception("unhandled error")
+        return problem(500, "internal_error", "an internal error occurred; it has been logged")

@@ -1,0 +1,34 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from framequeue.api.deps import service_of
+from framequeue.pipelines.registry import available_pipelines
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> dict[str, str]:
+    """Ready when the job store and the queue answer; otherwise 503 problem+json."""
+    await run_in_threadpool(service_of(request).ready)
+    return {"status": "ready"}
+
+
+@router.get("/v1/pipelines", tags=["pipelines"])
+async def pipelines() -> dict[str, list[str]]:
+    return {"pipelines": available_pipelines()}
+
+
+@router.get("/v1/models", tags=["models"])
+async def models(request: Request) -> dict[str, object]:
+    repo = service_of(request).models
+    return {"models": [{"name": m.name, "version": m.version, "format": m.format} for m in repo.list()]}

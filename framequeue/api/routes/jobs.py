@@ -1,0 +1,109 @@
+"""Job routes: parse, call the service, map the result."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from framequeue.api.deps import service_of
+from framequeue.api.problems import validation_problem
+from framequeue.api.schemas import JobIn
+from framequeue.errors import InvalidRequest, PayloadTooLarge, UnsupportedContentType
+from framequeue.service import SubmitRequest
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+MAX_IDEMPOTENCY_KEY_LEN = 255
+
+
+async def read_json(request: Request, max_bytes: int) -> Any:
+    """The request's JSON body, refusing other content types (415) and bodies over max_bytes (413)."""
+    ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if ctype != "application/json":
+        raise UnsupportedContentType(f"send the job as application/json, not {ctype or 'no content type'}")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"the JSON body is over {max_bytes} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > max_bytes:
+            raise PayloadTooLarge(f"the JSON body is over {max_bytes} bytes")
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
+
+
+@router.post("", status_code=202)
+async def submit(request: Request, idempotency_key: str | None = Header(default=None)) -> JSONResponse:
+    service = service_of(request)
+    raw = await read_json(request, service.settings.max_json_bytes)
+    try:
+        body = JobIn.model_validate(raw)
+    except ValidationError as exc:
+        return validation_problem(exc.errors())
+    if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LEN:
+        raise InvalidRequest(f"Idempotency-Key must be 1..{MAX_IDEMPOTENCY_KEY_LEN} characters")
+    req = SubmitRequest(
+        pipeline=body.pipeline,
+        input_key=body.input.key,
+        params=body.params,
+        webhook_url=None if body.webhook is None else body.webhook.url,
+        webhook_secret=None if body.webhook is None else body.webhook.secret,
+        ttl_s=body.ttl_s,
+        timeout_s=body.timeout_s,
+        attributes=body.attributes,
+        idempotency_key=idempotency_key,
+    )
+    submitted = await run_in_threadpool(service.submit, req)
+    headers = {"Location": f"/v1/jobs/{submitted.record['id']}"}
+    if not submitted.created:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(submitted.record, status_code=202, headers=headers)
+
+
+@router.get("")
+async def list_jobs(
+    request: Request,
+    status: str | None = Query(default=None),
+    limit: int = Query(default=50),
+    after: str | None = Query(default=None),
+) -> dict[str, Any]:
+    return await run_in_threadpool(service_of(request).list, status, limit, after)
+
+
+@router.get("/{job_id}")
+async def get_job(request: Request, job_id: str) -> dict[str, Any]:
+    return await run_in_threadpool(service_of(request).get, job_id)
+
+
+@router.post("/{job_id}/cancel", status_code=202)
+async def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
+    return await run_in_threadpool(service_of(request).cancel, job_id)
+
+
+@router.get("/{job_id}/outputs/{name}")
+async def get_output(request: Request, job_id: str, name: str) -> StreamingResponse:
+    service = service_of(request)
+    key = await run_in_threadpool(service.output_key, job_id, name)
+    size = service.objects.size(key)
+    media_type = _MEDIA_TYPES.get(key.rsplit(".", 1)[-1], "application/octet-stream")
+
+    def chunks() -> Any:
+        with service.objects.open_read(key) as fh:
+            while chunk := fh.read(1024 * 1024):
+                yield chunk
+
+    headers = {"Content-Disposition": f'attachment; filename="{key.rsplit("/", 1)[-1]}"'}
+    if size is not None:
+        headers["Content-Length"] = str(size)
+    return StreamingResponse(chunks(), media_type=media_type, headers=headers)
+
+
+_MEDIA_TYPES = {"mp4": "video/mp4", "json": "application/json", "png": "image/png"}

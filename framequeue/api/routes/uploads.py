@@ -1,0 +1,42 @@
+"""POST /v1/uploads: stream a file into the object store, never whole in memory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from framequeue.api.deps import service_of
+from framequeue.errors import InvalidRequest, PayloadTooLarge
+
+router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
+
+
+class _TooLarge(Exception):
+    pass
+
+
+@router.post("", status_code=201)
+async def upload(request: Request, filename: str | None = Query(default=None, max_length=255)) -> JSONResponse:
+    service = service_of(request)
+    limit = service.settings.max_upload_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"uploads are limited to {limit} bytes")
+    key = service.upload_key(filename)
+    size = 0
+    try:
+        with service.open_upload(key) as fh:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise _TooLarge
+                await run_in_threadpool(fh.write, chunk)
+            if size == 0:
+                raise InvalidRequest("the upload is empty; send the file as the request body")
+    except _TooLarge:
+        raise PayloadTooLarge(f"uploads are limited to {limit} bytes") from None
+    body: dict[str, Any] = {"key": key, "size_bytes": size, "url": service.objects.url(key)}
+    return JSONResponse(body, status_code=201)

@@ -1,0 +1,31 @@
+"""Request bodies of the HTTP API. Unknown fields are refused (400 naming them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InputIn(Strict):
+    key: str = Field(min_length=1, max_length=1024)
+
+
+class WebhookIn(Strict):
+    url: str = Field(min_length=1, max_length=2048)
+    #: a Standard Webhooks secret (whsec_…); the server's own is used when absent
+    secret: str | None = Field(default=None, pattern=r"^whsec_[A-Za-z0-9+/=]{16,}$")
+
+
+class JobIn(Strict):
+    pipeline: str = Field(min_length=1, max_length=64)
+    input: InputIn
+    params: dict[str, Any] = Field(default_factory=dict)
+    webhook: WebhookIn | None = None
+    ttl_s: float | None = None
+    timeout_s: float | None = None
+    attributes: dict[str, str] = Field(default_factory=dict)

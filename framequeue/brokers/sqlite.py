@@ -1,0 +1,117 @@
+"""A queue table in the embedded SQLite file. Contract: framequeue.brokers.base.Broker."""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+
+from framequeue.brokers.base import Message, QueueStats
+from framequeue.errors import ServiceUnavailable
+from framequeue.sqlitedb import Database, database
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS queue (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL,
+    visible_at_s REAL NOT NULL,
+    receipt TEXT,
+    deliveries INTEGER NOT NULL DEFAULT 0,
+    enqueued_at_s REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queue_visible ON queue (visible_at_s, id);
+"""
+
+#: polling interval bounds while waiting for a message: short when work just arrived, longer when idle
+POLL_MIN_S = 0.02
+POLL_MAX_S = 0.25
+
+
+class SQLiteBroker:
+    def __init__(self, url: str, clock: Callable[[], float] = time.time) -> None:
+        self._db: Database = database(url)
+        self._clock = clock
+        self._closed = threading.Event()
+        try:
+            self._db.conn().executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise ServiceUnavailable(f"cannot prepare the SQLite queue: {exc}") from exc
+
+    def publish(self, job_id: str) -> None:
+        now_s = self._clock()
+        with self._db.write() as conn:
+            conn.execute(
+                "INSERT INTO queue (job_id, visible_at_s, enqueued_at_s) VALUES (?, ?, ?)", (job_id, now_s, now_s)
+            )
+
+    def receive(self, visibility_s: float, wait_s: float) -> Message | None:
+        deadline = time.monotonic() + wait_s
+        pause_s = POLL_MIN_S
+        while not self._closed.is_set():
+            message = self._take(visibility_s)
+            if message is not None:
+                return message
+            left_s = deadline - time.monotonic()
+            if left_s <= 0:
+                return None
+            self._closed.wait(min(pause_s, left_s))
+            pause_s = min(POLL_MAX_S, pause_s * 2)
+        return None
+
+    def _take(self, visibility_s: float) -> Message | None:
+        now_s = self._clock()
+        # a cheap read first: an idle worker polling must not take the write lock each time
+        if self._db.conn().execute("SELECT 1 FROM queue WHERE visible_at_s <= ? LIMIT 1", (now_s,)).fetchone() is None:
+            return None
+        receipt = secrets.token_hex(8)
+        with self._db.write() as conn:
+            row = conn.execute(
+                "SELECT id, job_id, deliveries FROM queue WHERE visible_at_s <= ? ORDER BY id LIMIT 1", (now_s,)
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                "UPDATE queue SET visible_at_s = ?, receipt = ?, deliveries = deliveries + 1 WHERE id = ?",
+                (now_s + visibility_s, receipt, row["id"]),
+            )
+        return Message(receipt=f"{row['id']}:{receipt}", job_id=row["job_id"], deliveries=row["deliveries"] + 1)
+
+    def ack(self, message: Message) -> None:
+        msg_id, receipt = _split(message)
+        with self._db.write() as conn:
+            conn.execute("DELETE FROM queue WHERE id = ? AND receipt = ?", (msg_id, receipt))
+
+    def nack(self, message: Message, delay_s: float = 0.0) -> None:
+        msg_id, receipt = _split(message)
+        with self._db.write() as conn:
+            conn.execute(
+                "UPDATE queue SET visible_at_s = ?, receipt = NULL WHERE id = ? AND receipt = ?",
+                (self._clock() + delay_s, msg_id, receipt),
+            )
+
+    def extend(self, message: Message, visibility_s: float) -> None:
+        msg_id, receipt = _split(message)
+        with self._db.write() as conn:
+            conn.execute(
+                "UPDATE queue SET visible_at_s = ? WHERE id = ? AND receipt = ?",
+                (self._clock() + visibility_s, msg_id, receipt),
+            )
+
+    def stats(self) -> QueueStats:
+        now_s = self._clock()
+        row = self._db.conn().execute(
+            """SELECT COALESCE(SUM(visible_at_s <= ?), 0) AS ready, COALESCE(SUM(visible_at_s > ?), 0) AS in_flight
+               FROM queue""",
+            (now_s, now_s),
+        ).fetchone()
+        return QueueStats(ready=int(row["ready"]), in_flight=int(row["in_flight"]))
+
+    def close(self) -> None:
+        self._closed.set()
+
+
+def _split(message: Message) -> tuple[int, str]:
+    msg_id, _, receipt = message.receipt.partition(":")
+    return int(msg_id), receipt

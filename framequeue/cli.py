@@ -1,0 +1,311 @@
+"""One command; subcommands mirror the architecture: up | api | worker | submit | jobs | job | cancel |
+models | demo. Every flag names its environment variable in --help."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from framequeue.config import Settings, env_var
+from framequeue.errors import FrameQueueError, ServiceUnavailable
+
+#: named exit codes
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_JOB_FAILED = 3
+EXIT_UNAVAILABLE = 4
+
+DEFAULT_SERVER = "http://127.0.0.1:8080"
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr
+    )
+
+
+def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+    home = ctx.obj["home"]
+    return Settings.from_env(home=Path(home) if home else None, **overrides)
+
+
+def _fail(exc: FrameQueueError) -> None:
+    click.secho(f"error [{exc.code}]: {exc.message}", fg="red", err=True)
+    sys.exit(EXIT_UNAVAILABLE if isinstance(exc, ServiceUnavailable) else EXIT_ERROR)
+
+
+@click.group(context_settings={"show_default": True, "max_content_width": 110})
+@click.option("--home", envvar=env_var("home"), show_envvar=True, default=None,
+              help="Folder of the embedded deployment (SQLite file, objects, models). [default: .framequeue]")
+@click.option("--log-level", envvar="FQ_LOG_LEVEL", show_envvar=True, default="info")
+@click.version_option(package_name="framequeue")
+@click.pass_context
+def main(ctx: click.Context, home: str | None, log_level: str) -> None:
+    """framequeue: asynchronous deep-learning inference on large media, video first."""
+    ctx.obj = {"home": home, "log_level": log_level}
+
+
+# -- serving -------------------------------------------------------------------------------------------
+
+_host = click.option("--host", envvar=env_var("host"), show_envvar=True, default="127.0.0.1")
+_port = click.option("--port", envvar=env_var("port"), show_envvar=True, default=8080, type=int)
+
+
+@main.command()
+@_host
+@_port
+@click.option("--workers", envvar=env_var("workers"), show_envvar=True, default=2, type=int,
+              help="Worker processes (one job each).")
+@click.option("--worker-threads", envvar=env_var("worker_threads"), show_envvar=True, default=1, type=int,
+              help="CPU threads one job may use.")
+@click.pass_context
+def up(ctx: click.Context, host: str, port: int, workers: int, worker_threads: int) -> None:
+    """Start the API and a pool of workers (the embedded deployment by default)."""
+    _setup_logging(ctx.obj["log_level"])
+    settings = _settings(ctx, host=host, port=port, workers=workers, worker_threads=worker_threads)
+    from framequeue.supervisor import run_up
+
+    sys.exit(run_up(settings, ctx.obj["log_level"]))
+
+
+@main.command()
+@_host
+@_port
+@click.pass_context
+def api(ctx: click.Context, host: str, port: int) -> None:
+    """Run the HTTP API alone (with the webhook dispatcher and the reaper)."""
+    _setup_logging(ctx.obj["log_level"])
+    settings = _settings(ctx, host=host, port=port)
+    import uvicorn
+
+    from framequeue.api.app import create_app
+
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=ctx.obj["log_level"])
+
+
+@main.command()
+@click.option("--worker-threads", envvar=env_var("worker_threads"), show_envvar=True, default=1, type=int,
+              help="CPU threads one job may use.")
+@click.pass_context
+def worker(ctx: click.Context, worker_threads: int) -> None:
+    """Run one worker: take jobs until SIGTERM, then finish or hand back the current one and exit."""
+    _setup_logging(ctx.obj["log_level"])
+    settings = _settings(ctx, worker_threads=worker_threads)
+    from framequeue.runtime import open_runtime
+    from framequeue.worker.runner import Worker
+
+    rt = open_runtime(settings)
+    w = Worker(rt)
+
+    def on_signal(signum: int, _: Any) -> None:
+        logging.getLogger("framequeue.worker").info("signal %d: draining", signum)
+        w.drain()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        w.run()
+    finally:
+        rt.close()
+
+
+# -- client commands -----------------------------------------------------------------------------------
+
+_server = click.option("--server", envvar="FQ_SERVER", show_envvar=True, default=DEFAULT_SERVER,
+                       help="Base URL of the framequeue API.")
+
+
+def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--param")
+        try:
+            params[name] = json.loads(raw)
+        except ValueError:
+            params[name] = raw
+    return params
+
+
+@main.command()
+@click.argument("video", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--pipeline", default="detect")
+@click.option("--sample-fps", type=float, default=None, help="Frames analysed per second [default: every frame].")
+@click.option("--param", "params", multiple=True, help="Pipeline parameter NAME=VALUE (JSON values), repeatable.")
+@click.option("--webhook", default=None, help="URL notified when the job ends.")
+@click.option("--idempotency-key", default=None)
+@click.option("--wait/--no-wait", default=False, help="Follow progress until the job ends.")
+@click.option("--download", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="With --wait: download the outputs into this folder.")
+@_server
+def submit(video: Path, pipeline: str, sample_fps: float | None, params: tuple[str, ...], webhook: str | None,
+           idempotency_key: str | None, wait: bool, download: Path | None, server: str) -> None:
+    """Upload VIDEO and submit it to a pipeline."""
+    from framequeue.client import Client
+    from framequeue.progress import follow
+
+    body_params = _parse_params(params)
+    if sample_fps is not None:
+        body_params["sample_fps"] = sample_fps
+    try:
+        with Client(server) as client:
+            uploaded = client.upload(video)
+            body: dict[str, Any] = {"pipeline": pipeline, "input": {"key": uploaded["key"]}, "params": body_params}
+            if webhook:
+                body["webhook"] = {"url": webhook}
+            record = client.submit(body, idempotency_key)
+            click.echo(f"job {record['id']} {record['status']}  outputs: {record['output_location']}")
+            if not wait:
+                return
+            record = follow(client, record["id"])
+            _print_outcome(client, record, download)
+    except FrameQueueError as exc:
+        _fail(exc)
+
+
+def _print_outcome(client: Any, record: dict[str, Any], download: Path | None) -> None:
+    if record["status"] != "succeeded":
+        err = record.get("error") or {}
+        click.secho(f"job {record['id']} {record['status']}: [{err.get('code')}] {err.get('message')}", fg="red")
+        sys.exit(EXIT_JOB_FAILED)
+    click.secho(f"job {record['id']} succeeded", fg="green")
+    for name, key in record["outputs"].items():
+        if download is not None:
+            path = client.download(record["id"], name, download / record["id"])
+            click.echo(f"  {name:14} {path}")
+        else:
+            click.echo(f"  {name:14} {key}")
+
+
+@main.command()
+@click.option("--status", default=None, help="queued, running, succeeded, failed, cancelled or expired.")
+@click.option("--limit", default=20, type=int)
+@_server
+def jobs(status: str | None, limit: int, server: str) -> None:
+    """List jobs, newest first."""
+    from framequeue.client import Client
+
+    try:
+        with Client(server) as client:
+            page = client.jobs(status, limit)
+    except FrameQueueError as exc:
+        _fail(exc)
+        return
+    click.echo(f"{'ID':32}  {'STATUS':10} {'PIPELINE':9} {'PROGRESS':>9}  CREATED")
+    for rec in page["jobs"]:
+        pct = rec["progress"]["percent"]
+        click.echo(f"{rec['id']:32}  {rec['status']:10} {rec['pipeline']:9} "
+                   f"{'' if pct is None else f'{pct:.0f}%':>9}  {rec['created_at']}")
+
+
+@main.command()
+@click.argument("job_id")
+@click.option("--download", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Download the job's outputs into this folder.")
+@_server
+def job(job_id: str, download: Path | None, server: str) -> None:
+    """Show one job's record (JSON)."""
+    from framequeue.client import Client
+
+    try:
+        with Client(server) as client:
+            record = client.job(job_id)
+            click.echo(json.dumps(record, indent=2))
+            if download is not None and record["status"] == "succeeded":
+                for name in record["outputs"]:
+                    click.echo(f"{name}: {client.download(job_id, name, download / job_id)}", err=True)
+    except FrameQueueError as exc:
+        _fail(exc)
+
+
+@main.command()
+@click.argument("job_id")
+@_server
+def cancel(job_id: str, server: str) -> None:
+    """Cancel a queued or running job."""
+    from framequeue.client import Client
+
+    try:
+        with Client(server) as client:
+            record = client.cancel(job_id)
+    except FrameQueueError as exc:
+        _fail(exc)
+        return
+    state = "cancel requested" if record["status"] == "running" else record["status"]
+    click.echo(f"job {job_id}: {state}")
+
+
+# -- models --------------------------------------------------------------------------------------------
+
+@main.group()
+def models() -> None:
+    """The model repository (<home>/models/<name>/<version>/)."""
+
+
+@models.command("add")
+@click.argument("name")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", required=True, help="Output layout of the model, e.g. yolox.")
+@click.option("--classes", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="Text file with one class name per line.")
+@click.pass_context
+def models_add(ctx: click.Context, name: str, path: Path, fmt: str, classes: Path) -> None:
+    """Add PATH as the next version of model NAME."""
+    from framequeue.models.repository import ModelRepository
+
+    settings = _settings(ctx)
+    try:
+        version = ModelRepository(Path(settings.model_repo)).add(name, path, fmt, classes)
+    except FrameQueueError as exc:
+        _fail(exc)
+        return
+    click.echo(f"added {version.name} version {version.version} ({version.format}) at {version.path}")
+
+
+@models.command("list")
+@click.pass_context
+def models_list(ctx: click.Context) -> None:
+    """List models and versions."""
+    from framequeue.models.repository import ModelRepository
+
+    for m in ModelRepository(Path(_settings(ctx).model_repo)).list():
+        click.echo(f"{m.name:20} v{m.version:<4} {m.format:10} {m.path}")
+
+
+# -- the main job ---------------------------------------------------------------------------------------
+
+@main.command()
+@click.option("--shared", type=click.Path(file_okay=False, path_type=Path), envvar="FQ_SHARED_DIR",
+              show_envvar=True, default=Path("../shared"), help="Folder with models/ and media/.")
+@click.option("--video", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Video to process [default: <shared>/media/solidWhiteRight.mp4].")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("framequeue-demo"),
+              help="Where the outputs are downloaded.")
+@click.option("--sample-fps", type=float, default=None)
+@click.pass_context
+def demo(ctx: click.Context, shared: Path, video: Path | None, out: Path, sample_fps: float | None) -> None:
+    """Start framequeue embedded, register YOLOX-nano, submit the dashcam clip, follow it, fetch the results."""
+    from framequeue.demo import run_demo
+
+    settings = _settings(ctx, port=_free_port())
+    try:
+        sys.exit(run_demo(settings, shared, video, out, sample_fps, ctx.obj["log_level"]))
+    except FrameQueueError as exc:
+        _fail(exc)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+

@@ -1,0 +1,98 @@
+"""Typed, frozen settings, built once at the edge (CLI or app factory) from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+#: setting name -> environment variable; the CLI names these in --help
+ENV_PREFIX = "FQ_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    #: folder for the embedded deployment: SQLite file, objects, models, scratch
+    home: Path = Path(".framequeue")
+    #: job store URL; empty means sqlite:///<home>/fq.db
+    database_url: str = ""
+    #: queue URL; empty means the job store's URL (one SQLite file for jobs and queue)
+    broker_url: str = ""
+    #: object store URL; empty means file://<home>/objects
+    storage_url: str = ""
+    #: model repository folder; empty means <home>/models
+    model_repo: str = ""
+    #: local scratch for inputs and outputs while a job runs; empty means <home>/scratch
+    scratch_dir: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: worker processes started by `framequeue up`
+    workers: int = 2
+    #: CPU threads one job may use (ONNX Runtime intra-op, decoder)
+    worker_threads: int = 1
+    lease_s: float = 120.0
+    heartbeat_s: float = 30.0
+    max_attempts: int = 3
+    #: default and ceiling for a job's timeout_s (SageMaker's invocation limit is 3600)
+    max_runtime_s: float = 900.0
+    max_runtime_ceiling_s: float = 3600.0
+    #: how long a job may wait in the queue before it ends `expired` (SageMaker's RequestTTLSeconds)
+    queue_ttl_s: float = 6 * 3600.0
+    reap_interval_s: float = 30.0
+    #: on SIGTERM, how long a worker lets the current job run before handing it back
+    drain_s: float = 25.0
+    max_upload_bytes: int = 4 * 1024**3
+    max_json_bytes: int = 1024 * 1024
+    #: server-wide Standard Webhooks secret (whsec_…) used when a job names no secret of its own
+    webhook_secret: str = ""
+    #: development only: let webhooks reach loopback and private addresses
+    webhook_allow_private: bool = False
+    webhook_timeout_s: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from FQ_* variables; explicit overrides (CLI flags) win."""
+        source = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = source.get(ENV_PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = _parse(f.type, raw, f.name)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values).resolved()
+
+    def resolved(self) -> Settings:
+        """Fill the URLs that default to places under `home`, with absolute paths."""
+        home = self.home.expanduser().resolve()
+        db = self.database_url or f"sqlite:///{home / 'fq.db'}"
+        return replace(
+            self,
+            home=home,
+            database_url=db,
+            broker_url=self.broker_url or db,
+            storage_url=self.storage_url or f"file://{home / 'objects'}",
+            model_repo=self.model_repo or str(home / "models"),
+            scratch_dir=self.scratch_dir or str(home / "scratch"),
+        )
+
+
+def env_var(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def _parse(type_name: Any, raw: str, name: str) -> Any:
+    kind = str(type_name)
+    try:
+        if kind == "bool":
+            return raw.strip().lower() in {"1", "true", "yes", "on"}
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "Path":
+            return Path(raw)
+    except ValueError as exc:
+        raise ValueError(f"{env_var(name)}={raw!r} is not a valid {kind}") from exc
+    return raw

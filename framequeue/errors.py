@@ -1,0 +1,178 @@
+"""One error tree for framequeue; every adapter translates its library's exceptions into it.
+
+    FrameQueueError
+    ├── InvalidRequest                 400  invalid_request
+    │   ├── UnknownPipeline            422  unknown_pipeline
+    │   ├── UnknownModel               422  unknown_model
+    │   ├── InvalidParams              422  invalid_params
+    │   ├── IdempotencyConflict        422  idempotency_key_reused
+    │   ├── InputNotFound              422  input_not_found
+    │   └── InvalidKey                 422  invalid_key
+    ├── PayloadTooLarge                413  payload_too_large
+    ├── UnsupportedContentType         415  unsupported_content_type
+    ├── NotFound                       404  not_found
+    │   └── JobNotFound                404  job_not_found
+    ├── InvalidTransition              409  invalid_transition
+    ├── LeaseLost                      409  lease_lost
+    ├── ServiceUnavailable             503  service_unavailable
+    ├── MediaError (ValueError)        422  media_error
+    │   ├── UnsupportedMedia           422  unsupported_media
+    │   ├── CorruptMedia               422  corrupt_media
+    │   └── MediaLimitsExceeded        422  media_limits_exceeded
+    ├── JobTimeout                     504  timeout
+    ├── JobCancelled                   409  cancelled
+    ├── AttemptsExhausted              500  attempts_exhausted
+    └── WorkerCrashed                  500  worker_crashed
+
+`code` is stable and part of the API; `retryable` says whether running the job again could help.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class FrameQueueError(Exception):
+    """Base of every error framequeue raises on purpose."""
+
+    code: ClassVar[str] = "internal_error"
+    http_status: ClassVar[int] = 500
+    #: whether another attempt of the same job could succeed
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+class InvalidRequest(FrameQueueError):
+    code = "invalid_request"
+    http_status = 400
+
+
+class UnknownPipeline(InvalidRequest):
+    code = "unknown_pipeline"
+    http_status = 422
+
+
+class UnknownModel(InvalidRequest):
+    code = "unknown_model"
+    http_status = 422
+
+
+class InvalidParams(InvalidRequest):
+    code = "invalid_params"
+    http_status = 422
+
+
+class IdempotencyConflict(InvalidRequest):
+    code = "idempotency_key_reused"
+    http_status = 422
+
+
+class InputNotFound(InvalidRequest):
+    code = "input_not_found"
+    http_status = 422
+
+
+class InvalidKey(InvalidRequest):
+    """An object key that could escape the store's root or is otherwise unusable."""
+
+    code = "invalid_key"
+    http_status = 422
+
+
+class PayloadTooLarge(FrameQueueError):
+    code = "payload_too_large"
+    http_status = 413
+
+
+class UnsupportedContentType(FrameQueueError):
+    code = "unsupported_content_type"
+    http_status = 415
+
+
+class NotFound(FrameQueueError):
+    code = "not_found"
+    http_status = 404
+
+
+class JobNotFound(NotFound):
+    code = "job_not_found"
+
+
+class InvalidTransition(FrameQueueError):
+    code = "invalid_transition"
+    http_status = 409
+
+
+class LeaseLost(FrameQueueError):
+    """The worker's fencing token no longer holds: another worker owns the job, or it ended."""
+
+    code = "lease_lost"
+    http_status = 409
+
+
+class ServiceUnavailable(FrameQueueError):
+    code = "service_unavailable"
+    http_status = 503
+    retryable = True
+
+
+class MediaError(FrameQueueError, ValueError):
+    code = "media_error"
+    http_status = 422
+
+
+class UnsupportedMedia(MediaError):
+    code = "unsupported_media"
+
+
+class CorruptMedia(MediaError):
+    code = "corrupt_media"
+
+
+class MediaLimitsExceeded(MediaError):
+    code = "media_limits_exceeded"
+
+
+class JobTimeout(FrameQueueError):
+    code = "timeout"
+    http_status = 504
+
+
+class JobCancelled(FrameQueueError):
+    code = "cancelled"
+    http_status = 409
+
+
+class AttemptsExhausted(FrameQueueError):
+    code = "attempts_exhausted"
+
+
+class WorkerCrashed(FrameQueueError):
+    """The media child died without an answer (signal, out of memory): another attempt may succeed."""
+
+    code = "worker_crashed"
+    retryable = True
+
+
+#: code -> class, for errors that cross a process boundary as {code, message}
+BY_CODE: dict[str, type[FrameQueueError]] = {}
+
+
+def _index(cls: type[FrameQueueError]) -> None:
+    BY_CODE.setdefault(cls.code, cls)
+    for sub in cls.__subclasses__():
+        _index(sub)
+
+
+_index(FrameQueueError)
+
+
+def from_code(code: str, message: str) -> FrameQueueError:
+    """Rebuild an error sent as {code, message} (from the media child or the job record)."""
+    return BY_CODE.get(code, FrameQueueError)(message)

@@ -1,0 +1,159 @@
+"""The Job record, its states and the legal transitions between them. Pure: no I/O."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from framequeue.errors import InvalidTransition
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED})
+
+#: from -> the states it may move to; a terminal state moves nowhere
+TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.QUEUED: frozenset(
+        {JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.EXPIRED, JobStatus.FAILED}
+    ),
+    # running -> queued: the lease expired (reaper) or the worker handed the job back (drain, retry)
+    JobStatus.RUNNING: frozenset(
+        {JobStatus.QUEUED, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
+    ),
+    JobStatus.SUCCEEDED: frozenset(),
+    JobStatus.FAILED: frozenset(),
+    JobStatus.CANCELLED: frozenset(),
+    JobStatus.EXPIRED: frozenset(),
+}
+
+
+def can_transition(src: JobStatus, dst: JobStatus) -> bool:
+    return dst in TRANSITIONS[src]
+
+
+def check_transition(src: JobStatus, dst: JobStatus) -> None:
+    if not can_transition(src, dst):
+        raise InvalidTransition(f"a {src.value} job cannot become {dst.value}")
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    frames_done: int = 0
+    frames_total: int | None = None
+    #: frames per second over the running attempt
+    fps: float = 0.0
+    eta_s: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        percent = None
+        if self.frames_total:
+            percent = round(100.0 * min(self.frames_done, self.frames_total) / self.frames_total, 1)
+        return {
+            "frames_done": self.frames_done,
+            "frames_total": self.frames_total,
+            "percent": percent,
+            "fps": round(self.fps, 2),
+            "eta_s": None if self.eta_s is None else round(self.eta_s, 1),
+        }
+
+
+@dataclass(frozen=True)
+class JobError:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    pipeline: str
+    pipeline_version: str
+    input_key: str
+    params: dict[str, Any]
+    status: JobStatus
+    created_at_s: float
+    updated_at_s: float
+    #: the queued job ends `expired` at this epoch second if no worker started it
+    expires_at_s: float
+    timeout_s: float
+    max_attempts: int
+    attempts: int = 0
+    started_at_s: float | None = None
+    finished_at_s: float | None = None
+    lease_owner: str | None = None
+    lease_token: int = 0
+    lease_deadline_s: float | None = None
+    cancel_requested: bool = False
+    progress: JobProgress = field(default_factory=JobProgress)
+    error: JobError | None = None
+    #: output name -> object key, set when the job succeeds
+    outputs: dict[str, str] = field(default_factory=dict)
+    webhook_url: str | None = None
+    #: never part of job_record; signs this job's webhook events
+    webhook_secret: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+    idempotency_key: str | None = None
+
+    @property
+    def ttl_s(self) -> float:
+        return self.expires_at_s - self.created_at_s
+
+
+def output_prefix(job_id: str) -> str:
+    return f"outputs/{job_id}/"
+
+
+def failure_key(job_id: str) -> str:
+    return f"failures/{job_id}/error.json"
+
+
+def attempt_output_key(job_id: str, token: int, name: str) -> str:
+    """Outputs of one attempt live under its fencing token, so a stale attempt cannot overwrite them."""
+    return f"{output_prefix(job_id)}attempt-{token}/{name}"
+
+
+def iso(ts_s: float | None) -> str | None:
+    if ts_s is None:
+        return None
+    return dt.datetime.fromtimestamp(ts_s, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def job_record(job: Job, *, output_location: str, failure_location: str) -> dict[str, Any]:
+    """The job as clients see it (API, CLI, webhook payloads). Secrets never appear here."""
+    return {
+        "id": job.id,
+        "pipeline": job.pipeline,
+        "pipeline_version": job.pipeline_version,
+        "status": job.status.value,
+        "input": {"key": job.input_key},
+        "params": job.params,
+        "progress": job.progress.to_dict(),
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "created_at": iso(job.created_at_s),
+        "started_at": iso(job.started_at_s),
+        "finished_at": iso(job.finished_at_s),
+        "expires_at": iso(job.expires_at_s),
+        "timeout_s": job.timeout_s,
+        "cancel_requested": job.cancel_requested,
+        "error": None if job.error is None else {"code": job.error.code, "message": job.error.message},
+        "output_location": output_location,
+        "failure_location": failure_location,
+        "outputs": dict(job.outputs),
+        "webhook": None if job.webhook_url is None else {"url": job.webhook_url},
+        "attributes": dict(job.attributes),
+    }

@@ -1,0 +1,78 @@
+"""The JobStore protocol: the job table is the truth; the broker only carries job ids.
+
+Every write a worker makes after its claim names the fencing token it got from `claim`; a write whose
+token no longer matches (the lease expired and the job was claimed again, or it ended) raises LeaseLost
+and changes nothing. A terminal state and its webhook event are written in one transaction (outbox).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from framequeue.jobs import Job, JobError, JobProgress, JobStatus
+from framequeue.notify.outbox import OutboxStore
+
+#: renders a job's webhook payload (the job record as JSON bytes) when it reaches a terminal state
+PayloadRenderer = Callable[[Job], bytes]
+
+
+class JobStore(OutboxStore, Protocol):
+    def create(self, job: Job, request_hash: str | None = None) -> tuple[Job, bool]:
+        """Insert a queued job; with an idempotency key already used, return (existing, False) for
+        the same request_hash and raise IdempotencyConflict for another."""
+        ...
+
+    def get(self, job_id: str) -> Job:
+        """The job, or JobNotFound."""
+        ...
+
+    def list(self, status: JobStatus | None = None, limit: int = 50, after: str | None = None) -> list[Job]:
+        """Newest first; `after` is the id of the last job of the previous page."""
+        ...
+
+    def claim(self, job_id: str, owner: str, lease_s: float, now_s: float) -> Job | None:
+        """Take a queued job (or a running one whose lease expired): status running, attempts + 1,
+        a new fencing token. None when the job is not claimable (ended, leased, cancelled, exhausted)."""
+        ...
+
+    def renew(self, job_id: str, token: int, lease_s: float, now_s: float) -> bool:
+        """Push the lease deadline; returns whether a cancel was requested. LeaseLost if token is stale."""
+        ...
+
+    def report_progress(self, job_id: str, token: int, progress: JobProgress, now_s: float) -> bool:
+        """Store progress; returns whether a cancel was requested. LeaseLost if token is stale."""
+        ...
+
+    def finish(
+        self,
+        job_id: str,
+        token: int,
+        status: JobStatus,
+        now_s: float,
+        *,
+        error: JobError | None = None,
+        outputs: dict[str, str] | None = None,
+    ) -> Job:
+        """Commit a terminal state (and its outbox event) if the token holds, else LeaseLost."""
+        ...
+
+    def release(self, job_id: str, token: int, now_s: float, *, count_attempt: bool) -> Job:
+        """Hand a running job back to the queue (drain, retryable failure). LeaseLost if stale."""
+        ...
+
+    def cancel(self, job_id: str, now_s: float) -> Job:
+        """A queued job ends cancelled at once; a running one gets cancel_requested for its worker."""
+        ...
+
+    def reap(self, now_s: float) -> list[str]:
+        """End queued jobs past their TTL (expired); return running jobs whose lease expired to the
+        queue, or end them (cancelled when asked, failed: attempts_exhausted when out of attempts).
+        Returns the ids put back in the queue, for the caller to publish."""
+        ...
+
+    def ping(self) -> None:
+        """Raise ServiceUnavailable when the store cannot be reached."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,370 @@
+"""The job store on SQLite (embedded deployment). Contract: framequeue.jobstore.base.JobStore."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from framequeue.errors import (
+    IdempotencyConflict,
+    JobNotFound,
+    LeaseLost,
+    ServiceUnavailable,
+)
+from framequeue.jobs import TERMINAL, Job, JobError, JobProgress, JobStatus, check_transition
+from framequeue.jobstore.base import PayloadRenderer
+from framequeue.notify.outbox import OutboxEvent
+from framequeue.sqlitedb import Database, database
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    pipeline TEXT NOT NULL,
+    pipeline_version TEXT NOT NULL,
+    input_key TEXT NOT NULL,
+    params TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at_s REAL NOT NULL,
+    updated_at_s REAL NOT NULL,
+    expires_at_s REAL NOT NULL,
+    timeout_s REAL NOT NULL,
+    max_attempts INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    started_at_s REAL,
+    finished_at_s REAL,
+    lease_owner TEXT,
+    lease_token INTEGER NOT NULL DEFAULT 0,
+    lease_deadline_s REAL,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    frames_done INTEGER NOT NULL DEFAULT 0,
+    frames_total INTEGER,
+    fps REAL NOT NULL DEFAULT 0,
+    eta_s REAL,
+    error_code TEXT,
+    error_message TEXT,
+    outputs TEXT NOT NULL DEFAULT '{}',
+    webhook_url TEXT,
+    webhook_secret TEXT,
+    attributes TEXT NOT NULL DEFAULT '{}',
+    idempotency_key TEXT UNIQUE,
+    request_hash TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, seq);
+CREATE INDEX IF NOT EXISTS jobs_seq ON jobs (seq);
+CREATE TABLE IF NOT EXISTS outbox (
+    id TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at_s REAL NOT NULL,
+    delivered_at_s REAL,
+    dead INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (delivered_at_s, dead, next_attempt_at_s);
+"""
+
+
+
+class SQLiteJobStore:
+    def __init__(self, url: str, render: PayloadRenderer) -> None:
+        self._db: Database = database(url)
+        self._render = render
+        try:
+            self._db.conn().executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise ServiceUnavailable(f"cannot prepare the job store: {exc}") from exc
+
+    # -- submit and read -------------------------------------------------------------------------------
+
+    def create(self, job: Job, request_hash: str | None = None) -> tuple[Job, bool]:
+        with self._db.write() as conn:
+            if job.idempotency_key is not None:
+                row = conn.execute(
+                    "SELECT * FROM jobs WHERE idempotency_key = ?", (job.idempotency_key,)
+                ).fetchone()
+                if row is not None:
+                    if row["request_hash"] != request_hash:
+                        raise IdempotencyConflict(
+                            "this Idempotency-Key was used with a different request body; "
+                            "use a new key for a new job"
+                        )
+                    return _job(row), False
+            seq = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
+            conn.execute(
+                """INSERT INTO jobs (id, seq, pipeline, pipeline_version, input_key, params, status,
+                   created_at_s, updated_at_s, expires_at_s, timeout_s, max_attempts, webhook_url,
+                   webhook_secret, attributes, idempotency_key, request_hash)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    job.id, seq, job.pipeline, job.pipeline_version, job.input_key, json.dumps(job.params),
+                    JobStatus.QUEUED.value, job.created_at_s, job.updated_at_s, job.expires_at_s,
+                    job.timeout_s, job.max_attempts, job.webhook_url, job.webhook_secret,
+                    json.dumps(job.attributes), job.idempotency_key, request_hash,
+                ),
+            )
+            return self._get(conn, job.id), True
+
+    def get(self, job_id: str) -> Job:
+        return self._get(self._db.conn(), job_id)
+
+    def list(self, status: JobStatus | None = None, limit: int = 50, after: str | None = None) -> list[Job]:
+        conn = self._db.conn()
+        clauses, args = [], []
+        if status is not None:
+            clauses.append("status = ?")
+            args.append(status.value)
+        if after is not None:
+            clauses.append("seq < (SELECT seq FROM jobs WHERE id = ?)")
+            args.append(after)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = conn.execute(f"SELECT * FROM jobs {where} ORDER BY seq DESC LIMIT ?", (*args, limit))
+        return [_job(r) for r in rows]
+
+    # -- the worker's writes, each fenced by the lease token ---------------------------------------------
+
+    def claim(self, job_id: str, owner: str, lease_s: float, now_s: float) -> Job | None:
+        with self._db.write() as conn:
+            row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return None
+            job = _job(row)
+            if job.status is JobStatus.QUEUED and now_s >= job.expires_at_s:
+                self._end(conn, job, JobStatus.EXPIRED, now_s, JobError("expired", _expired_message(job)))
+                return None
+            lease_free = job.status is JobStatus.QUEUED or (
+                job.status is JobStatus.RUNNING and job.lease_deadline_s is not None
+                and now_s >= job.lease_deadline_s
+            )
+            if not lease_free or job.cancel_requested:
+                return None
+            if job.attempts >= job.max_attempts:
+                self._end(conn, job, JobStatus.FAILED, now_s, _exhausted(job))
+                return None
+            conn.execute(
+                """UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_token = lease_token + 1,
+                   lease_owner = ?, lease_deadline_s = ?, started_at_s = COALESCE(started_at_s, ?),
+                   updated_at_s = ?, frames_done = 0, fps = 0, eta_s = NULL WHERE id = ?""",
+                (owner, now_s + lease_s, now_s, now_s, job_id),
+            )
+            return self._get(conn, job_id)
+
+    def renew(self, job_id: str, token: int, lease_s: float, now_s: float) -> bool:
+        with self._db.write() as conn:
+            self._fenced(conn, job_id, token)
+            conn.execute(
+                "UPDATE jobs SET lease_deadline_s = MAX(lease_deadline_s, ?), updated_at_s = ? WHERE id = ?",
+                (now_s + lease_s, now_s, job_id),
+            )
+            return bool(conn.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()[0])
+
+    def report_progress(self, job_id: str, token: int, progress: JobProgress, now_s: float) -> bool:
+        with self._db.write() as conn:
+            row = self._fenced(conn, job_id, token)
+            conn.execute(
+                """UPDATE jobs SET frames_done = ?, frames_total = ?, fps = ?, eta_s = ?, updated_at_s = ?
+                   WHERE id = ?""",
+                (progress.frames_done, progress.frames_total, progress.fps, progress.eta_s, now_s, job_id),
+            )
+            return bool(row["cancel_requested"])
+
+    def finish(
+        self,
+        job_id: str,
+        token: int,
+        status: JobStatus,
+        now_s: float,
+        *,
+        error: JobError | None = None,
+        outputs: dict[str, str] | None = None,
+    ) -> Job:
+        with self._db.write() as conn:
+            job = _job(self._fenced(conn, job_id, token))
+            if outputs is not None:
+                conn.execute("UPDATE jobs SET outputs = ? WHERE id = ?", (json.dumps(outputs), job_id))
+            return self._end(conn, job, status, now_s, error)
+
+    def release(self, job_id: str, token: int, now_s: float, *, count_attempt: bool) -> Job:
+        with self._db.write() as conn:
+            job = _job(self._fenced(conn, job_id, token))
+            check_transition(job.status, JobStatus.QUEUED)
+            conn.execute(
+                """UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_deadline_s = NULL,
+                   attempts = attempts - ?, updated_at_s = ? WHERE id = ?""",
+                (0 if count_attempt else 1, now_s, job_id),
+            )
+            return self._get(conn, job_id)
+
+    # -- control ---------------------------------------------------------------------------------------
+
+    def cancel(self, job_id: str, now_s: float) -> Job:
+        with self._db.write() as conn:
+            job = self._get(conn, job_id)
+            if job.status is JobStatus.QUEUED:
+                return self._end(conn, job, JobStatus.CANCELLED, now_s, JobError("cancelled", "cancelled by request"))
+            if job.status is JobStatus.RUNNING:
+                conn.execute(
+                    "UPDATE jobs SET cancel_requested = 1, updated_at_s = ? WHERE id = ?", (now_s, job_id)
+                )
+                return self._get(conn, job_id)
+            return job  # already terminal: cancelling is a no-op, the answer says how it ended
+
+    def reap(self, now_s: float) -> list[str]:
+        requeued: list[str] = []
+        with self._db.write() as conn:
+            for row in conn.execute(
+                "SELECT * FROM jobs WHERE status = 'queued' AND expires_at_s <= ?", (now_s,)
+            ).fetchall():
+                job = _job(row)
+                self._end(conn, job, JobStatus.EXPIRED, now_s, JobError("expired", _expired_message(job)))
+            for row in conn.execute(
+                "SELECT * FROM jobs WHERE status = 'running' AND lease_deadline_s <= ?", (now_s,)
+            ).fetchall():
+                job = _job(row)
+                if job.cancel_requested:
+                    self._end(conn, job, JobStatus.CANCELLED, now_s, JobError("cancelled", "cancelled by request"))
+                elif job.attempts >= job.max_attempts:
+                    self._end(conn, job, JobStatus.FAILED, now_s, _exhausted(job))
+                else:
+                    conn.execute(
+                        """UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_deadline_s = NULL,
+                           updated_at_s = ? WHERE id = ?""",
+                        (now_s, job.id),
+                    )
+                    requeued.append(job.id)
+        return requeued
+
+    def ping(self) -> None:
+        try:
+            self._db.conn().execute("SELECT 1").fetchone()
+        except sqlite3.Error as exc:
+            raise ServiceUnavailable(f"the job store does not answer: {exc}") from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- outbox (framequeue.notify.outbox.OutboxStore) ---------------------------------------------------
+
+    def due_events(self, now_s: float, limit: int) -> list[OutboxEvent]:
+        rows = self._db.conn().execute(
+            """SELECT * FROM outbox WHERE delivered_at_s IS NULL AND dead = 0 AND next_attempt_at_s <= ?
+               ORDER BY next_attempt_at_s LIMIT ?""",
+            (now_s, limit),
+        )
+        return [
+            OutboxEvent(
+                id=r["id"], job_id=r["job_id"], url=r["url"], secret=r["secret"], payload=bytes(r["payload"]),
+                attempts=r["attempts"], next_attempt_at_s=r["next_attempt_at_s"],
+            )
+            for r in rows
+        ]
+
+    def mark_delivered(self, event_id: str, now_s: float) -> None:
+        with self._db.write() as conn:
+            conn.execute(
+                "UPDATE outbox SET delivered_at_s = ?, attempts = attempts + 1 WHERE id = ?", (now_s, event_id)
+            )
+
+    def mark_retry(self, event_id: str, attempts: int, next_attempt_at_s: float, error: str) -> None:
+        with self._db.write() as conn:
+            conn.execute(
+                "UPDATE outbox SET attempts = ?, next_attempt_at_s = ?, last_error = ? WHERE id = ?",
+                (attempts, next_attempt_at_s, error[:500], event_id),
+            )
+
+    def mark_dead(self, event_id: str, attempts: int, error: str) -> None:
+        with self._db.write() as conn:
+            conn.execute(
+                "UPDATE outbox SET dead = 1, attempts = ?, last_error = ? WHERE id = ?",
+                (attempts, error[:500], event_id),
+            )
+
+    # -- internals -------------------------------------------------------------------------------------
+
+    def _get(self, conn: sqlite3.Connection, job_id: str) -> Job:
+        row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFound(f"no job {job_id}")
+        return _job(row)
+
+    def _fenced(self, conn: sqlite3.Connection, job_id: str, token: int) -> sqlite3.Row:
+        row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFound(f"no job {job_id}")
+        if row["status"] != JobStatus.RUNNING.value or row["lease_token"] != token:
+            raise LeaseLost(
+                f"job {job_id}: lease token {token} no longer holds "
+                f"(status {row['status']}, token {row['lease_token']})"
+            )
+        return row
+
+    def _end(
+        self, conn: sqlite3.Connection, job: Job, status: JobStatus, now_s: float, error: JobError | None
+    ) -> Job:
+        """Move to a terminal state and write its webhook event in the same transaction."""
+        check_transition(job.status, status)
+        assert status in TERMINAL
+        conn.execute(
+            """UPDATE jobs SET status = ?, finished_at_s = ?, updated_at_s = ?, lease_owner = NULL,
+               lease_deadline_s = NULL, error_code = ?, error_message = ?, eta_s = NULL WHERE id = ?""",
+            (
+                status.value, now_s, now_s, None if error is None else error.code,
+                None if error is None else error.message, job.id,
+            ),
+        )
+        ended = self._get(conn, job.id)
+        if ended.webhook_url and ended.webhook_secret:
+            conn.execute(
+                """INSERT OR IGNORE INTO outbox (id, job_id, url, secret, payload, next_attempt_at_s)
+                   VALUES (?, ?, ?, ?, ?, ?)""",
+                (f"evt_{job.id}_{status.value}", job.id, ended.webhook_url, ended.webhook_secret,
+                 self._render(ended), now_s),
+            )
+        return ended
+
+
+def _exhausted(job: Job) -> JobError:
+    return JobError(
+        "attempts_exhausted",
+        f"the job did not finish in {job.max_attempts} attempts (its worker died or lost its lease each time)",
+    )
+
+
+def _expired_message(job: Job) -> str:
+    return f"no worker started the job within its queue TTL of {job.ttl_s:.0f} s"
+
+
+def _job(row: sqlite3.Row) -> Job:
+    error = None if row["error_code"] is None else JobError(row["error_code"], row["error_message"] or "")
+    eta: Any = row["eta_s"]
+    return Job(
+        id=row["id"],
+        pipeline=row["pipeline"],
+        pipeline_version=row["pipeline_version"],
+        input_key=row["input_key"],
+        params=json.loads(row["params"]),
+        status=JobStatus(row["status"]),
+        created_at_s=row["created_at_s"],
+        updated_at_s=row["updated_at_s"],
+        expires_at_s=row["expires_at_s"],
+        timeout_s=row["timeout_s"],
+        max_attempts=row["max_attempts"],
+        attempts=row["attempts"],
+        started_at_s=row["started_at_s"],
+        finished_at_s=row["finished_at_s"],
+        lease_owner=row["lease_owner"],
+        lease_token=row["lease_token"],
+        lease_deadline_s=row["lease_deadline_s"],
+        cancel_requested=bool(row["cancel_requested"]),
+        progress=JobProgress(row["frames_done"], row["frames_total"], row["fps"], eta),
+        error=error,
+        outputs=json.loads(row["outputs"]),
+        webhook_url=row["webhook_url"],
+        webhook_secret=row["webhook_secret"],
+        attributes=json.loads(row["attributes"]),
+        idempotency_key=row["idempotency_key"],
+    )

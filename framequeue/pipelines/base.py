@@ -1,0 +1,71 @@
+"""The Pipeline protocol: what a worker's media child runs for one job.
+
+A pipeline is code, registered by name and versioned so a job is reproducible. The worker calls
+`validate` at submit time (through the service) and `run` inside the sandboxed media child.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from framequeue.models.repository import ModelRepository
+
+
+@dataclass(frozen=True)
+class Progress:
+    frames_done: int
+    #: None when the container does not say how many frames it holds
+    frames_total: int | None
+
+
+@dataclass(frozen=True)
+class MediaLimits:
+    """Caps checked before large allocations (hostile media)."""
+
+    max_pixels: int = 3840 * 2160
+    max_duration_s: float = 3 * 3600.0
+    max_frames: int = 1_000_000
+    max_streams: int = 16
+
+
+@dataclass(frozen=True)
+class RunContext:
+    input_path: Path
+    #: the pipeline writes its outputs here; RunResult.outputs names them
+    output_dir: Path
+    #: params as returned by Pipeline.validate
+    params: Mapping[str, Any]
+    models: ModelRepository
+    #: CPU threads this job may use in total (ONNX Runtime intra-op, decoder, encoder)
+    threads: int
+    on_progress: Callable[[Progress], None]
+    #: set by the worker to cancel; every stage watches it and the run raises JobCancelled
+    stop: threading.Event
+    limits: MediaLimits = field(default_factory=MediaLimits)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    #: output name -> file name inside RunContext.output_dir
+    outputs: dict[str, str]
+    frames_total: int
+    frames_inferred: int
+    #: stage timings and counters, seconds in names ending _s
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+class Pipeline(Protocol):
+    name: ClassVar[str]
+    version: ClassVar[str]
+
+    def validate(self, params: Mapping[str, Any], models: ModelRepository) -> dict[str, Any]:
+        """Return params with defaults filled in; raise InvalidParams or UnknownModel."""
+        ...
+
+    def run(self, ctx: RunContext) -> RunResult:
+        """Process ctx.input_path; raise MediaError subclasses for bad input, JobCancelled on stop."""
+        ...

@@ -1,0 +1,190 @@
+"""JobService: submit, read, list, cancel and reap jobs. Used by the HTTP API and the CLI alike; knows
+nothing of HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from framequeue.brokers.base import Broker
+from framequeue.config import Settings
+from framequeue.errors import (
+    FrameQueueError,
+    InputNotFound,
+    InvalidParams,
+    NotFound,
+    ServiceUnavailable,
+)
+from framequeue.jobs import Job, JobStatus, failure_key, job_record, output_prefix
+from framequeue.jobstore.base import JobStore
+from framequeue.models.repository import ModelRepository
+from framequeue.notify.ssrf import check_url
+from framequeue.pipelines.registry import get_pipeline
+from framequeue.storage.base import ObjectStore, check_key
+
+MAX_TTL_S = 7 * 24 * 3600.0
+MAX_ATTRIBUTES = 32
+_FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    pipeline: str
+    input_key: str
+    params: dict[str, Any] = field(default_factory=dict)
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    ttl_s: float | None = None
+    timeout_s: float | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+    idempotency_key: str | None = None
+
+    def fingerprint(self) -> str:
+        """Hash of everything that defines the job, to tell a retry from a different request."""
+        body = {
+            "pipeline": self.pipeline, "input_key": self.input_key, "params": self.params,
+            "webhook_url": self.webhook_url, "webhook_secret": self.webhook_secret, "ttl_s": self.ttl_s,
+            "timeout_s": self.timeout_s, "attributes": self.attributes,
+        }
+        return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Submitted:
+    record: dict[str, Any]
+    created: bool
+
+
+class JobService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: JobStore,
+        broker: Broker,
+        objects: ObjectStore,
+        models: ModelRepository,
+        *,
+        webhook_secret: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.broker = broker
+        self.objects = objects
+        self.models = models
+        self._webhook_secret = webhook_secret
+        self._clock = clock
+
+    # -- uploads ---------------------------------------------------------------------------------------
+
+    def upload_key(self, filename: str | None) -> str:
+        """A fresh server-built key for an upload; the client's file name is kept only as a hint."""
+        name = _FILENAME_UNSAFE.sub("_", (filename or "input").rsplit("/", 1)[-1]).strip("._") or "input"
+        return f"uploads/{uuid.uuid4().hex}/{name[:100]}"
+
+    def open_upload(self, key: str) -> AbstractContextManager[BinaryIO]:
+        return self.objects.open_write(check_key(key))
+
+    # -- jobs ------------------------------------------------------------------------------------------
+
+    def submit(self, req: SubmitRequest) -> Submitted:
+        pipeline = get_pipeline(req.pipeline)
+        params = pipeline.validate(req.params, self.models)
+        check_key(req.input_key)
+        if self.objects.size(req.input_key) is None:
+            raise InputNotFound(f"no object {req.input_key!r} in the store; upload it first (POST /v1/uploads)")
+        if req.webhook_url is not None:
+            check_url(req.webhook_url, allow_private=self.settings.webhook_allow_private)
+        ttl_s = _bounded("ttl_s", req.ttl_s, self.settings.queue_ttl_s, MAX_TTL_S)
+        timeout_s = _bounded("timeout_s", req.timeout_s, self.settings.max_runtime_s,
+                             self.settings.max_runtime_ceiling_s)
+        if len(req.attributes) > MAX_ATTRIBUTES:
+            raise InvalidParams(f"attributes: at most {MAX_ATTRIBUTES} entries")
+        now_s = self._clock()
+        job = Job(
+            id=uuid.uuid4().hex,
+            pipeline=pipeline.name,
+            pipeline_version=pipeline.version,
+            input_key=req.input_key,
+            params=params,
+            status=JobStatus.QUEUED,
+            created_at_s=now_s,
+            updated_at_s=now_s,
+            expires_at_s=now_s + ttl_s,
+            timeout_s=timeout_s,
+            max_attempts=self.settings.max_attempts,
+            webhook_url=req.webhook_url,
+            webhook_secret=(req.webhook_secret or self._webhook_secret) if req.webhook_url else None,
+            attributes=dict(req.attributes),
+            idempotency_key=req.idempotency_key,
+        )
+        stored, created = self.store.create(job, req.fingerprint() if req.idempotency_key else None)
+        if created:
+            try:
+                self.broker.publish(stored.id)
+            except FrameQueueError:
+                raise
+            except Exception as exc:  # a broker client error: the 202 must not be given
+                raise ServiceUnavailable(f"the queue did not accept the job: {type(exc).__name__}") from exc
+        return Submitted(self.record(stored), created)
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        return self.record(self.store.get(job_id))
+
+    def list(self, status: str | None = None, limit: int = 50, after: str | None = None) -> dict[str, Any]:
+        try:
+            wanted = None if status is None else JobStatus(status)
+        except ValueError:
+            choices = ", ".join(s.value for s in JobStatus)
+            raise InvalidParams(f"status must be one of {choices}") from None
+        if not 1 <= limit <= 500:
+            raise InvalidParams("limit must be between 1 and 500")
+        jobs = self.store.list(wanted, limit, after)
+        return {
+            "jobs": [self.record(j) for j in jobs],
+            "next_after": jobs[-1].id if len(jobs) == limit else None,
+        }
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        return self.record(self.store.cancel(job_id, self._clock()))
+
+    def output_key(self, job_id: str, name: str) -> str:
+        job = self.store.get(job_id)
+        key = job.outputs.get(name)
+        if key is None:
+            have = ", ".join(sorted(job.outputs)) or "none yet"
+            raise NotFound(f"job {job_id} has no output {name!r} (outputs: {have})")
+        return key
+
+    def reap(self) -> list[str]:
+        """Expire and requeue what needs it; publish the requeued ids. Returns them."""
+        requeued = self.store.reap(self._clock())
+        for job_id in requeued:
+            self.broker.publish(job_id)
+        return requeued
+
+    def ready(self) -> None:
+        self.store.ping()
+        self.broker.stats()
+
+    def record(self, job: Job) -> dict[str, Any]:
+        return job_record(
+            job,
+            output_location=self.objects.url(output_prefix(job.id)),
+            failure_location=self.objects.url(failure_key(job.id)),
+        )
+
+
+def _bounded(name: str, value: float | None, default: float, ceiling: float) -> float:
+    if value is None:
+        return default
+    if not 0 < value <= ceiling:
+        raise InvalidParams(f"{name} must be > 0 and at most {ceiling:.0f} seconds")
+    return float(value)

@@ -1,0 +1,90 @@
+"""Objects as files under one root folder. Contract: framequeue.storage.base.ObjectStore."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import unquote, urlsplit
+
+from framequeue.errors import InvalidKey, InvalidParams, NotFound
+from framequeue.storage.base import check_key
+
+
+class LocalObjectStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def from_url(cls, url: str) -> LocalObjectStore:
+        parts = urlsplit(url)
+        if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
+            raise InvalidParams(f"not a local store URL (file:///path): {url}")
+        return cls(Path(unquote(parts.path)))
+
+    def path(self, key: str) -> Path:
+        """The file behind a key; refuses anything that resolves outside the root (symlinks too)."""
+        check_key(key)
+        path = (self.root / key).resolve()
+        if path != self.root and self.root not in path.parents:
+            raise InvalidKey("object key escapes the store's root")
+        return path
+
+    @contextlib.contextmanager
+    def open_write(self, key: str) -> Iterator[BinaryIO]:
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                yield fh
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    @contextlib.contextmanager
+    def open_read(self, key: str) -> Iterator[BinaryIO]:
+        path = self.path(key)
+        try:
+            fh = open(path, "rb")  # noqa: SIM115 - closed by the context manager below
+        except (FileNotFoundError, IsADirectoryError) as exc:
+            raise NotFound(f"no object {key}") from exc
+        with fh:
+            yield fh
+
+    def put(self, key: str, data: bytes) -> None:
+        with self.open_write(key) as fh:
+            fh.write(data)
+
+    def get(self, key: str) -> bytes:
+        with self.open_read(key) as fh:
+            return fh.read()
+
+    def size(self, key: str) -> int | None:
+        path = self.path(key)
+        return path.stat().st_size if path.is_file() else None
+
+    def list(self, prefix: str) -> list[str]:
+        base = self.path(prefix) if prefix.strip("/") else self.root
+        if not base.is_dir():
+            return []
+        keys = []
+        for path in base.rglob("*"):
+            if path.is_file() and not path.name.startswith(".partial-"):
+                keys.append(path.relative_to(self.root).as_posix())
+        return sorted(keys)
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path(key).unlink()
+
+    def url(self, key: str) -> str:
+        return (self.root / key).as_uri() + ("/" if key.endswith("/") else "")

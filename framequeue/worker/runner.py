@@ -1,0 +1,291 @@
+"""The worker: receive a job id, claim the job with a lease, run its pipeline in a media child, commit.
+
+The supervising process holds the lease (heartbeat thread), writes progress, and enforces cancel, timeout
+and drain; the media child does the decode/infer/render work. Every write after the claim is fenced by
+the lease token, so a worker that lost its lease (paused, partitioned) can neither report nor commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import multiprocessing as mp
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from framequeue.brokers.base import Message
+from framequeue.errors import FrameQueueError, LeaseLost, NotFound
+from framequeue.jobs import Job, JobError, JobProgress, JobStatus, attempt_output_key, failure_key, output_prefix
+from framequeue.lease import eta_s
+from framequeue.pipelines.base import MediaLimits, RunResult
+from framequeue.runtime import Runtime
+from framequeue.worker.sandbox import PRELOAD, ChildSpec, child_main
+
+log = logging.getLogger("framequeue.worker")
+
+#: how often the supervisor looks at the child, and writes progress to the job store
+POLL_S = 0.2
+PROGRESS_EVERY_S = 1.0
+#: how long a stopped child gets to exit by itself before it is killed
+CHILD_STOP_GRACE_S = 3.0
+COPY_CHUNK_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one delivery, for logs and tests."""
+
+    job_id: str
+    status: str
+    detail: str = ""
+
+
+class Heartbeat:
+    """Renews the lease and the message's visibility every heartbeat_s, in its own thread, so that no
+    work in the supervisor can starve it. Sets `lost` when the lease no longer holds."""
+
+    def __init__(self, rt: Runtime, job: Job, message: Message, clock: Callable[[], float]) -> None:
+        self._rt, self._job, self._message, self._clock = rt, job, message, clock
+        self.lost = threading.Event()
+        self.cancel_requested = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job.id[:8]}", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        s = self._rt.settings
+        while not self._stop.wait(s.heartbeat_s):
+            try:
+                if self._rt.store.renew(self._job.id, self._job.lease_token, s.lease_s, self._clock()):
+                    self.cancel_requested.set()
+                self._rt.broker.extend(self._message, s.lease_s)
+            except LeaseLost:
+                log.warning("job %s: lease lost (heartbeat)", self._job.id)
+                self.lost.set()
+                return
+            except Exception:  # a store or broker hiccup: try again next beat, the lease has slack
+                log.exception("job %s: heartbeat failed", self._job.id)
+
+
+class Worker:
+    def __init__(self, rt: Runtime, *, owner: str | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.rt = rt
+        self.settings = rt.settings
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self.draining = threading.Event()
+        self._clock = clock
+        self._mp = mp.get_context("forkserver")
+        self._mp.set_forkserver_preload(PRELOAD)
+        self._next_reap = 0.0
+
+    def run(self) -> None:
+        """Take jobs until drain() is called; the job in hand is finished or handed back first."""
+        log.info("worker %s started (threads per job: %d)", self.owner, self.settings.worker_threads)
+        while not self.draining.is_set():
+            self.reap_if_due()
+            message = self.rt.broker.receive(visibility_s=self.settings.lease_s, wait_s=1.0)
+            if message is not None:
+                self.handle(message)
+        log.info("worker %s stopped", self.owner)
+
+    def drain(self) -> None:
+        self.draining.set()
+
+    def reap_if_due(self) -> None:
+        now = time.monotonic()
+        if now < self._next_reap:
+            return
+        self._next_reap = now + self.settings.reap_interval_s
+        try:
+            requeued = self.rt.service.reap()
+        except Exception:
+            log.exception("reaper failed")
+            return
+        if requeued:
+            log.info("reaper returned %d job(s) with expired leases to the queue", len(requeued))
+
+    def handle(self, message: Message) -> Outcome:
+        job = self.rt.store.claim(message.job_id, self.owner, self.settings.lease_s, self._clock())
+        if job is None:
+            # ended, cancelled, or leased by another worker: the job row says so, the message is spent
+            self.rt.broker.ack(message)
+            return Outcome(message.job_id, "skipped")
+        log.info("job %s: claimed (attempt %d/%d, token %d)", job.id, job.attempts, job.max_attempts, job.lease_token)
+        scratch = Path(self.settings.scratch_dir) / f"{job.id}-{job.lease_token}"
+        try:
+            outcome = self._run(job, message, scratch)
+        except LeaseLost as exc:
+            log.warning("job %s: %s; this attempt's results are dropped", job.id, exc)
+            self._drop_attempt_outputs(job)
+            outcome = Outcome(job.id, "lease_lost", str(exc))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        with contextlib.suppress(Exception):
+            self.rt.broker.ack(message)
+        log.info("job %s: %s %s", job.id, outcome.status, outcome.detail)
+        return outcome
+
+    # -- one attempt -----------------------------------------------------------------------------------
+
+    def _run(self, job: Job, message: Message, scratch: Path) -> Outcome:
+        out_dir = scratch / "out"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with Heartbeat(self.rt, job, message, self._clock) as beat:
+            try:
+                input_path = self._fetch(job, scratch)
+            except NotFound:
+                return self._fail(job, JobError("input_not_found", f"the input {job.input_key} is gone from the store"))
+            spec = ChildSpec(
+                pipeline=job.pipeline, params=job.params, input_path=input_path, output_dir=out_dir,
+                model_repo=Path(self.settings.model_repo), threads=self.settings.worker_threads,
+                limits=MediaLimits(),
+            )
+            reply = self._supervise(job, spec, beat)
+        return self._conclude(job, reply)
+
+    def _fetch(self, job: Job, scratch: Path) -> Path:
+        suffix = Path(job.input_key).suffix[:10] if "." in job.input_key.rsplit("/", 1)[-1] else ""
+        path = scratch / f"input{suffix}"
+        with self.rt.objects.open_read(job.input_key) as src, open(path, "wb") as dst:
+            shutil.copyfileobj(src, dst, COPY_CHUNK_BYTES)
+        return path
+
+    def _supervise(self, job: Job, spec: ChildSpec, beat: Heartbeat) -> tuple[Any, ...]:
+        """Run the child to its end; returns its final message, or a synthetic one for what stopped it."""
+        parent_conn, child_conn = self._mp.Pipe(duplex=False)
+        stop = self._mp.Event()
+        child = self._mp.Process(target=child_main, args=(spec, child_conn, stop), name=f"media-{job.id[:8]}")
+        started = time.monotonic()
+        child.start()
+        child_conn.close()
+        progress = JobProgress()
+        next_report = started
+        drain_deadline: float | None = None
+        try:
+            while True:
+                reply = _poll(parent_conn, POLL_S)
+                if reply is not None and reply[0] == "progress":
+                    elapsed = max(1e-6, time.monotonic() - started)
+                    fps = reply[1] / elapsed
+                    progress = JobProgress(reply[1], reply[2], fps, eta_s(reply[1], reply[2], fps))
+                elif reply is not None:
+                    return reply
+                elif not child.is_alive():
+                    reply = _poll(parent_conn, 0)  # the last message may have raced the exit
+                    if reply is not None and reply[0] != "progress":
+                        return reply
+                    return ("error", "worker_crashed", f"the media process died (exit code {child.exitcode})", True)
+                now = time.monotonic()
+                if beat.lost.is_set():
+                    raise LeaseLost(f"job {job.id}: lease expired while running")
+                if now >= next_report:
+                    next_report = now + PROGRESS_EVERY_S
+                    if self.rt.store.report_progress(job.id, job.lease_token, progress, self._clock()):
+                        beat.cancel_requested.set()
+                if beat.cancel_requested.is_set():
+                    return ("cancel",)
+                if now - started > job.timeout_s:
+                    return ("error", "timeout", f"the job ran longer than its timeout_s of {job.timeout_s:.0f} s", False)
+                if self.draining.is_set():
+                    drain_deadline = drain_deadline or now + self.settings.drain_s
+                    if now >= drain_deadline:
+                        return ("handback",)
+        finally:
+            _stop_child(child, stop)
+            parent_conn.close()
+
+    def _conclude(self, job: Job, reply: tuple[Any, ...]) -> Outcome:
+        kind = reply[0]
+        now_s = self._clock
+        if kind == "done":
+            return self._commit(job, reply[1])
+        if kind == "cancel":
+            self.rt.store.finish(job.id, job.lease_token, JobStatus.CANCELLED, now_s(),
+                                 error=JobError("cancelled", "cancelled by request"))
+            return Outcome(job.id, "cancelled")
+        if kind == "handback":
+            self.rt.store.release(job.id, job.lease_token, now_s(), count_attempt=False)
+            self.rt.broker.publish(job.id)
+            return Outcome(job.id, "handed_back", "worker draining")
+        _, code, message, retryable = reply
+        error = JobError(code, message)
+        if retryable and job.attempts < job.max_attempts:
+            self.rt.store.release(job.id, job.lease_token, now_s(), count_attempt=True)
+            self.rt.broker.publish(job.id)
+            return Outcome(job.id, "retry", f"{code}: {message}")
+        if retryable:
+            error = JobError("attempts_exhausted", f"failed in all {job.max_attempts} attempts; last: {code}: {message}")
+        return self._fail(job, error)
+
+    def _commit(self, job: Job, result: RunResult) -> Outcome:
+        out_dir = Path(self.settings.scratch_dir) / f"{job.id}-{job.lease_token}" / "out"
+        # fail fast before uploading if the lease is already gone
+        self.rt.store.renew(job.id, job.lease_token, self.settings.lease_s, self._clock())
+        outputs: dict[str, str] = {}
+        for name, filename in result.outputs.items():
+            key = attempt_output_key(job.id, job.lease_token, filename)
+            with open(out_dir / filename, "rb") as src, self.rt.objects.open_write(key) as dst:
+                shutil.copyfileobj(src, dst, COPY_CHUNK_BYTES)
+            outputs[name] = key
+        final = JobProgress(result.frames_total, result.frames_total, job.progress.fps, 0.0)
+        self.rt.store.report_progress(job.id, job.lease_token, final, self._clock())
+        self.rt.store.finish(job.id, job.lease_token, JobStatus.SUCCEEDED, self._clock(), outputs=outputs)
+        self._drop_stale_outputs(job, keep=set(outputs.values()))
+        detail = f"{result.frames_total} frames, {result.stats.get('wall_s', 0.0):.1f} s"
+        return Outcome(job.id, "succeeded", detail)
+
+    def _fail(self, job: Job, error: JobError) -> Outcome:
+        body = {"job_id": job.id, "attempt": job.attempts, "error": {"code": error.code, "message": error.message}}
+        self.rt.store.renew(job.id, job.lease_token, self.settings.lease_s, self._clock())
+        self.rt.objects.put(failure_key(job.id), json.dumps(body, indent=2).encode())
+        self.rt.store.finish(job.id, job.lease_token, JobStatus.FAILED, self._clock(), error=error)
+        return Outcome(job.id, "failed", f"{error.code}: {error.message}")
+
+    def _drop_attempt_outputs(self, job: Job) -> None:
+        prefix = f"{output_prefix(job.id)}attempt-{job.lease_token}/"
+        for key in self.rt.objects.list(prefix):
+            self.rt.objects.delete(key)
+
+    def _drop_stale_outputs(self, job: Job, keep: set[str]) -> None:
+        """Outputs of earlier attempts (a worker that died after uploading) are not the job's results."""
+        for key in self.rt.objects.list(output_prefix(job.id)):
+            if key not in keep:
+                self.rt.objects.delete(key)
+
+
+def _poll(conn: Connection, timeout_s: float) -> tuple[Any, ...] | None:
+    try:
+        if conn.poll(timeout_s):
+            msg: tuple[Any, ...] = conn.recv()
+            return msg
+    except (EOFError, OSError):
+        return None
+    return None
+
+
+def _stop_child(child: Any, stop: Any) -> None:
+    if child.is_alive():
+        stop.set()
+        child.join(CHILD_STOP_GRACE_S)
+    if child.is_alive():
+        child.kill()
+        child.join()
+
+
+__all__ = ["FrameQueueError", "Outcome", "Worker"]
