@@ -138,7 +138,7 @@ class JobService:
     def get(self, job_id: str) -> dict[str, Any]:
         return self.record(self.store.get(job_id))
 
-    def list(self, status: str | None = None, limit: int = 50, after: str | None = None) -> dict[str, Any]:
+    def list_jobs(self, status: str | None = None, limit: int = 50, after: str | None = None) -> dict[str, Any]:
         try:
             wanted = None if status is None else JobStatus(status)
         except ValueError:
@@ -146,7 +146,7 @@ class JobService:
             raise InvalidParams(f"status must be one of {choices}") from None
         if not 1 <= limit <= 500:
             raise InvalidParams("limit must be between 1 and 500")
-        jobs = self.store.list(wanted, limit, after)
+        jobs = self.store.list_jobs(wanted, limit, after)
         return {
             "jobs": [self.record(j) for j in jobs],
             "next_after": jobs[-1].id if len(jobs) == limit else None,

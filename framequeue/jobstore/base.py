@@ -27,7 +27,7 @@ class JobStore(OutboxStore, Protocol):
         """The job, or JobNotFound."""
         ...
 
-    def list(self, status: JobStatus | None = None, limit: int = 50, after: str | None = None) -> list[Job]:
+    def list_jobs(self, status: JobStatus | None = None, limit: int = 50, after: str | None = None) -> list[Job]:
         """Newest first; `after` is the id of the last job of the previous page."""
         ...
 

@@ -112,7 +112,7 @@ class SQLiteJobStore:
     def get(self, job_id: str) -> Job:
         return self._get(self._db.conn(), job_id)
 
-    def list(self, status: JobStatus | None = None, limit: int = 50, after: str | None = None) -> list[Job]:
+    def list_jobs(self, status: JobStatus | None = None, limit: int = 50, after: str | None = None) -> list[Job]:
         conn = self._db.conn()
         clauses, args = [], []
         if status is not None:
@@ -300,7 +300,8 @@ class SQLiteJobStore:
                 f"job {job_id}: lease token {token} no longer holds "
                 f"(status {row['status']}, token {row['lease_token']})"
             )
-        return row
+        fenced: sqlite3.Row = row
+        return fenced
 
     def _end(
         self, conn: sqlite3.Connection, job: Job, status: JobStatus, now_s: float, error: JobError | None

@@ -201,7 +201,8 @@ class Worker:
                 if beat.cancel_requested.is_set():
                     return ("cancel",)
                 if now - started > job.timeout_s:
-                    return ("error", "timeout", f"the job ran longer than its timeout_s of {job.timeout_s:.0f} s", False)
+                    limit = f"the job ran longer than its timeout_s of {job.timeout_s:.0f} s"
+                    return ("error", "timeout", limit, False)
                 if self.draining.is_set():
                     drain_deadline = drain_deadline or now + self.settings.drain_s
                     if now >= drain_deadline:
@@ -230,7 +231,8 @@ class Worker:
             self.rt.broker.publish(job.id)
             return Outcome(job.id, "retry", f"{code}: {message}")
         if retryable:
-            error = JobError("attempts_exhausted", f"failed in all {job.max_attempts} attempts; last: {code}: {message}")
+            last = f"failed in all {job.max_attempts} attempts; last: {code}: {message}"
+            error = JobError("attempts_exhausted", last)
         return self._fail(job, error)
 
     def _commit(self, job: Job, result: RunResult) -> Outcome:

@@ -29,10 +29,10 @@ def test_create_get_and_list(store: JobStore) -> None:
     for i in range(3):
         store.create(new_job(f"job-{i}"))
     assert store.get("job-1").params == {"sample_fps": 5}
-    assert [j.id for j in store.list()] == ["job-2", "job-1", "job-0"]
-    assert [j.id for j in store.list(limit=2)] == ["job-2", "job-1"]
-    assert [j.id for j in store.list(limit=2, after="job-1")] == ["job-0"]
-    assert store.list(status=JobStatus.RUNNING) == []
+    assert [j.id for j in store.list_jobs()] == ["job-2", "job-1", "job-0"]
+    assert [j.id for j in store.list_jobs(limit=2)] == ["job-2", "job-1"]
+    assert [j.id for j in store.list_jobs(limit=2, after="job-1")] == ["job-0"]
+    assert store.list_jobs(status=JobStatus.RUNNING) == []
     with pytest.raises(JobNotFound):
         store.get("nope")
 
@@ -43,7 +43,7 @@ def test_idempotency_same_body_same_job_other_body_conflict(store: JobStore) -> 
     assert created and not created_again and again.id == first.id == "a"
     with pytest.raises(IdempotencyConflict):
         store.create(new_job("c", idempotency_key="k1"), "hash-2")
-    assert [j.id for j in store.list()] == ["a"]
+    assert [j.id for j in store.list_jobs()] == ["a"]
 
 
 def test_concurrent_submits_with_one_key_make_one_job(store: JobStore) -> None:
@@ -60,7 +60,7 @@ def test_concurrent_submits_with_one_key_make_one_job(store: JobStore) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert len(set(ids)) == 1 and len(store.list()) == 1
+    assert len(set(ids)) == 1 and len(store.list_jobs()) == 1
 
 
 def test_claim_counts_attempts_and_issues_a_new_token(store: JobStore) -> None:

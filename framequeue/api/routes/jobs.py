@@ -75,7 +75,7 @@ async def list_jobs(
     limit: int = Query(default=50),
     after: str | None = Query(default=None),
 ) -> dict[str, Any]:
-    return await run_in_threadpool(service_of(request).list, status, limit, after)
+    return await run_in_threadpool(service_of(request).list_jobs, status, limit, after)
 
 
 @router.get("/{job_id}")

@@ -1,0 +1,98 @@
+"""framequeue as real processes for acceptance and fault tests: `up`, `api` and `worker` started with
+their own FQ_HOME, on a free port, logs in files, stopped (process groups) at the end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from framequeue.client import Client
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Deployment:
+    def __init__(self, root: Path, **settings: Any) -> None:
+        self.root = root
+        self.home = root / "home"
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("FQ_")}
+        self.env.update({"FQ_HOME": str(self.home), "FQ_PORT": str(self.port), "FQ_WEBHOOK_ALLOW_PRIVATE": "1",
+                         "PYTHONUNBUFFERED": "1"})
+        self.env.update({f"FQ_{k.upper()}": str(v) for k, v in settings.items()})
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.client = Client(self.base_url, timeout_s=30)
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "framequeue", *args], env=self.env, capture_output=True,
+                              text=True, check=check, timeout=120)
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process for its life
+        proc = subprocess.Popen([sys.executable, "-m", "framequeue", *args], env=self.env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    def log(self, name: str) -> str:
+        return (self.root / f"{name}.log").read_text(errors="replace")
+
+    def wait_ready(self, timeout_s: float = 60) -> None:
+        self.client.wait_ready(timeout_s)
+
+    def register_yolox(self, model_dir: Path) -> None:
+        self.cli("models", "add", "yolox_nano", str(model_dir / "yolox_nano.onnx"), "--format", "yolox",
+                 "--classes", str(model_dir / "coco_classes.txt"))
+
+    def signal(self, name: str, sig: int, group: bool = False) -> None:
+        proc = self.procs[name]
+        if group:
+            os.killpg(proc.pid, sig)
+        else:
+            os.kill(proc.pid, sig)
+
+    def submit_file(self, path: Path, params: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+        key = self.client.upload(path)["key"]
+        return self.client.submit({"pipeline": "detect", "input": {"key": key}, "params": params or {}, **extra})
+
+    def wait_for(self, job_id: str, pred: Any, timeout_s: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            record = self.client.job(job_id)
+            if pred(record):
+                return record
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting on job {job_id}: {record}")
+            time.sleep(0.2)
+
+    def wait_done(self, job_id: str, timeout_s: float = 180) -> dict[str, Any]:
+        return self.wait_for(job_id, lambda r: r["status"] in {"succeeded", "failed", "cancelled", "expired"},
+                             timeout_s)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGCONT)
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    continue
+        for proc in self.procs.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.client.close()
