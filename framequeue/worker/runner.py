@@ -169,8 +169,7 @@ class Worker:
     def _supervise(self, job: Job, spec: ChildSpec, beat: Heartbeat) -> tuple[Any, ...]:
         """Run the child to its end; returns its final message, or a synthetic one for what stopped it."""
         parent_conn, child_conn = self._mp.Pipe(duplex=False)
-        stop = self._mp.Event()
-        child = self._mp.Process(target=child_main, args=(spec, child_conn, stop), name=f"media-{job.id[:8]}")
+        child = self._mp.Process(target=child_main, args=(spec, child_conn), name=f"media-{job.id[:8]}")
         started = time.monotonic()
         child.start()
         child_conn.close()
@@ -208,7 +207,7 @@ class Worker:
                     if now >= drain_deadline:
                         return ("handback",)
         finally:
-            _stop_child(child, stop)
+            _stop_child(child)
             parent_conn.close()
 
     def _conclude(self, job: Job, reply: tuple[Any, ...]) -> Outcome:
@@ -281,9 +280,10 @@ def _poll(conn: Connection, timeout_s: float) -> tuple[Any, ...] | None:
     return None
 
 
-def _stop_child(child: Any, stop: Any) -> None:
+def _stop_child(child: Any) -> None:
+    """SIGTERM asks the pipeline to stop at its next frame; SIGKILL if it does not within the grace."""
     if child.is_alive():
-        stop.set()
+        child.terminate()
         child.join(CHILD_STOP_GRACE_S)
     if child.is_alive():
         child.kill()

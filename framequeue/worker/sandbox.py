@@ -13,7 +13,6 @@ import signal
 import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 from typing import Any
 
@@ -37,22 +36,18 @@ class ChildSpec:
     limits: MediaLimits
 
 
-def child_main(spec: ChildSpec, conn: Connection, stop_mp: MpEvent) -> None:
-    # the parent decides when the child stops (cancel, timeout, drain); a Ctrl-C reaches the parent only
+def child_main(spec: ChildSpec, conn: Connection) -> None:
+    """The parent asks the child to stop (cancel, timeout, drain) with SIGTERM; a Ctrl-C reaches the parent
+    only. (A multiprocessing.Event would do, but setting one whose waiter has died blocks forever.)"""
+    stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     send_lock = threading.Lock()
 
     def send(msg: tuple[Any, ...]) -> None:
         with send_lock:
             conn.send(msg)
 
-    stop = threading.Event()
-
-    def watch_stop() -> None:
-        stop_mp.wait()
-        stop.set()
-
-    threading.Thread(target=watch_stop, name="stop-watch", daemon=True).start()
     try:
         pipeline = get_pipeline(spec.pipeline)
         ctx = RunContext(
