@@ -40,9 +40,9 @@ class Deployment:
                               text=True, check=check, timeout=120)
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process for its life
-        proc = subprocess.Popen([sys.executable, "-m", "framequeue", *args], env=self.env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        with open(self.root / f"{name}.log", "ab") as log:  # the child keeps its own copy of the descriptor
+            proc = subprocess.Popen([sys.executable, "-m", "framequeue", *args], env=self.env, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
         self.procs[name] = proc
         return proc
 

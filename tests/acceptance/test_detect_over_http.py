@@ -135,3 +135,4 @@ def test_submit_is_validated(deployment: Deployment, small_clip: Path) -> None:
     assert "colour" in cases[2][0].json()["detail"]
     assert http.get("/healthz").json() == {"status": "ok"}
     assert http.get("/readyz").status_code == 200
+    http.close()
