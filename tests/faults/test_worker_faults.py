@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -86,3 +87,45 @@ def test_sigterm_hands_back_the_job_and_it_is_not_lost(split: Deployment, dashca
     assert record["status"] == "succeeded"
     detections = json.loads((split.home / "objects" / record["outputs"]["detections"]).read_text())
     assert len(detections["frames"]) == 221
+
+
+def media_children(worker_pid: int) -> list[int]:
+    """Pids of the media processes a worker's fork server started (children of the fork server)."""
+    procs: dict[int, tuple[int, str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        procs[int(entry.name)] = (ppid, cmdline)
+    servers = {pid for pid, (ppid, cmd) in procs.items() if ppid == worker_pid and "forkserver" in cmd}
+    return [pid for pid, (ppid, _) in procs.items() if ppid in servers]
+
+
+def test_a_job_that_crashes_its_media_process_every_time_fails_after_max_attempts(
+    split: Deployment, dashcam_video: Path, tmp_path: Path
+) -> None:
+    from tests.mediagen import make_video
+
+    worker = split.start("w1", "worker")
+    job = split.submit_file(dashcam_video)
+    killed: set[int] = set()
+    deadline = time.monotonic() + 90
+    while split.client.job(job["id"])["status"] in {"queued", "running"} and time.monotonic() < deadline:
+        for pid in media_children(worker.pid):
+            if pid not in killed:
+                killed.add(pid)
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+    record = split.client.job(job["id"])
+    assert record["status"] == "failed", record
+    assert record["attempts"] == 3 and len(killed) == 3
+    assert record["error"]["code"] == "attempts_exhausted"
+    assert "worker_crashed" in record["error"]["message"]
+    assert worker.poll() is None  # the worker survived all three crashes
+    good = split.wait_done(split.submit_file(make_video(tmp_path / "ok.mp4", frames=10))["id"], timeout_s=60)
+    assert good["status"] == "succeeded"
