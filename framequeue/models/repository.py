@@ -1,0 +1,201 @@
+"""Versioned model repository on a filesystem: <root>/<name>/<version>/{model.onnx,config.yaml}.
+
+A version folder is staged under a hidden name and renamed into place, so readers see either a
+complete version or none, and two concurrent `add`s of one name get different versions. Weights are
+only ever copied from a local file; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import re
+import shutil
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+from framequeue.errors import InvalidParams, UnknownModel
+from framequeue.models.base import CONFIG_FILE, MODEL_FILE, ModelVersion
+
+__all__ = ["NAME_PATTERN", "ModelRepository", "ModelVersion"]
+
+#: model names: lower-case, safe as a folder name and in a URL
+NAME_PATTERN: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+#: attempts to claim a version number when other adds race for the same name
+_CLAIM_ATTEMPTS: Final = 100
+
+
+class ModelRepository:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def add(
+        self,
+        name: str,
+        source_path: Path,
+        format: str,
+        classes_path: Path,
+        input_size_hw: tuple[int, int] | None = None,
+    ) -> ModelVersion:
+        """Copy an ONNX model in as the next version of `name`; InvalidParams says what to fix."""
+        # imported here: the API process validates params through this class without loading ONNX Runtime
+        from framequeue.models.formats import get_format
+        from framequeue.models.onnx import batch_matches, create_session, make_batch_dynamic
+
+        if not NAME_PATTERN.fullmatch(name):
+            raise InvalidParams(
+                f"name: {name!r} must match {NAME_PATTERN.pattern} (lower case, digits, _ and -)"
+            )
+        factory = get_format(format)
+        source_path, classes_path = Path(source_path), Path(classes_path)
+        if not source_path.is_file():
+            raise InvalidParams(f"source_path: {source_path} is not a file")
+        classes = _read_classes(classes_path)
+        data = source_path.read_bytes()
+        try:
+            session = create_session(data, threads=1)
+        except Exception as exc:  # onnxruntime raises its own pybind types for every kind of bad file
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InvalidParams(
+                f"source_path: {source_path.name} is not an ONNX model that ONNX Runtime "
+                f"can load ({first[:300]})"
+            ) from exc
+        image_input = session.get_inputs()[0]
+        shape = image_input.shape
+        if len(shape) != 4:
+            raise InvalidParams(
+                f"source_path: the model's first input {image_input.name!r} has shape {shape}; "
+                f"an NCHW image input is required"
+            )
+        size_hw = _input_size(shape, input_size_hw)
+        factory(size_hw, len(classes)).check_outputs([o.shape for o in session.get_outputs()])
+
+        channels = shape[1] if isinstance(shape[1], int) else 3
+        candidate = data if not isinstance(shape[0], int) else make_batch_dynamic(data)
+        batch_native = False
+        if candidate is not None:
+            try:
+                batched = create_session(candidate, threads=1, log_severity=3)
+                batch_native = batch_matches(session, batched, image_input.name, (channels, *size_hw))
+            except Exception:  # a rewritten graph ONNX Runtime refuses: keep the original
+                batch_native = False
+        stored = candidate if batch_native and candidate is not None else data
+
+        config: dict[str, Any] = {
+            "format": format,
+            "input_name": image_input.name,
+            "input_size_hw": list(size_hw),
+            "batch_native": batch_native,
+            "classes": classes,
+            "sha256": hashlib.sha256(stored).hexdigest(),
+            "source_sha256": hashlib.sha256(data).hexdigest(),
+            "source_name": source_path.name,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        return self._publish(name, stored, config)
+
+    def get(self, name: str, version: int | None = None) -> ModelVersion:
+        """A stored version (the latest when `version` is None); UnknownModel when missing."""
+        versions = self._versions(name) if NAME_PATTERN.fullmatch(name) else []
+        if not versions:
+            known = ", ".join(sorted({v.name for v in self.list()})) or "none"
+            raise UnknownModel(f"no model named {name!r}; models: {known}")
+        if version is None:
+            return self._load(name, versions[-1])
+        if version not in versions:
+            raise UnknownModel(
+                f"model {name!r} has no version {version}; versions: {', '.join(map(str, versions))}"
+            )
+        return self._load(name, version)
+
+    def list(self) -> list[ModelVersion]:
+        """Every stored version, by name then version."""
+        if not self.root.is_dir():
+            return []
+        names = sorted(p.name for p in self.root.iterdir() if p.is_dir() and NAME_PATTERN.fullmatch(p.name))
+        return [self._load(n, v) for n in names for v in self._versions(n)]
+
+    def _versions(self, name: str) -> builtins.list[int]:
+        folder = self.root / name
+        if not folder.is_dir():
+            return []
+        return sorted(
+            int(p.name) for p in folder.iterdir() if p.name.isdigit() and (p / CONFIG_FILE).is_file()
+        )
+
+    def _load(self, name: str, version: int) -> ModelVersion:
+        path = self.root / name / str(version)
+        config = yaml.safe_load((path / CONFIG_FILE).read_text(encoding="utf-8"))
+        height, width = config["input_size_hw"]
+        return ModelVersion(
+            name=name,
+            version=version,
+            path=path,
+            format=config["format"],
+            input_name=config["input_name"],
+            input_size_hw=(int(height), int(width)),
+            classes=tuple(config["classes"]),
+            batch_native=bool(config["batch_native"]),
+            sha256=config["sha256"],
+            source_sha256=config["source_sha256"],
+            created_at=str(config["created_at"]),
+        )
+
+    def _publish(self, name: str, model: bytes, config: dict[str, Any]) -> ModelVersion:
+        folder = self.root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = folder / f".staging-{uuid.uuid4().hex}"
+        staging.mkdir()
+        try:
+            (staging / MODEL_FILE).write_bytes(model)
+            (staging / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+            for _ in range(_CLAIM_ATTEMPTS):
+                version = max(self._all_version_dirs(folder), default=0) + 1
+                try:
+                    # rename onto an existing non-empty folder fails, so a version is claimed once
+                    staging.rename(folder / str(version))
+                except OSError:
+                    continue
+                return self._load(name, version)
+            raise RuntimeError(f"could not claim a version number for {name!r}")
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+
+    @staticmethod
+    def _all_version_dirs(folder: Path) -> builtins.list[int]:
+        return [int(p.name) for p in folder.iterdir() if p.name.isdigit()]
+
+
+def _read_classes(path: Path) -> list[str]:
+    if not path.is_file():
+        raise InvalidParams(f"classes_path: {path} is not a file")
+    classes = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not classes:
+        raise InvalidParams(f"classes_path: {path.name} lists no class (one name a line)")
+    duplicates = sorted({c for c in classes if classes.count(c) > 1})
+    if duplicates:
+        raise InvalidParams(
+            f"classes_path: {path.name} repeats {', '.join(duplicates)}; names must be unique"
+        )
+    return classes
+
+
+def _input_size(shape: list[Any], given_hw: tuple[int, int] | None) -> tuple[int, int]:
+    static = isinstance(shape[2], int) and isinstance(shape[3], int)
+    if given_hw is None:
+        if not static:
+            raise InvalidParams(
+                f"input_size_hw: the model's input {shape} has a dynamic size; pass input_size_hw"
+            )
+        return (int(shape[2]), int(shape[3]))
+    size_hw = (int(given_hw[0]), int(given_hw[1]))
+    if min(size_hw) <= 0:
+        raise InvalidParams(f"input_size_hw: {given_hw} must be positive")
+    if static and size_hw != (shape[2], shape[3]):
+        raise InvalidParams(f"input_size_hw: {given_hw} differs from the model's fixed input {shape[2:]}")
+    return size_hw
