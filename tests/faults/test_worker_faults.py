@@ -129,3 +129,15 @@ def test_a_job_that_crashes_its_media_process_every_time_fails_after_max_attempt
     assert worker.poll() is None  # the worker survived all three crashes
     good = split.wait_done(split.submit_file(make_video(tmp_path / "ok.mp4", frames=10))["id"], timeout_s=60)
     assert good["status"] == "succeeded"
+
+
+def test_a_job_nobody_starts_within_its_ttl_ends_expired(split: Deployment, tmp_path: Path) -> None:
+    from tests.mediagen import make_video
+
+    job = split.submit_file(make_video(tmp_path / "late.mp4", frames=5), ttl_s=1)
+    record = split.wait_done(job["id"], timeout_s=15)  # no worker runs; the API's reaper ends it
+    assert record["status"] == "expired" and record["error"]["code"] == "expired"
+    assert record["attempts"] == 0 and record["started_at"] is None
+    split.start("w1", "worker")
+    time.sleep(2)  # a worker that receives the stale message must not run it
+    assert split.client.job(job["id"])["status"] == "expired"
