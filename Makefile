@@ -18,7 +18,7 @@ demo: setup
 	$(BIN)/framequeue demo
 
 lint: setup
-	$(BIN)/ruff check framequeue tests bench
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 test: lint
