@@ -10,6 +10,8 @@ from typing import Any
 
 #: setting name -> environment variable; the CLI names these in --help
 ENV_PREFIX = "FQ_"
+#: other names accepted for a setting (the deployment docs' names); FQ_* wins when both are set
+ENV_ALIASES = {"database_url": "FRAMEQUEUE_DB_URL", "broker_url": "FRAMEQUEUE_QUEUE_URL"}
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class Settings:
         source = os.environ if env is None else env
         values: dict[str, Any] = {}
         for f in fields(cls):
-            raw = source.get(ENV_PREFIX + f.name.upper())
+            raw = source.get(ENV_PREFIX + f.name.upper()) or source.get(ENV_ALIASES.get(f.name, ""))
             if raw is not None and raw != "":
                 values[f.name] = _parse(f.type, raw, f.name)
         values.update({k: v for k, v in overrides.items() if v is not None})

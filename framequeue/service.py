@@ -31,6 +31,8 @@ from framequeue.storage.base import ObjectStore, check_key
 
 MAX_TTL_S = 7 * 24 * 3600.0
 MAX_ATTRIBUTES = 32
+#: dead-lettered messages handled per reaper pass
+DEAD_LETTER_BATCH = 100
 _FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -164,10 +166,13 @@ class JobService:
         return key
 
     def reap(self) -> list[str]:
-        """Expire and requeue what needs it; publish the requeued ids. Returns them."""
+        """Expire and requeue what needs it; publish the requeued ids (returned); end the queued jobs the
+        broker dead-lettered."""
         requeued = self.store.reap(self._clock())
         for job_id in requeued:
             self.broker.publish(job_id)
+        for job_id in self.broker.take_dead(DEAD_LETTER_BATCH):
+            self.store.fail_dead_lettered(job_id, self._clock())
         return requeued
 
     def ready(self) -> None:

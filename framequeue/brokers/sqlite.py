@@ -7,8 +7,10 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from typing import ClassVar, Literal
 
 from framequeue.brokers.base import Message, QueueStats
+from framequeue.brokers.urls import parse_broker_url
 from framequeue.errors import ServiceUnavailable
 from framequeue.sqlitedb import Database, database
 
@@ -22,6 +24,12 @@ CREATE TABLE IF NOT EXISTS queue (
     enqueued_at_s REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS queue_visible ON queue (visible_at_s, id);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    deliveries INTEGER NOT NULL,
+    dead_at_s REAL NOT NULL
+);
 """
 
 #: polling interval bounds while waiting for a message: short when work just arrived, longer when idle
@@ -30,8 +38,13 @@ POLL_MAX_S = 0.25
 
 
 class SQLiteBroker:
+    #: an unacked message comes back when its visibility runs out
+    redelivery: ClassVar[Literal["visibility", "connection"]] = "visibility"
+
     def __init__(self, url: str, clock: Callable[[], float] = time.time) -> None:
-        self._db: Database = database(url)
+        opts = parse_broker_url(url)
+        self._db: Database = database(opts.server_url)
+        self._max_deliveries = opts.max_deliveries
         self._clock = clock
         self._closed = threading.Event()
         try:
@@ -67,11 +80,19 @@ class SQLiteBroker:
             return None
         receipt = secrets.token_hex(8)
         with self._db.write() as conn:
-            row = conn.execute(
-                "SELECT id, job_id, deliveries FROM queue WHERE visible_at_s <= ? ORDER BY id LIMIT 1", (now_s,)
-            ).fetchone()
-            if row is None:
-                return None
+            while True:
+                row = conn.execute(
+                    "SELECT id, job_id, deliveries FROM queue WHERE visible_at_s <= ? ORDER BY id LIMIT 1", (now_s,)
+                ).fetchone()
+                if row is None:
+                    return None
+                if row["deliveries"] < self._max_deliveries:
+                    break
+                conn.execute(
+                    "INSERT INTO dead_letters (id, job_id, deliveries, dead_at_s) VALUES (?, ?, ?, ?)",
+                    (row["id"], row["job_id"], row["deliveries"], now_s),
+                )
+                conn.execute("DELETE FROM queue WHERE id = ?", (row["id"],))
             conn.execute(
                 "UPDATE queue SET visible_at_s = ?, receipt = ?, deliveries = deliveries + 1 WHERE id = ?",
                 (now_s + visibility_s, receipt, row["id"]),
@@ -101,12 +122,27 @@ class SQLiteBroker:
 
     def stats(self) -> QueueStats:
         now_s = self._clock()
-        row = self._db.conn().execute(
-            """SELECT COALESCE(SUM(visible_at_s <= ?), 0) AS ready, COALESCE(SUM(visible_at_s > ?), 0) AS in_flight
+        conn = self._db.conn()
+        row = conn.execute(
+            """SELECT COALESCE(SUM(visible_at_s <= :now), 0) AS ready,
+                      COALESCE(SUM(visible_at_s > :now AND receipt IS NOT NULL), 0) AS in_flight,
+                      COALESCE(SUM(visible_at_s > :now AND receipt IS NULL), 0) AS delayed,
+                      MIN(CASE WHEN visible_at_s <= :now THEN enqueued_at_s END) AS oldest
                FROM queue""",
-            (now_s, now_s),
+            {"now": now_s},
         ).fetchone()
-        return QueueStats(ready=int(row["ready"]), in_flight=int(row["in_flight"]))
+        dead = conn.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0]
+        oldest = row["oldest"]
+        return QueueStats(
+            ready=int(row["ready"]), in_flight=int(row["in_flight"]), delayed=int(row["delayed"]), dead=int(dead),
+            oldest_ready_age_s=0.0 if oldest is None else max(0.0, now_s - oldest),
+        )
+
+    def take_dead(self, limit: int) -> list[str]:
+        with self._db.write() as conn:
+            rows = conn.execute("SELECT id, job_id FROM dead_letters ORDER BY id LIMIT ?", (limit,)).fetchall()
+            conn.executemany("DELETE FROM dead_letters WHERE id = ?", [(r["id"],) for r in rows])
+        return [r["job_id"] for r in rows]
 
     def close(self) -> None:
         self._closed.set()

@@ -71,6 +71,11 @@ class JobStore(OutboxStore, Protocol):
         Returns the ids put back in the queue, for the caller to publish."""
         ...
 
+    def fail_dead_lettered(self, job_id: str, now_s: float) -> bool:
+        """The broker gave up on this job's message: a job still queued ends `failed: attempts_exhausted`.
+        A running or ended job is left alone (its lease or its end decide). Returns whether it was ended."""
+        ...
+
     def ping(self) -> None:
         """Raise ServiceUnavailable when the store cannot be reached."""
         ...

@@ -238,6 +238,14 @@ class SQLiteJobStore:
                     requeued.append(job.id)
         return requeued
 
+    def fail_dead_lettered(self, job_id: str, now_s: float) -> bool:
+        with self._db.write() as conn:
+            row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None or row["status"] != JobStatus.QUEUED.value:
+                return False
+            self._end(conn, _job(row), JobStatus.FAILED, now_s, _dead_lettered())
+            return True
+
     def ping(self) -> None:
         try:
             self._db.conn().execute("SELECT 1").fetchone()
@@ -332,6 +340,12 @@ def _exhausted(job: Job) -> JobError:
     return JobError(
         "attempts_exhausted",
         f"the job did not finish in {job.max_attempts} attempts (its worker died or lost its lease each time)",
+    )
+
+
+def _dead_lettered() -> JobError:
+    return JobError(
+        "attempts_exhausted", "the queue gave up on the job after its delivery limit (dead-lettered)"
     )
 
 

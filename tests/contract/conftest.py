@@ -14,34 +14,52 @@ from framequeue.brokers.base import Broker
 from framequeue.jobs import Job
 from framequeue.jobstore.base import JobStore
 from framequeue.storage.base import ObjectStore
+from tests.contract.backends import BROKERS, STORAGES, STORES, with_options
 
-STORE_BACKENDS: dict[str, Callable[[Path], str]] = {
-    "sqlite": lambda tmp: f"sqlite:///{tmp / 'fq.db'}",
-}
-BROKER_BACKENDS = STORE_BACKENDS
-STORAGE_BACKENDS: dict[str, Callable[[Path], str]] = {
-    "local": lambda tmp: (tmp / "objects").as_uri(),
-}
+#: backends whose modules have landed; the contract runs against each of them
+IMPLEMENTED = {"sqlite", "local"}
+
+
+def _params(names: dict[str, object]) -> list[str]:
+    return sorted(n for n in names if n in IMPLEMENTED)
 
 
 def render(job: Job) -> bytes:
     return json.dumps({"type": f"job.{job.status.value}", "data": {"id": job.id}}).encode()
 
 
-@pytest.fixture(params=sorted(STORE_BACKENDS))
+@pytest.fixture(params=_params(STORES))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
-    s = open_jobstore(STORE_BACKENDS[request.param](tmp_path), render)
+    s = open_jobstore(STORES[request.param](tmp_path), render)
     yield s
     s.close()
 
 
-@pytest.fixture(params=sorted(BROKER_BACKENDS))
-def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Broker]:
-    b = open_broker(BROKER_BACKENDS[request.param](tmp_path))
-    yield b
-    b.close()
+@pytest.fixture(params=_params(BROKERS))
+def broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return with_options(BROKERS[request.param](tmp_path), max_deliveries=3)
 
 
-@pytest.fixture(params=sorted(STORAGE_BACKENDS))
+@pytest.fixture
+def make_broker(broker_url: str) -> Iterator[Callable[[], Broker]]:
+    """Opens as many brokers on the same queue as a test needs (competing consumers); closes them all."""
+    opened: list[Broker] = []
+
+    def make() -> Broker:
+        b = open_broker(broker_url)
+        opened.append(b)
+        return b
+
+    yield make
+    for b in opened:
+        b.close()
+
+
+@pytest.fixture
+def broker(make_broker: Callable[[], Broker]) -> Broker:
+    return make_broker()
+
+
+@pytest.fixture(params=_params(STORAGES))
 def objects(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
-    return open_storage(STORAGE_BACKENDS[request.param](tmp_path))
+    return open_storage(STORAGES[request.param](tmp_path))

@@ -191,3 +191,16 @@ def test_terminal_state_and_webhook_event_are_written_together(store: JobStore) 
     assert store.due_events(T0 + 100, 10)[0].attempts == 1
     store.mark_delivered(event.id, T0 + 101)
     assert store.due_events(T0 + 10_000, 10) == []
+
+
+def test_a_dead_lettered_queued_job_fails_but_a_running_one_is_left_to_its_lease(store: JobStore) -> None:
+    store.create(new_job("waiting"))
+    store.create(new_job("busy"))
+    assert store.claim("busy", "w", LEASE_S, T0) is not None
+    assert store.fail_dead_lettered("waiting", T0 + 1) is True
+    assert store.fail_dead_lettered("busy", T0 + 1) is False
+    assert store.fail_dead_lettered("missing", T0 + 1) is False
+    waiting = store.get("waiting")
+    assert waiting.status is JobStatus.FAILED and waiting.error is not None
+    assert waiting.error.code == "attempts_exhausted" and "dead-letter" in waiting.error.message
+    assert store.get("busy").status is JobStatus.RUNNING

@@ -1,0 +1,42 @@
+"""Broker URL options shared by every backend: `?queue=NAME&max_deliveries=N`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from framequeue.errors import InvalidParams
+
+DEFAULT_QUEUE = "framequeue"
+#: a message handed out this many times is dead-lettered; above any job's max_attempts on purpose
+DEFAULT_MAX_DELIVERIES = 10
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class BrokerURL:
+    #: the URL without framequeue's own query parameters, for the client library
+    server_url: str
+    queue: str
+    max_deliveries: int
+    #: query parameters framequeue does not know, left for the backend
+    extra: dict[str, str]
+
+
+def parse_broker_url(url: str) -> BrokerURL:
+    parts = urlsplit(url)
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    queue = query.pop("queue", DEFAULT_QUEUE)
+    if not _QUEUE_NAME.match(queue):
+        raise InvalidParams(f"queue name {queue!r}: use 1-64 letters, digits, '_' or '-'")
+    try:
+        max_deliveries = int(query.pop("max_deliveries", DEFAULT_MAX_DELIVERIES))
+    except ValueError:
+        raise InvalidParams("max_deliveries must be an integer") from None
+    if max_deliveries < 1:
+        raise InvalidParams("max_deliveries must be at least 1")
+    # rebuilt by hand: urlunsplit would turn sqlite:////abs into sqlite://abs
+    base = url.split("?", 1)[0].split("#", 1)[0]
+    server = base + (f"?{urlencode(query)}" if query else "")
+    return BrokerURL(server_url=server, queue=queue, max_deliveries=max_deliveries, extra=query)

@@ -1,0 +1,87 @@
+"""Where each backend of the contract suites lives on this machine, with an isolated namespace per test.
+
+A backend whose service does not answer is skipped locally and fails in CI (CI=true), where .ci/run
+starts every service first.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+PG_DSN = os.environ.get("FQ_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("FQ_TEST_REDIS", "redis://127.0.0.1:6379/0")
+AMQP_URL = os.environ.get("FQ_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
+NATS_URL = os.environ.get("FQ_TEST_NATS", "nats://127.0.0.1:4222")
+
+SERVICES = {"postgres": ("127.0.0.1", 5432), "redis": ("127.0.0.1", 6379), "rabbitmq": ("127.0.0.1", 5672),
+            "nats": ("127.0.0.1", 4222)}
+
+
+def require_service(name: str) -> None:
+    host, port = SERVICES[name]
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not answering on {host}:{port}; .ci/run should have started it")
+        pytest.skip(f"{name} not running on {host}:{port}")
+
+
+def _ns() -> str:
+    return f"fq_{uuid.uuid4().hex[:12]}"
+
+
+def _sep(url: str) -> str:
+    return "&" if "?" in url else "?"
+
+
+def _sqlite(tmp: Path) -> str:
+    return f"sqlite:///{tmp / 'fq.db'}"
+
+
+def _postgres_store(tmp: Path) -> str:
+    require_service("postgres")
+    return f"{PG_DSN}{_sep(PG_DSN)}schema={_ns()}"
+
+
+def _postgres_queue(tmp: Path) -> str:
+    require_service("postgres")
+    return f"{PG_DSN}{_sep(PG_DSN)}queue={_ns()}"
+
+
+def _redis(tmp: Path) -> str:
+    require_service("redis")
+    return f"{REDIS_URL}{_sep(REDIS_URL)}queue={_ns()}"
+
+
+def _rabbitmq(tmp: Path) -> str:
+    require_service("rabbitmq")
+    return f"{AMQP_URL}{_sep(AMQP_URL)}queue={_ns()}"
+
+
+def _nats(tmp: Path) -> str:
+    require_service("nats")
+    return f"{NATS_URL}{_sep(NATS_URL)}queue={_ns()}"
+
+
+def _memory(tmp: Path) -> str:
+    return f"memory://{_ns()}"
+
+
+#: name -> URL for a fresh, isolated store or queue (the tmp folder is the test's own)
+STORES: dict[str, Callable[[Path], str]] = {"sqlite": _sqlite, "postgres": _postgres_store}
+BROKERS: dict[str, Callable[[Path], str]] = {
+    "sqlite": _sqlite, "postgres": _postgres_queue, "redis": _redis, "rabbitmq": _rabbitmq, "nats": _nats,
+    "memory": _memory,
+}
+STORAGES: dict[str, Callable[[Path], str]] = {"local": lambda tmp: (tmp / "objects").as_uri()}
+
+
+def with_options(url: str, **options: object) -> str:
+    return url + "".join(f"{_sep(url) if i == 0 else '&'}{k}={v}" for i, (k, v) in enumerate(options.items()))
