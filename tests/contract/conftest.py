@@ -17,7 +17,7 @@ from framequeue.storage.base import ObjectStore
 from tests.contract.backends import BROKERS, STORAGES, STORES, with_options
 
 #: backends whose modules have landed; the contract runs against each of them
-IMPLEMENTED = {"sqlite", "local"}
+IMPLEMENTED = {"sqlite", "local", "memory"}
 
 
 def _params(names: dict[str, object]) -> list[str]:

@@ -1,0 +1,143 @@
+"""An in-process broker: a real implementation of the Broker contract for one process (tests, embedded
+use with threads). Brokers opened with the same `memory://NAME` share one queue.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+from urllib.parse import urlsplit
+
+from framequeue.brokers.base import Message, QueueStats
+from framequeue.brokers.urls import parse_broker_url
+
+
+@dataclass
+class _Entry:
+    seq: int
+    job_id: str
+    enqueued_at_s: float
+    visible_at_s: float
+    deliveries: int = 0
+    receipt: str | None = None
+
+
+class _Queue:
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.entries: dict[int, _Entry] = {}
+        self.dead: list[str] = []
+        self.seq = itertools.count(1)
+
+
+_queues: dict[str, _Queue] = {}
+_queues_lock = threading.Lock()
+
+
+def _queue(name: str) -> _Queue:
+    with _queues_lock:
+        if name not in _queues:
+            _queues[name] = _Queue()
+        return _queues[name]
+
+
+class MemoryBroker:
+    redelivery: ClassVar[Literal["visibility", "connection"]] = "visibility"
+
+    def __init__(self, url: str, clock: Callable[[], float] = time.monotonic) -> None:
+        opts = parse_broker_url(url)
+        name = urlsplit(opts.server_url).netloc or opts.queue
+        self._q = _queue(f"{name}/{opts.queue}")
+        self._max_deliveries = opts.max_deliveries
+        self._clock = clock
+        self._closed = False
+
+    def publish(self, job_id: str) -> None:
+        with self._q.cond:
+            now = self._clock()
+            seq = next(self._q.seq)
+            self._q.entries[seq] = _Entry(seq, job_id, now, now)
+            self._q.cond.notify()
+
+    def receive(self, visibility_s: float, wait_s: float) -> Message | None:
+        deadline = self._clock() + wait_s
+        with self._q.cond:
+            while not self._closed:
+                now = self._clock()
+                entry = self._next_visible(now)
+                if entry is not None:
+                    entry.deliveries += 1
+                    entry.receipt = secrets.token_hex(8)
+                    entry.visible_at_s = now + visibility_s
+                    return Message(f"{entry.seq}:{entry.receipt}", entry.job_id, entry.deliveries)
+                if now >= deadline:
+                    return None
+                # wake for a publish, or when the next invisible message comes due
+                due = min((e.visible_at_s for e in self._q.entries.values()), default=deadline)
+                self._q.cond.wait(max(0.0, min(deadline, due) - now))
+        return None
+
+    def _next_visible(self, now: float) -> _Entry | None:
+        for seq in sorted(self._q.entries):
+            entry = self._q.entries[seq]
+            if entry.visible_at_s > now:
+                continue
+            if entry.deliveries >= self._max_deliveries:
+                del self._q.entries[seq]
+                self._q.dead.append(entry.job_id)
+                continue
+            return entry
+        return None
+
+    def _held(self, message: Message) -> _Entry | None:
+        seq, _, receipt = message.receipt.partition(":")
+        entry = self._q.entries.get(int(seq))
+        return entry if entry is not None and entry.receipt == receipt else None
+
+    def ack(self, message: Message) -> None:
+        with self._q.cond:
+            entry = self._held(message)
+            if entry is not None:
+                del self._q.entries[entry.seq]
+
+    def nack(self, message: Message, delay_s: float = 0.0) -> None:
+        with self._q.cond:
+            entry = self._held(message)
+            if entry is not None:
+                entry.receipt = None
+                entry.visible_at_s = self._clock() + delay_s
+                self._q.cond.notify_all()
+
+    def extend(self, message: Message, visibility_s: float) -> None:
+        with self._q.cond:
+            entry = self._held(message)
+            if entry is not None:
+                entry.visible_at_s = self._clock() + visibility_s
+
+    def stats(self) -> QueueStats:
+        with self._q.cond:
+            now = self._clock()
+            entries = list(self._q.entries.values())
+            ready = [e for e in entries if e.visible_at_s <= now]
+            return QueueStats(
+                ready=len(ready),
+                in_flight=sum(1 for e in entries if e.visible_at_s > now and e.receipt is not None),
+                delayed=sum(1 for e in entries if e.visible_at_s > now and e.receipt is None),
+                dead=len(self._q.dead),
+                oldest_ready_age_s=max((now - e.enqueued_at_s for e in ready), default=0.0),
+            )
+
+    def take_dead(self, limit: int) -> list[str]:
+        with self._q.cond:
+            taken, self._q.dead[:] = self._q.dead[:limit], self._q.dead[limit:]
+            return taken
+
+    def close(self) -> None:
+        with self._q.cond:
+            self._closed = True
+            self._q.cond.notify_all()
