@@ -43,6 +43,9 @@ class Settings:
     #: how long a job may wait in the queue before it ends `expired` (SageMaker's RequestTTLSeconds)
     queue_ttl_s: float = 6 * 3600.0
     reap_interval_s: float = 30.0
+    #: a queued job whose message the broker never confirmed (the submit died between the row and the
+    #: publish) is published by the reaper once its row is this old
+    republish_after_s: float = 10.0
     #: on SIGTERM, how long a worker lets the current job run before handing it back
     drain_s: float = 25.0
     max_upload_bytes: int = 4 * 1024**3
@@ -52,6 +55,9 @@ class Settings:
     #: development only: let webhooks reach loopback and private addresses
     webhook_allow_private: bool = False
     webhook_timeout_s: float = 10.0
+    #: fault injection for the fault tests only: the process exits (status 137, like kill -9) when it
+    #: reaches this point of the lifecycle (after_insert, after_claim, after_upload, after_commit, before_ack)
+    crash_at: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -78,6 +84,12 @@ class Settings:
             model_repo=self.model_repo or str(home / "models"),
             scratch_dir=self.scratch_dir or str(home / "scratch"),
         )
+
+
+def crashpoint(settings: Settings, point: str) -> None:
+    """Die here, abruptly, if the fault tests asked for it (see Settings.crash_at)."""
+    if settings.crash_at == point:
+        os._exit(137)
 
 
 def env_var(name: str) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from framequeue.brokers.base import Broker
-from framequeue.config import Settings
+from framequeue.config import Settings, crashpoint
 from framequeue.errors import (
     FrameQueueError,
     InputNotFound,
@@ -31,8 +31,9 @@ from framequeue.storage.base import ObjectStore, check_key
 
 MAX_TTL_S = 7 * 24 * 3600.0
 MAX_ATTRIBUTES = 32
-#: dead-lettered messages handled per reaper pass
-DEAD_LETTER_BATCH = 100
+#: jobs republished or dead letters handled per reaper pass
+REAP_BATCH = 100
+
 _FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -129,13 +130,19 @@ class JobService:
         )
         stored, created = self.store.create(job, req.fingerprint() if req.idempotency_key else None)
         if created:
+            crashpoint(self.settings, "after_insert")
             try:
-                self.broker.publish(stored.id)
+                self.publish(stored.id)
             except FrameQueueError:
                 raise
             except Exception as exc:  # a broker client error: the 202 must not be given
                 raise ServiceUnavailable(f"the queue did not accept the job: {type(exc).__name__}") from exc
         return Submitted(self.record(stored), created)
+
+    def publish(self, job_id: str) -> None:
+        """Put a queued job's id on the queue and record that the broker confirmed it."""
+        self.broker.publish(job_id)
+        self.store.mark_published(job_id, self._clock())
 
     def get(self, job_id: str) -> dict[str, Any]:
         return self.record(self.store.get(job_id))
@@ -170,8 +177,11 @@ class JobService:
         broker dead-lettered."""
         requeued = self.store.reap(self._clock())
         for job_id in requeued:
-            self.broker.publish(job_id)
-        for job_id in self.broker.take_dead(DEAD_LETTER_BATCH):
+            self.publish(job_id)
+        # a submit or requeue that died between the row and the publish left a job with no message
+        for job_id in self.store.unpublished(self._clock() - self.settings.republish_after_s, REAP_BATCH):
+            self.publish(job_id)
+        for job_id in self.broker.take_dead(REAP_BATCH):
             self.store.fail_dead_lettered(job_id, self._clock())
         return requeued
 

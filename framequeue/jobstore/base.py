@@ -68,7 +68,17 @@ class JobStore(OutboxStore, Protocol):
     def reap(self, now_s: float) -> list[str]:
         """End queued jobs past their TTL (expired); return running jobs whose lease expired to the
         queue, or end them (cancelled when asked, failed: attempts_exhausted when out of attempts).
-        Returns the ids put back in the queue, for the caller to publish."""
+        Returns the ids put back in the queue, for the caller to publish (they count as unpublished
+        until mark_published)."""
+        ...
+
+    def mark_published(self, job_id: str, now_s: float) -> None:
+        """The broker confirmed this job's message (at submit, or after a requeue)."""
+        ...
+
+    def unpublished(self, older_than_s: float, limit: int) -> list[str]:
+        """Queued jobs whose message was never confirmed by the broker, created before `older_than_s`
+        (a submit that crashed between the row and the publish); the reaper publishes them."""
         ...
 
     def fail_dead_lettered(self, job_id: str, now_s: float) -> bool:

@@ -49,10 +49,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     webhook_secret TEXT,
     attributes TEXT NOT NULL DEFAULT '{}',
     idempotency_key TEXT UNIQUE,
-    request_hash TEXT
+    request_hash TEXT,
+    published_at_s REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, seq);
 CREATE INDEX IF NOT EXISTS jobs_seq ON jobs (seq);
+CREATE INDEX IF NOT EXISTS jobs_unpublished ON jobs (status, published_at_s, created_at_s);
 CREATE TABLE IF NOT EXISTS outbox (
     id TEXT PRIMARY KEY,
     job_id TEXT NOT NULL,
@@ -194,7 +196,7 @@ class SQLiteJobStore:
             check_transition(job.status, JobStatus.QUEUED)
             conn.execute(
                 """UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_deadline_s = NULL,
-                   attempts = attempts - ?, updated_at_s = ? WHERE id = ?""",
+                   published_at_s = NULL, attempts = attempts - ?, updated_at_s = ? WHERE id = ?""",
                 (0 if count_attempt else 1, now_s, job_id),
             )
             return self._get(conn, job_id)
@@ -232,11 +234,23 @@ class SQLiteJobStore:
                 else:
                     conn.execute(
                         """UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_deadline_s = NULL,
-                           updated_at_s = ? WHERE id = ?""",
+                           published_at_s = NULL, updated_at_s = ? WHERE id = ?""",
                         (now_s, job.id),
                     )
                     requeued.append(job.id)
         return requeued
+
+    def mark_published(self, job_id: str, now_s: float) -> None:
+        with self._db.write() as conn:
+            conn.execute("UPDATE jobs SET published_at_s = ? WHERE id = ?", (now_s, job_id))
+
+    def unpublished(self, older_than_s: float, limit: int) -> list[str]:
+        rows = self._db.conn().execute(
+            """SELECT id FROM jobs WHERE status = 'queued' AND published_at_s IS NULL AND created_at_s < ?
+               ORDER BY seq LIMIT ?""",
+            (older_than_s, limit),
+        )
+        return [r["id"] for r in rows]
 
     def fail_dead_lettered(self, job_id: str, now_s: float) -> bool:
         with self._db.write() as conn:

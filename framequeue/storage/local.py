@@ -83,8 +83,17 @@ class LocalObjectStore:
         return sorted(keys)
 
     def delete(self, key: str) -> None:
+        path = self.path(key)
         with contextlib.suppress(FileNotFoundError):
-            self.path(key).unlink()
+            path.unlink()
+        # folders are an artefact of this backend, not objects: drop the ones the delete left empty
+        for parent in path.parents:
+            if parent == self.root or self.root not in parent.parents:
+                break
+            try:
+                parent.rmdir()
+            except OSError:
+                break
 
     def url(self, key: str) -> str:
         return (self.root / key).as_uri() + ("/" if key.endswith("/") else "")

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from framequeue.brokers.base import Message
+from framequeue.config import crashpoint
 from framequeue.errors import FrameQueueError, LeaseLost, NotFound
 from framequeue.jobs import Job, JobError, JobProgress, JobStatus, attempt_output_key, failure_key, output_prefix
 from framequeue.lease import eta_s
@@ -127,6 +128,7 @@ class Worker:
             self.rt.broker.ack(message)
             return Outcome(message.job_id, "skipped")
         log.info("job %s: claimed (attempt %d/%d, token %d)", job.id, job.attempts, job.max_attempts, job.lease_token)
+        crashpoint(self.settings, "after_claim")
         scratch = Path(self.settings.scratch_dir) / f"{job.id}-{job.lease_token}"
         try:
             outcome = self._run(job, message, scratch)
@@ -136,6 +138,7 @@ class Worker:
             outcome = Outcome(job.id, "lease_lost", str(exc))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+        crashpoint(self.settings, "before_ack")
         with contextlib.suppress(Exception):
             self.rt.broker.ack(message)
         log.info("job %s: %s %s", job.id, outcome.status, outcome.detail)
@@ -221,13 +224,13 @@ class Worker:
             return Outcome(job.id, "cancelled")
         if kind == "handback":
             self.rt.store.release(job.id, job.lease_token, now_s(), count_attempt=False)
-            self.rt.broker.publish(job.id)
+            self.rt.service.publish(job.id)
             return Outcome(job.id, "handed_back", "worker draining")
         _, code, message, retryable = reply
         error = JobError(code, message)
         if retryable and job.attempts < job.max_attempts:
             self.rt.store.release(job.id, job.lease_token, now_s(), count_attempt=True)
-            self.rt.broker.publish(job.id)
+            self.rt.service.publish(job.id)
             return Outcome(job.id, "retry", f"{code}: {message}")
         if retryable:
             last = f"failed in all {job.max_attempts} attempts; last: {code}: {message}"
@@ -244,9 +247,11 @@ class Worker:
             with open(out_dir / filename, "rb") as src, self.rt.objects.open_write(key) as dst:
                 shutil.copyfileobj(src, dst, COPY_CHUNK_BYTES)
             outputs[name] = key
+        crashpoint(self.settings, "after_upload")
         final = JobProgress(result.frames_total, result.frames_total, job.progress.fps, 0.0)
         self.rt.store.report_progress(job.id, job.lease_token, final, self._clock())
         self.rt.store.finish(job.id, job.lease_token, JobStatus.SUCCEEDED, self._clock(), outputs=outputs)
+        crashpoint(self.settings, "after_commit")
         self._drop_stale_outputs(job, keep=set(outputs.values()))
         detail = f"{result.frames_total} frames, {result.stats.get('wall_s', 0.0):.1f} s"
         return Outcome(job.id, "succeeded", detail)

@@ -39,9 +39,11 @@ class Deployment:
         return subprocess.run([sys.executable, "-m", "framequeue", *args], env=self.env, capture_output=True,
                               text=True, check=check, timeout=120)
 
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+    def start(self, name: str, *args: str, **settings: Any) -> subprocess.Popen[bytes]:
+        """Start `framequeue ARGS` as process NAME; keyword settings become FQ_* for this process only."""
+        env = {**self.env, **{f"FQ_{k.upper()}": str(v) for k, v in settings.items()}}
         with open(self.root / f"{name}.log", "ab") as log:  # the child keeps its own copy of the descriptor
-            proc = subprocess.Popen([sys.executable, "-m", "framequeue", *args], env=self.env, stdout=log,
+            proc = subprocess.Popen([sys.executable, "-m", "framequeue", *args], env=env, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True)
         self.procs[name] = proc
         return proc

@@ -204,3 +204,18 @@ def test_a_dead_lettered_queued_job_fails_but_a_running_one_is_left_to_its_lease
     assert waiting.status is JobStatus.FAILED and waiting.error is not None
     assert waiting.error.code == "attempts_exhausted" and "dead-letter" in waiting.error.message
     assert store.get("busy").status is JobStatus.RUNNING
+
+
+def test_jobs_without_a_confirmed_message_are_found_for_the_reaper(store: JobStore) -> None:
+    store.create(new_job("sent"))
+    store.create(new_job("lost"))
+    store.mark_published("sent", T0 + 1)
+    assert store.unpublished(T0 - 1, 10) == []  # too young: its submit may still be publishing
+    assert store.unpublished(T0 + 5, 10) == ["lost"]
+    store.mark_published("lost", T0 + 6)
+    assert store.unpublished(T0 + 10, 10) == []
+    # a job put back in the queue needs a new message
+    job = store.claim("sent", "w", LEASE_S, T0 + 7)
+    assert job is not None
+    assert store.reap(T0 + 7 + LEASE_S) == ["sent"]
+    assert store.unpublished(T0 + 10_000, 10) == ["sent"]

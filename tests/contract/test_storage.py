@@ -37,3 +37,11 @@ def test_keys_that_could_escape_are_refused(objects: ObjectStore, key: str) -> N
         objects.put(key, b"x")
     with pytest.raises(InvalidKey):
         objects.size(key)
+
+
+def test_deleting_the_last_object_under_a_prefix_leaves_no_trace(objects: ObjectStore) -> None:
+    objects.put("outputs/j/attempt-1/a.mp4", b"x")
+    objects.put("outputs/j/attempt-2/a.mp4", b"y")
+    objects.delete("outputs/j/attempt-1/a.mp4")
+    assert objects.list("outputs/j/") == ["outputs/j/attempt-2/a.mp4"]
+    assert objects.list("outputs/j/attempt-1/") == []
