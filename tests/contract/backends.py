@@ -74,6 +74,9 @@ def _memory(tmp: Path) -> str:
     return f"memory://{_ns()}"
 
 
+#: backends whose modules have landed; the contract and fault suites run against each of them
+IMPLEMENTED = {"sqlite", "local", "memory"}
+
 #: name -> URL for a fresh, isolated store or queue (the tmp folder is the test's own)
 STORES: dict[str, Callable[[Path], str]] = {"sqlite": _sqlite, "postgres": _postgres_store}
 BROKERS: dict[str, Callable[[Path], str]] = {
@@ -85,3 +88,14 @@ STORAGES: dict[str, Callable[[Path], str]] = {"local": lambda tmp: (tmp / "objec
 
 def with_options(url: str, **options: object) -> str:
     return url + "".join(f"{_sep(url) if i == 0 else '&'}{k}={v}" for i, (k, v) in enumerate(options.items()))
+
+
+#: a deployment per broker for the fault suites: (job store URL factory, queue URL factory); real brokers are
+#: paired with PostgreSQL as job store, as they would be in production. memory:// is one process only.
+DEPLOYMENTS: dict[str, tuple[Callable[[Path], str], Callable[[Path], str]]] = {
+    "sqlite": (_sqlite, _sqlite),
+    "postgres": (_postgres_store, _postgres_queue),
+    "redis": (_postgres_store, _redis),
+    "rabbitmq": (_postgres_store, _rabbitmq),
+    "nats": (_postgres_store, _nats),
+}

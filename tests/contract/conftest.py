@@ -14,10 +14,7 @@ from framequeue.brokers.base import Broker
 from framequeue.jobs import Job
 from framequeue.jobstore.base import JobStore
 from framequeue.storage.base import ObjectStore
-from tests.contract.backends import BROKERS, STORAGES, STORES, with_options
-
-#: backends whose modules have landed; the contract runs against each of them
-IMPLEMENTED = {"sqlite", "local", "memory"}
+from tests.contract.backends import BROKERS, IMPLEMENTED, STORAGES, STORES, with_options
 
 
 def _params(names: dict[str, object]) -> list[str]:

@@ -3,7 +3,6 @@ terminal state, with one set of outputs, within the lease plus a reaper period."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -11,22 +10,12 @@ import pytest
 
 from framequeue.errors import ServiceUnavailable
 from tests.acceptance.deployment import Deployment
-from tests.conftest import require_shared
+from tests.faults.conftest import LEASE_S
 from tests.mediagen import make_video
 
 pytestmark = pytest.mark.slow
 
-LEASE_S = 3
 
-
-@pytest.fixture
-def split(tmp_path: Path) -> Iterator[Deployment]:
-    dep = Deployment(tmp_path, lease_s=LEASE_S, heartbeat_s=1, reap_interval_s=1, drain_s=1, republish_after_s=2)
-    dep.register_yolox(require_shared("models", "yolox_nano"))
-    dep.start("api", "api")
-    dep.wait_ready()
-    yield dep
-    dep.stop()
 
 
 def attempt_dirs(dep: Deployment, job_id: str) -> list[str]:

@@ -6,28 +6,15 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.acceptance.deployment import Deployment
-from tests.conftest import require_shared
 
 pytestmark = pytest.mark.slow
 
-LEASE_S = 4
 
-
-@pytest.fixture
-def split(tmp_path: Path) -> Iterator[Deployment]:
-    """The API alone, with workers started by each test so it can kill or pause them."""
-    dep = Deployment(tmp_path, lease_s=LEASE_S, heartbeat_s=1, reap_interval_s=1, drain_s=1)
-    dep.register_yolox(require_shared("models", "yolox_nano"))
-    dep.start("api", "api")
-    dep.wait_ready()
-    yield dep
-    dep.stop()
 
 
 def committed_outputs(dep: Deployment, job_id: str) -> list[str]:
