@@ -15,6 +15,9 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+#: bound on any backend call that names none, so a blackholed connection cannot hang a caller forever
+DEFAULT_CALL_TIMEOUT_S = 30.0
+
 
 class LoopThread:
     def __init__(self, name: str) -> None:
@@ -33,7 +36,7 @@ class LoopThread:
     def loop(self) -> asyncio.AbstractEventLoop:
         return self._loop
 
-    def run(self, coro: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
+    def run(self, coro: Coroutine[Any, Any, T], timeout_s: float = DEFAULT_CALL_TIMEOUT_S) -> T:
         """Run coro on the loop and wait for it; TimeoutError (after cancelling it) past timeout_s."""
         if threading.current_thread() is self._thread:
             raise RuntimeError("LoopThread.run called from its own loop: await the coroutine instead")

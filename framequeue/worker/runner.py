@@ -51,37 +51,51 @@ class Outcome:
 
 
 class Heartbeat:
-    """Renews the lease and the message's visibility every heartbeat_s, in its own thread, so that no
-    work in the supervisor can starve it. Sets `lost` when the lease no longer holds."""
+    """Renews the lease in the job store every heartbeat_s, in its own thread, so no work in the
+    supervisor can starve it; sets `lost` when the lease no longer holds. The broker message's visibility
+    is extended from a second thread: a slow or blackholed broker must never delay a lease renewal."""
 
     def __init__(self, rt: Runtime, job: Job, message: Message, clock: Callable[[], float]) -> None:
         self._rt, self._job, self._message, self._clock = rt, job, message, clock
         self.lost = threading.Event()
         self.cancel_requested = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job.id[:8]}", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._renew_lease, name=f"lease-{job.id[:8]}", daemon=True),
+            threading.Thread(target=self._extend_message, name=f"visibility-{job.id[:8]}", daemon=True),
+        ]
 
     def __enter__(self) -> Heartbeat:
-        self._thread.start()
+        for t in self._threads:
+            t.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join()
+        self._threads[0].join()
+        # the broker thread may sit in a slow call; it is a daemon and holds nothing the job needs
+        self._threads[1].join(timeout=1.0)
 
-    def _run(self) -> None:
+    def _renew_lease(self) -> None:
         s = self._rt.settings
         while not self._stop.wait(s.heartbeat_s):
             try:
                 if self._rt.store.renew(self._job.id, self._job.lease_token, s.lease_s, self._clock()):
                     self.cancel_requested.set()
-                self._rt.broker.extend(self._message, s.lease_s)
             except LeaseLost:
                 log.warning("job %s: lease lost (heartbeat)", self._job.id)
                 self.lost.set()
                 return
-            except Exception:  # a store or broker hiccup: try again next beat, the lease has slack
-                log.exception("job %s: heartbeat failed", self._job.id)
+            except Exception:  # a store hiccup: try again next beat, the lease has slack
+                log.exception("job %s: lease renewal failed", self._job.id)
+
+    def _extend_message(self) -> None:
+        s = self._rt.settings
+        while not self._stop.wait(s.heartbeat_s):
+            try:
+                self._rt.broker.extend(self._message, s.lease_s)
+            except Exception as exc:  # the lease in the store decides; the message may come back, harmlessly
+                log.warning("job %s: could not extend the message's visibility: %s", self._job.id, exc)
 
 
 class Worker:
