@@ -33,7 +33,18 @@ class FaultProxy:
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
         self._loop.run_forever()
+        # shut down cleanly: no socket, task or loop may outlive the proxy (the tests turn those warnings
+        # into errors)
         server.close()
+        for w in list(self._writers):
+            w.transport.abort()
+        self._loop.run_until_complete(server.wait_closed())
+        pending = asyncio.all_tasks(self._loop)
+        for task in pending:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+        self._loop.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -76,6 +87,5 @@ class FaultProxy:
         self._loop.call_soon_threadsafe(abort)
 
     def close(self) -> None:
-        self.reset_all()
         self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
+        self._thread.join(10)
