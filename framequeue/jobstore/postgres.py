@@ -1,0 +1,448 @@
+"""The job store on PostgreSQL. Contract: framequeue.jobstore.base.JobStore; semantics mirror the SQLite store.
+
+`postgresql://user@host:5432/db?schema=NAME`: tables live in schema NAME (default "framequeue"), created
+and migrated at open (framequeue.jobstore.pg_schema). Sync psycopg with a small pool; why not the async
+client is said there.
+
+Every write is one transaction at READ COMMITTED. A claim or terminal write reads the row with
+`SELECT … FOR UPDATE`, so two racing claimers queue on the row lock and the second sees the first's claim;
+heartbeats and progress are one `UPDATE … WHERE lease_token = … AND status = 'running'`. A terminal state
+and its outbox event commit together. Times are the callers' `now_s` (the protocol passes them), as in the
+SQLite store, so the hosts' clocks must agree (NTP); the queue uses the database's clock instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from framequeue.errors import IdempotencyConflict, JobNotFound, LeaseLost, ServiceUnavailable
+from framequeue.jobs import TERMINAL, Job, JobError, JobProgress, JobStatus, check_transition
+from framequeue.jobstore.base import PayloadRenderer
+from framequeue.jobstore.pg_schema import Conn, Connections, Statements, migrate, parse_pg_url
+from framequeue.notify.outbox import OutboxEvent
+
+
+class PostgresJobStore:
+    def __init__(self, url: str, render: PayloadRenderer) -> None:
+        opts = parse_pg_url(url)
+        self.schema = opts.schema
+        self._render = render
+        self._sql = Statements(opts.schema)
+        self._pool = Connections(opts.conninfo, "the job store")
+        try:
+            self._pool.run(lambda conn: migrate(conn, opts.schema))
+        except psycopg.Error as exc:  # e.g. no right to create the schema
+            self._pool.close()
+            raise ServiceUnavailable(f"cannot prepare the job store in schema {opts.schema}: {exc}") from exc
+        except BaseException:
+            self._pool.close()
+            raise
+
+    # -- submit and read -------------------------------------------------------------------------------
+
+    def create(self, job: Job, request_hash: str | None = None) -> tuple[Job, bool]:
+        def work(conn: Conn) -> tuple[Job, bool]:
+            # ON CONFLICT waits for a concurrent insert of the same key to commit: one job per key
+            row = conn.execute(
+                self._sql(
+                    """INSERT INTO {s}.jobs (id, pipeline, pipeline_version, input_key, params, status,
+                       created_at_s, updated_at_s, expires_at_s, timeout_s, max_attempts, webhook_url,
+                       webhook_secret, attributes, idempotency_key, request_hash)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                       ON CONFLICT (idempotency_key) DO NOTHING RETURNING *"""
+                ),
+                (
+                    job.id, job.pipeline, job.pipeline_version, job.input_key, Jsonb(job.params),
+                    JobStatus.QUEUED.value, job.created_at_s, job.updated_at_s, job.expires_at_s,
+                    job.timeout_s, job.max_attempts, job.webhook_url, job.webhook_secret,
+                    Jsonb(job.attributes), job.idempotency_key, request_hash,
+                ),
+            ).fetchone()
+            if row is not None:
+                return _job(row), True
+            existing = conn.execute(
+                self._sql("SELECT * FROM {s}.jobs WHERE idempotency_key = %s"), (job.idempotency_key,)
+            ).fetchone()
+            assert existing is not None  # the conflicting row committed, so this statement sees it
+            if existing["request_hash"] != request_hash:
+                raise IdempotencyConflict(
+                    "this Idempotency-Key was used with a different request body; use a new key for a new job"
+                )
+            return _job(existing), False
+
+        return self._pool.run(work)
+
+    def get(self, job_id: str) -> Job:
+        return self._pool.run(lambda conn: self._get(conn, job_id))
+
+    def list_jobs(self, status: JobStatus | None = None, limit: int = 50, after: str | None = None) -> list[Job]:
+        def work(conn: Conn) -> list[Job]:
+            rows = conn.execute(
+                self._sql(
+                    """SELECT * FROM {s}.jobs
+                       WHERE (%(status)s::text IS NULL OR status = %(status)s)
+                         AND (%(after)s::text IS NULL OR seq < (SELECT seq FROM {s}.jobs WHERE id = %(after)s))
+                       ORDER BY seq DESC LIMIT %(limit)s"""
+                ),
+                {"status": None if status is None else status.value, "after": after, "limit": limit},
+            ).fetchall()
+            return [_job(r) for r in rows]
+
+        return self._pool.run(work)
+
+    # -- the worker's writes, each fenced by the lease token ---------------------------------------------
+
+    def claim(self, job_id: str, owner: str, lease_s: float, now_s: float) -> Job | None:
+        def work(conn: Conn) -> Job | None:
+            row = self._locked(conn, job_id)
+            if row is None:
+                return None
+            job = _job(row)
+            if job.status is JobStatus.QUEUED and now_s >= job.expires_at_s:
+                self._end(conn, job, JobStatus.EXPIRED, now_s, JobError("expired", _expired_message(job)))
+                return None
+            lease_free = job.status is JobStatus.QUEUED or (
+                job.status is JobStatus.RUNNING and job.lease_deadline_s is not None
+                and now_s >= job.lease_deadline_s
+            )
+            if not lease_free or job.cancel_requested:
+                return None
+            if job.attempts >= job.max_attempts:
+                self._end(conn, job, JobStatus.FAILED, now_s, _exhausted(job))
+                return None
+            claimed = conn.execute(
+                self._sql(
+                    """UPDATE {s}.jobs SET status = 'running', attempts = attempts + 1,
+                       lease_token = lease_token + 1, lease_owner = %s, lease_deadline_s = %s,
+                       started_at_s = COALESCE(started_at_s, %s), updated_at_s = %s, frames_done = 0, fps = 0,
+                       eta_s = NULL WHERE id = %s RETURNING *"""
+                ),
+                (owner, now_s + lease_s, now_s, now_s, job_id),
+            ).fetchone()
+            assert claimed is not None  # the row is locked by this transaction
+            return _job(claimed)
+
+        return self._pool.run(work)
+
+    def renew(self, job_id: str, token: int, lease_s: float, now_s: float) -> bool:
+        def work(conn: Conn) -> bool:
+            row = conn.execute(
+                self._sql(
+                    """UPDATE {s}.jobs SET lease_deadline_s = GREATEST(lease_deadline_s, %s), updated_at_s = %s
+                       WHERE id = %s AND lease_token = %s AND status = 'running' RETURNING cancel_requested"""
+                ),
+                (now_s + lease_s, now_s, job_id, token),
+            ).fetchone()
+            if row is None:
+                raise self._lease_lost(conn, job_id, token)
+            return bool(row["cancel_requested"])
+
+        return self._pool.run(work)
+
+    def report_progress(self, job_id: str, token: int, progress: JobProgress, now_s: float) -> bool:
+        def work(conn: Conn) -> bool:
+            row = conn.execute(
+                self._sql(
+                    """UPDATE {s}.jobs SET frames_done = %s, frames_total = %s, fps = %s, eta_s = %s,
+                       updated_at_s = %s
+                       WHERE id = %s AND lease_token = %s AND status = 'running' RETURNING cancel_requested"""
+                ),
+                (progress.frames_done, progress.frames_total, progress.fps, progress.eta_s, now_s, job_id, token),
+            ).fetchone()
+            if row is None:
+                raise self._lease_lost(conn, job_id, token)
+            return bool(row["cancel_requested"])
+
+        return self._pool.run(work)
+
+    def finish(
+        self,
+        job_id: str,
+        token: int,
+        status: JobStatus,
+        now_s: float,
+        *,
+        error: JobError | None = None,
+        outputs: dict[str, str] | None = None,
+    ) -> Job:
+        def work(conn: Conn) -> Job:
+            job = self._fenced(conn, job_id, token)
+            return self._end(conn, job, status, now_s, error, outputs)
+
+        return self._pool.run(work)
+
+    def release(self, job_id: str, token: int, now_s: float, *, count_attempt: bool) -> Job:
+        def work(conn: Conn) -> Job:
+            job = self._fenced(conn, job_id, token)
+            check_transition(job.status, JobStatus.QUEUED)
+            row = conn.execute(
+                self._sql(
+                    """UPDATE {s}.jobs SET status = 'queued', lease_owner = NULL, lease_deadline_s = NULL,
+                       published_at_s = NULL, attempts = attempts - %s, updated_at_s = %s WHERE id = %s
+                       RETURNING *"""
+                ),
+                (0 if count_attempt else 1, now_s, job_id),
+            ).fetchone()
+            assert row is not None
+            return _job(row)
+
+        return self._pool.run(work)
+
+    # -- control ---------------------------------------------------------------------------------------
+
+    def cancel(self, job_id: str, now_s: float) -> Job:
+        def work(conn: Conn) -> Job:
+            row = self._locked(conn, job_id)
+            if row is None:
+                raise JobNotFound(f"no job {job_id}")
+            job = _job(row)
+            if job.status is JobStatus.QUEUED:
+                return self._end(conn, job, JobStatus.CANCELLED, now_s, JobError("cancelled", "cancelled by request"))
+            if job.status is JobStatus.RUNNING:
+                updated = conn.execute(
+                    self._sql(
+                        "UPDATE {s}.jobs SET cancel_requested = true, updated_at_s = %s WHERE id = %s RETURNING *"
+                    ),
+                    (now_s, job_id),
+                ).fetchone()
+                assert updated is not None
+                return _job(updated)
+            return job  # already terminal: cancelling is a no-op, the answer says how it ended
+
+        return self._pool.run(work)
+
+    def reap(self, now_s: float) -> list[str]:
+        def work(conn: Conn) -> list[str]:
+            # SKIP LOCKED: a job being claimed or finished right now is left to the next pass
+            for row in conn.execute(
+                self._sql(
+                    """SELECT * FROM {s}.jobs WHERE status = 'queued' AND expires_at_s <= %s
+                       ORDER BY seq FOR UPDATE SKIP LOCKED"""
+                ),
+                (now_s,),
+            ).fetchall():
+                job = _job(row)
+                self._end(conn, job, JobStatus.EXPIRED, now_s, JobError("expired", _expired_message(job)))
+            requeued: list[str] = []
+            for row in conn.execute(
+                self._sql(
+                    """SELECT * FROM {s}.jobs WHERE status = 'running' AND lease_deadline_s <= %s
+                       ORDER BY seq FOR UPDATE SKIP LOCKED"""
+                ),
+                (now_s,),
+            ).fetchall():
+                job = _job(row)
+                if job.cancel_requested:
+                    self._end(conn, job, JobStatus.CANCELLED, now_s, JobError("cancelled", "cancelled by request"))
+                elif job.attempts >= job.max_attempts:
+                    self._end(conn, job, JobStatus.FAILED, now_s, _exhausted(job))
+                else:
+                    requeued.append(job.id)
+            if requeued:
+                conn.execute(
+                    self._sql(
+                        """UPDATE {s}.jobs SET status = 'queued', lease_owner = NULL, lease_deadline_s = NULL,
+                           published_at_s = NULL, updated_at_s = %s WHERE id = ANY(%s)"""
+                    ),
+                    (now_s, requeued),
+                )
+            return requeued
+
+        return self._pool.run(work)
+
+    def mark_published(self, job_id: str, now_s: float) -> None:
+        self._pool.run(
+            lambda conn: conn.execute(
+                self._sql("UPDATE {s}.jobs SET published_at_s = %s WHERE id = %s"), (now_s, job_id)
+            )
+        )
+
+    def unpublished(self, older_than_s: float, limit: int) -> list[str]:
+        def work(conn: Conn) -> list[str]:
+            rows = conn.execute(
+                self._sql(
+                    """SELECT id FROM {s}.jobs WHERE status = 'queued' AND published_at_s IS NULL
+                       AND created_at_s < %s ORDER BY seq LIMIT %s"""
+                ),
+                (older_than_s, limit),
+            ).fetchall()
+            return [r["id"] for r in rows]
+
+        return self._pool.run(work)
+
+    def fail_dead_lettered(self, job_id: str, now_s: float) -> bool:
+        def work(conn: Conn) -> bool:
+            row = self._locked(conn, job_id)
+            if row is None or row["status"] != JobStatus.QUEUED.value:
+                return False
+            self._end(conn, _job(row), JobStatus.FAILED, now_s, _dead_lettered())
+            return True
+
+        return self._pool.run(work)
+
+    def ping(self) -> None:
+        self._pool.run(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # -- outbox (framequeue.notify.outbox.OutboxStore) ---------------------------------------------------
+
+    def due_events(self, now_s: float, limit: int) -> list[OutboxEvent]:
+        def work(conn: Conn) -> list[OutboxEvent]:
+            rows = conn.execute(
+                self._sql(
+                    """SELECT * FROM {s}.outbox WHERE delivered_at_s IS NULL AND NOT dead
+                       AND next_attempt_at_s <= %s ORDER BY next_attempt_at_s LIMIT %s"""
+                ),
+                (now_s, limit),
+            ).fetchall()
+            return [
+                OutboxEvent(
+                    id=r["id"], job_id=r["job_id"], url=r["url"], secret=r["secret"], payload=bytes(r["payload"]),
+                    attempts=r["attempts"], next_attempt_at_s=r["next_attempt_at_s"],
+                )
+                for r in rows
+            ]
+
+        return self._pool.run(work)
+
+    def mark_delivered(self, event_id: str, now_s: float) -> None:
+        self._pool.run(
+            lambda conn: conn.execute(
+                self._sql("UPDATE {s}.outbox SET delivered_at_s = %s, attempts = attempts + 1 WHERE id = %s"),
+                (now_s, event_id),
+            )
+        )
+
+    def mark_retry(self, event_id: str, attempts: int, next_attempt_at_s: float, error: str) -> None:
+        self._pool.run(
+            lambda conn: conn.execute(
+                self._sql("UPDATE {s}.outbox SET attempts = %s, next_attempt_at_s = %s, last_error = %s WHERE id = %s"),
+                (attempts, next_attempt_at_s, error[:500], event_id),
+            )
+        )
+
+    def mark_dead(self, event_id: str, attempts: int, error: str) -> None:
+        self._pool.run(
+            lambda conn: conn.execute(
+                self._sql("UPDATE {s}.outbox SET dead = true, attempts = %s, last_error = %s WHERE id = %s"),
+                (attempts, error[:500], event_id),
+            )
+        )
+
+    # -- internals -------------------------------------------------------------------------------------
+
+    def _get(self, conn: Conn, job_id: str) -> Job:
+        row = conn.execute(self._sql("SELECT * FROM {s}.jobs WHERE id = %s"), (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFound(f"no job {job_id}")
+        return _job(row)
+
+    def _locked(self, conn: Conn, job_id: str) -> dict[str, Any] | None:
+        """The row, locked until the transaction ends (a racing writer waits, then sees this one's write)."""
+        return conn.execute(self._sql("SELECT * FROM {s}.jobs WHERE id = %s FOR UPDATE"), (job_id,)).fetchone()
+
+    def _fenced(self, conn: Conn, job_id: str, token: int) -> Job:
+        row = self._locked(conn, job_id)
+        if row is None:
+            raise JobNotFound(f"no job {job_id}")
+        if row["status"] != JobStatus.RUNNING.value or row["lease_token"] != token:
+            raise _lost(job_id, token, row)
+        return _job(row)
+
+    def _lease_lost(self, conn: Conn, job_id: str, token: int) -> JobNotFound | LeaseLost:
+        """Why a fenced UPDATE matched no row."""
+        row = conn.execute(self._sql("SELECT status, lease_token FROM {s}.jobs WHERE id = %s"), (job_id,)).fetchone()
+        return JobNotFound(f"no job {job_id}") if row is None else _lost(job_id, token, row)
+
+    def _end(
+        self,
+        conn: Conn,
+        job: Job,
+        status: JobStatus,
+        now_s: float,
+        error: JobError | None,
+        outputs: dict[str, str] | None = None,
+    ) -> Job:
+        """Move to a terminal state and write its webhook event in the same transaction."""
+        check_transition(job.status, status)
+        assert status in TERMINAL
+        row = conn.execute(
+            self._sql(
+                """UPDATE {s}.jobs SET status = %s, finished_at_s = %s, updated_at_s = %s, lease_owner = NULL,
+                   lease_deadline_s = NULL, error_code = %s, error_message = %s, eta_s = NULL,
+                   outputs = COALESCE(%s, outputs) WHERE id = %s RETURNING *"""
+            ),
+            (
+                status.value, now_s, now_s, None if error is None else error.code,
+                None if error is None else error.message, None if outputs is None else Jsonb(outputs), job.id,
+            ),
+        ).fetchone()
+        assert row is not None
+        ended = _job(row)
+        if ended.webhook_url and ended.webhook_secret:
+            conn.execute(
+                self._sql(
+                    """INSERT INTO {s}.outbox (id, job_id, url, secret, payload, next_attempt_at_s)
+                       VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING"""
+                ),
+                (f"evt_{job.id}_{status.value}", job.id, ended.webhook_url, ended.webhook_secret,
+                 self._render(ended), now_s),
+            )
+        return ended
+
+
+def _lost(job_id: str, token: int, row: dict[str, Any]) -> LeaseLost:
+    return LeaseLost(
+        f"job {job_id}: lease token {token} no longer holds (status {row['status']}, token {row['lease_token']})"
+    )
+
+
+def _exhausted(job: Job) -> JobError:
+    return JobError(
+        "attempts_exhausted",
+        f"the job did not finish in {job.max_attempts} attempts (its worker died or lost its lease each time)",
+    )
+
+
+def _dead_lettered() -> JobError:
+    return JobError("attempts_exhausted", "the queue gave up on the job after its delivery limit (dead-lettered)")
+
+
+def _expired_message(job: Job) -> str:
+    return f"no worker started the job within its queue TTL of {job.ttl_s:.0f} s"
+
+
+def _job(row: dict[str, Any]) -> Job:
+    error = None if row["error_code"] is None else JobError(row["error_code"], row["error_message"] or "")
+    return Job(
+        id=row["id"],
+        pipeline=row["pipeline"],
+        pipeline_version=row["pipeline_version"],
+        input_key=row["input_key"],
+        params=row["params"],
+        status=JobStatus(row["status"]),
+        created_at_s=row["created_at_s"],
+        updated_at_s=row["updated_at_s"],
+        expires_at_s=row["expires_at_s"],
+        timeout_s=row["timeout_s"],
+        max_attempts=row["max_attempts"],
+        attempts=row["attempts"],
+        started_at_s=row["started_at_s"],
+        finished_at_s=row["finished_at_s"],
+        lease_owner=row["lease_owner"],
+        lease_token=row["lease_token"],
+        lease_deadline_s=row["lease_deadline_s"],
+        cancel_requested=row["cancel_requested"],
+        progress=JobProgress(row["frames_done"], row["frames_total"], row["fps"], row["eta_s"]),
+        error=error,
+        outputs=row["outputs"],
+        webhook_url=row["webhook_url"],
+        webhook_secret=row["webhook_secret"],
+        attributes=row["attributes"],
+        idempotency_key=row["idempotency_key"],
+    )
