@@ -33,8 +33,9 @@ class QueueStats:
     delayed: int = 0
     #: messages the broker gave up on (delivery limit) and holds in its dead-letter store
     dead: int = 0
-    #: seconds since the oldest ready message was published (0 when none is ready)
-    oldest_ready_age_s: float = 0.0
+    #: seconds since the oldest ready message was published (0 when none is ready; None when the broker
+    #: cannot tell without disturbing the message, as RabbitMQ: the job store's oldest queued job says it)
+    oldest_ready_age_s: float | None = 0.0
 
 
 class Broker(Protocol):

@@ -38,7 +38,8 @@ def test_stats_count_ready_and_in_flight(broker: Broker) -> None:
     time.sleep(0.3)
     stats = broker.stats()
     assert stats.ready == 2 and stats.in_flight == 0
-    assert stats.oldest_ready_age_s >= 0.2
+    # None: the broker cannot tell without disturbing the message (RabbitMQ); the job store knows
+    assert stats.oldest_ready_age_s is None or stats.oldest_ready_age_s >= 0.2
     msg = broker.receive(visibility_s=30, wait_s=2)
     assert msg is not None
     stats = broker.stats()

@@ -1,0 +1,425 @@
+"""RabbitMQ over aio-pika: a quorum work queue with a delay queue and a dead-letter queue.
+Contract: framequeue.brokers.base.Broker.
+
+URL: `amqp://user:pass@host:5672/vhost?queue=NAME&max_deliveries=N&heartbeat=S` (heartbeat in seconds,
+default 30). Topology, declared (idempotently) whenever a connection opens; all durable quorum queues:
+
+- `NAME`: the work queue. `x-delivery-limit` is max_deliveries - 1, because RabbitMQ counts *returns*
+  and dead-letters a message returned more often than the limit (limit L allows L + 1 deliveries).
+  Dead-lettered at-least-once (which RabbitMQ only allows with `x-overflow: reject-publish`; there is no
+  length limit, so nothing is ever rejected) to `NAME.dead`, so a poison message is kept, never dropped.
+  `x-consumer-timeout` sits above the longest allowed job: RabbitMQ's default closes a channel that holds
+  an unacked message for 30 min, and the job would run again while it still runs.
+- `NAME.delay`: `nack(delay_s > 0)` publishes a copy here with a per-message TTL; on expiry it is
+  dead-lettered (at-least-once) back to `NAME`. The copy carries the deliveries so far in a header,
+  because the work queue's own count starts again for it.
+- `NAME.dead`: messages given up on, drained by `take_dead`.
+
+Redelivery follows the connection, not a visibility timeout (AMQP has none): an unacked message comes back
+when its channel or connection closes, as when the process dies, or when the AMQP heartbeat lapses
+because the process is paused. The job store's lease and the reaper decide who runs a job.
+
+Known limits:
+- `x-consumer-timeout` needs RabbitMQ 3.11.15 or later; older servers accept the argument and ignore it,
+  so only their global `consumer_timeout` (rabbitmq.conf) applies. A warning is logged at open; a job that
+  outlives it is redelivered, and the duplicate is turned away by the job store's lease.
+- `stats().in_flight` counts this broker instance's unacked messages only: AMQP reports a quorum queue's
+  ready messages and consumers, not its unacked ones (the management API does, and is not assumed).
+- `stats().oldest_ready_age_s` is None (unknown): reading the head message's timestamp means basic.get and a
+  requeue, which counts as a delivery on a quorum queue and would push busy queues into dead-lettering.
+- One delay queue, and RabbitMQ expires messages only at its head: a short delay queued behind a longer
+  one waits for it. Delays are retry backoffs, so a retry may run late, never early, never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal, TypeVar
+from urllib.parse import urlencode, urlsplit
+
+import aio_pika
+import aiormq
+from aio_pika.abc import AbstractChannel, AbstractConnection
+from aiormq.abc import DeliveredMessage
+
+from framequeue.aio import LoopThread
+from framequeue.brokers.base import Message, QueueStats
+from framequeue.brokers.urls import parse_broker_url
+from framequeue.errors import FrameQueueError, InvalidParams, ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: seconds between AMQP heartbeats unless the URL says `heartbeat=`; the server closes a connection that
+#: missed about two, which is what hands a paused consumer's message to another one
+DEFAULT_HEARTBEAT_S = 30
+#: ack deadline per delivery on the work queue, in ms: twice the longest allowed job (max_runtime_s 3600)
+CONSUMER_TIMEOUT_MS = 2 * 3600 * 1000
+#: the oldest server that honours the x-consumer-timeout queue argument
+CONSUMER_TIMEOUT_SINCE = (3, 11, 15)
+#: header carrying the deliveries a message had before it went through the delay queue
+CARRIED_HEADER = "x-fq-deliveries"
+#: seconds for one client call (connect, publish and confirm, declare, ack) before it counts as unavailable
+CALL_TIMEOUT_S = 15.0
+
+#: pause before reopening a channel that dropped during receive()
+RETRY_PAUSE_S = 0.05
+
+#: client failures that mean "the broker is not reachable or dropped us", translated to ServiceUnavailable
+_UNAVAILABLE = (aiormq.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError, OSError, TimeoutError)
+#: failures of an open channel or connection that dropped (server close, heartbeat lapse, network)
+_DROPPED = (aiormq.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError, ConnectionError)
+
+
+@dataclass(frozen=True)
+class _Topology:
+    work: str
+    delay: str
+    dead: str
+    #: x-delivery-limit of the work queue
+    delivery_limit: int
+
+    def arguments(self) -> dict[str, dict[str, Any]]:
+        to_dead = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": self.dead}
+        to_work = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": self.work}
+        at_least_once = {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
+        return {
+            self.work: {
+                "x-queue-type": "quorum", "x-delivery-limit": self.delivery_limit,
+                "x-consumer-timeout": CONSUMER_TIMEOUT_MS, **to_dead, **at_least_once,
+            },
+            self.delay: {"x-queue-type": "quorum", **to_work, **at_least_once},
+            self.dead: {"x-queue-type": "quorum"},
+        }
+
+
+class RabbitMQBroker:
+    #: an unacked message comes back when its consumer's channel or connection closes
+    redelivery: ClassVar[Literal["visibility", "connection"]] = "connection"
+
+    def __init__(self, url: str) -> None:
+        opts = parse_broker_url(url)
+        extra = dict(opts.extra)
+        try:
+            heartbeat_s = int(extra.pop("heartbeat", DEFAULT_HEARTBEAT_S))
+        except ValueError:
+            raise InvalidParams("heartbeat must be a whole number of seconds") from None
+        if heartbeat_s < 1:
+            raise InvalidParams("heartbeat must be at least 1 s: it is how a paused consumer loses its message")
+        base = opts.server_url.split("?", 1)[0]
+        self._url = f"{base}?{urlencode({**extra, 'heartbeat': heartbeat_s, 'name': f'framequeue:{opts.queue}'})}"
+        self._password = urlsplit(base).password
+        self._max_deliveries = opts.max_deliveries
+        self._topology = _Topology(
+            work=opts.queue, delay=f"{opts.queue}.delay", dead=f"{opts.queue}.dead",
+            delivery_limit=opts.max_deliveries - 1,
+        )
+        self._conn: AbstractConnection | None = None
+        #: confirm-mode channel for publishes, declares and the dead queue
+        self._pub: AbstractChannel | None = None
+        #: manual-ack channel with prefetch 1 for the work queue; replaced (with its deliveries) when it closes
+        self._con: AbstractChannel | None = None
+        #: bumped with each new consuming channel, so receipts from an older one are recognised as stale
+        self._generation = 0
+        #: receipt -> delivery tag of each message received on the current consuming channel and not settled
+        self._held: dict[str, int] = {}
+        #: deliveries that arrived after their receive() gave up waiting; handed out by the next receive()
+        self._stash: deque[DeliveredMessage] = deque()
+        #: whether the queues were declared on the current connection; cleared when one went missing
+        self._declared = False
+        self._open_lock = asyncio.Lock()
+        self._closed = False
+        self._loop = LoopThread(f"rabbitmq-{opts.queue}")
+        try:
+            self._call(self._ensure())
+        except BaseException:
+            self.close()
+            raise
+
+    # -- the Broker protocol ---------------------------------------------------------------------------
+
+    def publish(self, job_id: str) -> None:
+        """Returns once the broker confirmed the message (persistent, on a quorum queue)."""
+        self._call(self._publish(self._topology.work, job_id))
+
+    def receive(self, visibility_s: float, wait_s: float) -> Message | None:
+        """visibility_s does not apply: the message stays with this consumer until acked, nacked, or its
+        connection closes."""
+        if self._closed:
+            return None
+        return self._call(self._receive(wait_s), timeout_s=wait_s + CALL_TIMEOUT_S)
+
+    def ack(self, message: Message) -> None:
+        """A no-op for a message whose channel has closed since: RabbitMQ already handed it back."""
+        self._call(self._settle(message, requeue=False))
+
+    def nack(self, message: Message, delay_s: float = 0.0) -> None:
+        self._call(self._nack(message, delay_s))
+
+    def extend(self, message: Message, visibility_s: float) -> None:
+        """A no-op: nothing expires a held message but its connection, which the heartbeat keeps open,
+        and the job store's lease, renewed by the worker, is what fences a job."""
+
+    def stats(self) -> QueueStats:
+        return self._call(self._stats())
+
+    def take_dead(self, limit: int) -> list[str]:
+        return self._call(self._take_dead(limit))
+
+    def close(self) -> None:
+        """Closes the channels and the connection (unacked messages go back to the queue) and the loop."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._loop.run(self._aclose(), timeout_s=CALL_TIMEOUT_S)
+        except Exception as exc:  # closing a dead connection: the server has handed everything back already
+            log.debug("RabbitMQ close: %s", self._redact(str(exc)))
+        finally:
+            self._loop.close()
+
+    # -- on the loop -----------------------------------------------------------------------------------
+
+    def _call(self, coro: Coroutine[Any, Any, T], timeout_s: float = CALL_TIMEOUT_S) -> T:
+        if self._closed:
+            coro.close()
+            raise ServiceUnavailable("the RabbitMQ broker is closed")
+        try:
+            return self._loop.run(coro, timeout_s=timeout_s)
+        except FrameQueueError:
+            raise
+        except _UNAVAILABLE as exc:
+            raise ServiceUnavailable(f"RabbitMQ: {self._redact(str(exc) or type(exc).__name__)}") from exc
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._password, "***") if self._password else text
+
+    async def _ensure(self) -> tuple[AbstractChannel, AbstractChannel]:
+        """The publishing and consuming channels, (re)opening the connection, the topology and the channels
+        as needed; a consuming channel that closed took its deliveries with it, so their receipts go."""
+        async with self._open_lock:
+            if self._conn is None or not _alive(self._conn):
+                if self._conn is not None:
+                    await _quietly_close(self._conn)
+                self._conn = await aio_pika.connect(self._url, timeout=CALL_TIMEOUT_S)
+                self._pub = self._con = None
+                self._declared = False
+                self._warn_if_consumer_timeout_ignored(self._conn)
+            if self._pub is None or self._pub.is_closed:
+                # on_return_raises: an unroutable publish (queue deleted) must fail, not vanish
+                self._pub = await self._conn.channel(publisher_confirms=True, on_return_raises=True)
+            if not self._declared:
+                await self._declare(self._pub)
+                self._declared = True
+            if self._con is None or self._con.is_closed:
+                self._con = await self._conn.channel(publisher_confirms=False)
+                # per consumer (global=False): each receive() gets one message, however many this instance holds
+                await self._con.set_qos(prefetch_count=1)
+                self._generation += 1
+                self._held.clear()
+                self._stash.clear()
+            return self._pub, self._con
+
+    async def _declare(self, channel: AbstractChannel) -> None:
+        for name, arguments in self._topology.arguments().items():
+            try:
+                await channel.declare_queue(name, durable=True, arguments=arguments, timeout=CALL_TIMEOUT_S)
+            except aiormq.exceptions.ChannelPreconditionFailed as exc:
+                raise InvalidParams(
+                    f"RabbitMQ queue {name!r} exists with other arguments (another max_deliveries?): "
+                    f"delete it or open it with its own settings ({exc})"
+                ) from exc
+
+    def _warn_if_consumer_timeout_ignored(self, conn: AbstractConnection) -> None:
+        version = str(conn.transport.connection.server_properties.get("version", "")) if conn.transport else ""
+        try:
+            parsed = tuple(int(part) for part in version.split(".")[:3])
+        except ValueError:
+            return
+        if parsed < CONSUMER_TIMEOUT_SINCE:
+            log.warning(
+                "RabbitMQ %s ignores the per-queue consumer timeout (needs 3.11.15+): its global consumer_timeout "
+                "applies (30 min by default); set consumer_timeout = %d in rabbitmq.conf so that long jobs are "
+                "not redelivered while they run", version, CONSUMER_TIMEOUT_MS,
+            )
+
+    async def _publish(self, queue: str, job_id: str, headers: dict[str, Any] | None = None,
+                       expiration_s: float | None = None) -> None:
+        pub, _ = await self._ensure()
+        message = aio_pika.Message(
+            job_id.encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT, content_type="text/plain",
+            timestamp=datetime.now(UTC), headers=headers or {}, expiration=expiration_s,
+        )
+        # with publisher confirms this returns once RabbitMQ has the message (raises on nack or return)
+        try:
+            await pub.default_exchange.publish(message, routing_key=queue, timeout=CALL_TIMEOUT_S)
+        except aiormq.exceptions.DeliveryError:
+            self._declared = False  # returned as unroutable: the queue was deleted; declare it again next time
+            raise
+
+    async def _receive(self, wait_s: float) -> Message | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while True:
+            _, con = await self._ensure()  # raises when RabbitMQ cannot be reached: that really failed
+            try:
+                if self._stash:
+                    delivered: DeliveredMessage | None = self._stash.popleft()
+                else:
+                    delivered = await self._consume_one(con, deadline - loop.time())
+            except _DROPPED as exc:
+                if isinstance(exc, aiormq.exceptions.ChannelNotFoundEntity):
+                    self._declared = False  # the work queue was deleted under us
+                if loop.time() >= deadline:
+                    raise
+                log.info("RabbitMQ channel dropped while receiving (%s); reopening", self._redact(str(exc)))
+                await asyncio.sleep(RETRY_PAUSE_S)
+                continue
+            if delivered is None:
+                if con.is_closed and loop.time() < deadline:
+                    continue  # the channel or connection dropped while we waited: reopen and wait on
+                return None
+            message = self._to_message(delivered)
+            if message.deliveries <= self._max_deliveries:
+                return message
+            # only a message back from the delay queue gets here: the work queue's own limit restarted for it
+            await self._dead_letter(message)
+
+    async def _consume_one(self, channel: AbstractChannel, wait_s: float) -> DeliveredMessage | None:
+        """Consume until one message arrives or wait_s passes, then cancel, so that no further message is
+        held for a caller who is not asking (a standing prefetch would hide a message from other workers)."""
+        raw = await channel.get_underlay_channel()
+        arrived: asyncio.Future[DeliveredMessage] = asyncio.get_running_loop().create_future()
+
+        async def on_message(delivered: DeliveredMessage) -> None:
+            # one that arrives between giving up and the cancel-ok is unacked and ours: keep it for later
+            if arrived.done():
+                self._stash.append(delivered)
+            else:
+                arrived.set_result(delivered)
+
+        ok = await raw.basic_consume(self._topology.work, on_message, timeout=CALL_TIMEOUT_S)
+        closing = raw.closing  # an observer: cancelling it below only stops observing
+        try:
+            await asyncio.wait([arrived, closing], timeout=max(0.0, wait_s), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closing.cancel()
+            if not arrived.done():
+                arrived.cancel()
+            if not raw.is_closed and ok.consumer_tag is not None:
+                # deliveries before the cancel-ok were dispatched (as tasks) before this returns
+                await raw.basic_cancel(ok.consumer_tag, timeout=CALL_TIMEOUT_S)
+                await asyncio.sleep(0)
+        if not arrived.cancelled():
+            return arrived.result()
+        return self._stash.popleft() if self._stash else None
+
+    def _to_message(self, delivered: DeliveredMessage) -> Message:
+        headers = delivered.header.properties.headers or {}
+        # the quorum queue's count of earlier returns (absent or 0 on a first delivery), plus what the
+        # message had before a delay
+        returns = _int(headers.get("x-delivery-count"))
+        carried = _int(headers.get(CARRIED_HEADER))
+        tag = delivered.delivery_tag
+        if tag is None:
+            raise ServiceUnavailable("RabbitMQ delivered a message without a delivery tag")
+        receipt = f"{self._generation}:{tag}"
+        self._held[receipt] = tag
+        return Message(receipt=receipt, job_id=delivered.body.decode(), deliveries=carried + returns + 1)
+
+    async def _settle(self, message: Message, requeue: bool) -> None:
+        tag = self._held.pop(message.receipt, None)
+        if tag is None or self._con is None or self._con.is_closed:
+            return  # settled already, or its channel closed and RabbitMQ handed it back
+        raw = await self._con.get_underlay_channel()
+        try:
+            if requeue:
+                await raw.basic_nack(tag, requeue=True)
+            else:
+                await raw.basic_ack(tag)
+        except _DROPPED as exc:
+            # the same outcome as a stale receipt: RabbitMQ hands back whatever a dead channel held
+            log.debug("RabbitMQ: %s not settled, its channel dropped (%s)", message.job_id, self._redact(str(exc)))
+
+    async def _nack(self, message: Message, delay_s: float) -> None:
+        if message.receipt not in self._held:
+            return
+        if message.deliveries >= self._max_deliveries:
+            await self._dead_letter(message)
+        elif delay_s <= 0:
+            await self._settle(message, requeue=True)  # the quorum queue counts this return
+        else:
+            # copy first, then ack: a crash between the two duplicates the job id, never loses it
+            try:
+                await self._publish(self._topology.delay, message.job_id,
+                                    headers={CARRIED_HEADER: message.deliveries}, expiration_s=delay_s)
+            except BaseException:
+                # not delayed: hand it back now rather than hold it unacked until this connection ends
+                await self._settle(message, requeue=True)
+                raise
+            await self._settle(message, requeue=False)
+
+    async def _dead_letter(self, message: Message) -> None:
+        headers = {CARRIED_HEADER: message.deliveries, "x-fq-dead-reason": "delivery_limit"}
+        await self._publish(self._topology.dead, message.job_id, headers=headers)
+        await self._settle(message, requeue=False)
+
+    async def _stats(self) -> QueueStats:
+        pub, _ = await self._ensure()
+        counts: dict[str, int] = {}
+        for name in (self._topology.work, self._topology.delay, self._topology.dead):
+            queue = await pub.declare_queue(name, passive=True, timeout=CALL_TIMEOUT_S)
+            # a quorum queue's message_count is its ready messages, unacked ones excluded
+            counts[name] = queue.declaration_result.message_count or 0
+        return QueueStats(
+            ready=counts[self._topology.work], in_flight=len(self._held) + len(self._stash),
+            delayed=counts[self._topology.delay], dead=counts[self._topology.dead], oldest_ready_age_s=None,
+        )
+
+    async def _take_dead(self, limit: int) -> list[str]:
+        pub, _ = await self._ensure()
+        queue = await pub.declare_queue(self._topology.dead, passive=True, timeout=CALL_TIMEOUT_S)
+        taken: list[aio_pika.abc.AbstractIncomingMessage] = []
+        while len(taken) < limit:
+            got = await queue.get(no_ack=False, fail=False, timeout=CALL_TIMEOUT_S)
+            if got is None:
+                break
+            taken.append(got)
+        if taken:
+            # one ack for the batch, after all were read: a failure leaves them all in the dead queue
+            await taken[-1].ack(multiple=True)
+        return [m.body.decode() for m in taken]
+
+    async def _aclose(self) -> None:
+        try:
+            if self._conn is not None:
+                await _quietly_close(self._conn)
+        finally:
+            # the loop is private: end the client's leftover tasks (reader, writer, heartbeat of a dropped
+            # connection) so that none is destroyed pending when the loop closes
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
+
+
+def _alive(conn: AbstractConnection) -> bool:
+    # aio-pika's own is_closed stays False when the server (or a lapsed heartbeat) ended the connection
+    return not conn.is_closed and conn.transport is not None and not conn.transport.connection.is_closed
+
+
+async def _quietly_close(conn: AbstractConnection) -> None:
+    try:
+        await conn.close()
+    except Exception as exc:  # it is already dead; closing only releases the client's side
+        log.debug("RabbitMQ: closing a dropped connection: %s", exc)
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) else 0
