@@ -52,7 +52,8 @@ def _postgres_store(tmp: Path) -> str:
 
 def _postgres_queue(tmp: Path) -> str:
     require_service("postgres")
-    return f"{PG_DSN}{_sep(PG_DSN)}queue={_ns()}"
+    ns = _ns()
+    return f"{PG_DSN}{_sep(PG_DSN)}queue={ns}&schema={ns}"
 
 
 def _redis(tmp: Path) -> str:
@@ -75,7 +76,7 @@ def _memory(tmp: Path) -> str:
 
 
 #: backends whose modules have landed; the contract and fault suites run against each of them
-IMPLEMENTED = {"sqlite", "local", "memory"}
+IMPLEMENTED = {"sqlite", "local", "memory", "postgres", "rabbitmq", "redis"}
 
 #: name -> URL for a fresh, isolated store or queue (the tmp folder is the test's own)
 STORES: dict[str, Callable[[Path], str]] = {"sqlite": _sqlite, "postgres": _postgres_store}
@@ -99,3 +100,50 @@ DEPLOYMENTS: dict[str, tuple[Callable[[Path], str], Callable[[Path], str]]] = {
     "rabbitmq": (_postgres_store, _rabbitmq),
     "nats": (_postgres_store, _nats),
 }
+
+
+def cleanup(url: str) -> None:
+    """Drop what a test's store or queue created on a shared service (best effort: never fails a test)."""
+    import asyncio
+    import contextlib
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(url)
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    with contextlib.suppress(Exception):
+        if parts.scheme.startswith("postgres") and query.get("schema", "").startswith("fq_"):
+            import psycopg
+
+            with psycopg.connect(PG_DSN, autocommit=True, connect_timeout=5) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{query["schema"]}" CASCADE')
+        elif parts.scheme == "redis" and "queue" in query:
+            import redis
+
+            client = redis.Redis.from_url(REDIS_URL)
+            keys = list(client.scan_iter(match=f"fq:{{{query['queue']}}}:*"))
+            if keys:
+                client.delete(*keys)
+            client.close()
+        elif parts.scheme == "amqp" and "queue" in query:
+            import aio_pika
+
+            async def drop() -> None:
+                conn = await aio_pika.connect(AMQP_URL, timeout=5)
+                async with conn:
+                    channel = await conn.channel()
+                    for name in (query["queue"], f"{query['queue']}.delay", f"{query['queue']}.dead"):
+                        await channel.queue_delete(name)
+
+            asyncio.run(drop())
+        elif parts.scheme == "nats" and "queue" in query:
+            import nats
+
+            async def drop_streams() -> None:
+                nc = await nats.connect(NATS_URL, connect_timeout=5)
+                js = nc.jetstream()
+                for name in (f"FQ_{query['queue']}", f"FQDEAD_{query['queue']}"):
+                    with contextlib.suppress(Exception):
+                        await js.delete_stream(name)
+                await nc.close()
+
+            asyncio.run(drop_streams())

@@ -14,7 +14,7 @@ from framequeue.brokers.base import Broker
 from framequeue.jobs import Job
 from framequeue.jobstore.base import JobStore
 from framequeue.storage.base import ObjectStore
-from tests.contract.backends import BROKERS, IMPLEMENTED, STORAGES, STORES, with_options
+from tests.contract.backends import BROKERS, IMPLEMENTED, STORAGES, STORES, cleanup, with_options
 
 
 def _params(names: dict[str, object]) -> list[str]:
@@ -27,14 +27,18 @@ def render(job: Job) -> bytes:
 
 @pytest.fixture(params=_params(STORES))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
-    s = open_jobstore(STORES[request.param](tmp_path), render)
+    url = STORES[request.param](tmp_path)
+    s = open_jobstore(url, render)
     yield s
     s.close()
+    cleanup(url)
 
 
 @pytest.fixture(params=_params(BROKERS))
-def broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return with_options(BROKERS[request.param](tmp_path), max_deliveries=3)
+def broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    url = with_options(BROKERS[request.param](tmp_path), max_deliveries=3)
+    yield url
+    cleanup(url)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 
 from tests.acceptance.deployment import Deployment
 from tests.conftest import require_shared
-from tests.contract.backends import DEPLOYMENTS, IMPLEMENTED
+from tests.contract.backends import DEPLOYMENTS, IMPLEMENTED, cleanup
 from tests.faults.conftest import LEASE_S
 from tests.faults.tcpproxy import FaultProxy
 
@@ -30,12 +30,12 @@ def via(url: str, port: int) -> str:
 
 @pytest.fixture(params=NETWORK_BROKERS or [pytest.param("none", marks=pytest.mark.skip("no network broker yet"))])
 def proxied(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Deployment, FaultProxy]]:
-    store_url, queue_url = DEPLOYMENTS[request.param]
-    broker_url = queue_url(tmp_path)
+    store_factory, queue_factory = DEPLOYMENTS[request.param]
+    store_url, broker_url = store_factory(tmp_path), queue_factory(tmp_path)
     parts = urlsplit(broker_url)
     proxy = FaultProxy(parts.hostname or "127.0.0.1", parts.port or 0)
     dep = Deployment(tmp_path, lease_s=LEASE_S, heartbeat_s=1, reap_interval_s=1, drain_s=1, republish_after_s=2,
-                     database_url=store_url(tmp_path), broker_url=broker_url)
+                     database_url=store_url, broker_url=broker_url)
     dep.register_yolox(require_shared("models", "yolox_nano"))
     dep.start("api", "api")
     dep.wait_ready()
@@ -43,6 +43,8 @@ def proxied(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[De
     yield dep, proxy
     proxy.close()
     dep.stop()
+    cleanup(store_url)
+    cleanup(broker_url)
 
 
 def run_with_fault(dep: Deployment, proxy: FaultProxy, video: Path, fault: str) -> dict[str, object]:
