@@ -76,7 +76,7 @@ def _memory(tmp: Path) -> str:
 
 
 #: backends whose modules have landed; the contract and fault suites run against each of them
-IMPLEMENTED = {"sqlite", "local", "memory", "postgres", "rabbitmq", "redis"}
+IMPLEMENTED = {"sqlite", "local", "memory", "postgres", "rabbitmq", "redis", "nats"}
 
 #: name -> URL for a fresh, isolated store or queue (the tmp folder is the test's own)
 STORES: dict[str, Callable[[Path], str]] = {"sqlite": _sqlite, "postgres": _postgres_store}

@@ -1,0 +1,603 @@
+"""A NATS JetStream work queue. Contract: framequeue.brokers.base.Broker.
+
+Client: nats-py driven through framequeue.aio.LoopThread. Per queue Q:
+
+    stream   FQ_Q       subject fq.Q.jobs, WorkQueue retention, file storage: an acked message is deleted
+    consumer workers    durable pull consumer shared by every instance (competing consumers), explicit
+                        ack, AckWait = `ack_wait_s`, MaxDeliver = `max_deliveries`
+    stream   FQDEAD_Q   subject fq.Q.dead, limits retention: the dead-letter store `take_dead` drains
+                        (not FQ_Q_dead: queue "Q_dead" would own that name)
+
+URL: nats://[user:pass@]host:4222?queue=Q&max_deliveries=N&ack_wait_s=120&connect_timeout_s=5. Opening
+creates or updates the streams and the consumer to this configuration; instances of one queue must agree
+(the last one opened wins).
+
+Visibility. AckWait is a consumer setting, not a per-message one, so the caller's `visibility_s` is kept
+by this instance: when it runs out the instance naks the message (redelivered at once, as the contract
+asks), and while it is longer than AckWait the instance sends AckProgress (`+WPI`, which restarts
+AckWait) every half AckWait. `extend` sends AckProgress and moves the deadline. The server's AckWait is
+the backstop when the process is gone or frozen: its messages come back after `ack_wait_s`, not after
+their visibility. Set `ack_wait_s` to the worker's lease_s (both default to 120 s), as RELIABILITY.md
+says, and the two coincide.
+
+Stale receipts. JetStream accepts an ack, nak or AckProgress from a holder whose AckWait ran out, even
+after the message went to someone else (nats-server#4786): the stale ack deletes the new holder's
+message (tests/contract/test_nats_specific.py shows it). So every ack, nak and AckProgress first checks,
+on this side, that the delivery is still within its AckWait (counted from when it arrived or was last
+refreshed, less a guard of min(1 s, AckWait/10) for the server's clock starting earlier); a stale one
+is not sent, and ack / nack / extend on it do nothing. Receipts are random tokens known only to the
+instance that received the message; other instances ignore them. The job store's fencing token, not
+the broker, decides whose commit counts.
+
+Dead letters. When JetStream would deliver a message a MaxDeliver+1th time (on the next pull, so only
+while someone pulls) it gives up: it leaves the message in the stream, neither pending nor in flight,
+and publishes an advisory. Every instance subscribes to it (one queue group, so one handles each) and
+moves the job id to FQDEAD_Q (Nats-Msg-Id deduplicates repeats within 2 minutes) before deleting it
+from FQ_Q. An advisory published while no instance is connected is lost: opening and `take_dead` sweep
+for such messages, but only when the consumer has nothing in flight, because the server does not say
+which unacked message is given up on and which is merely in flight. A busy queue whose advisories were
+all missed keeps them until a quiet moment; until then their jobs stay queued (the job store's TTL ends
+them).
+
+Stats. ready = messages never delivered (the consumer's num_pending); messages waiting for a
+redelivery are counted by the server with the unacked ones. delayed = nacks with a delay made through
+this instance that are not yet due (the server cannot tell them from in-flight messages, so another
+instance counts them in in_flight); in_flight = unacked messages less those. oldest_ready_age_s comes
+from the first undelivered message's timestamp (server clock).
+
+Durability. A publish returns once the server stored the message, but the server fsyncs on its own
+schedule (every 2 minutes by default; `jetstream { sync_interval: always }` on nats-server 2.10+), so a
+host crash can lose an acknowledged publish. The stream's persist mode (server 2.12+) is left unset,
+which is the synchronous default, never async. Run R3 clusters or sync_interval: always where a lost
+publish matters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime
+import json
+import logging
+import secrets
+from collections.abc import Coroutine
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, TypeVar
+from urllib.parse import urlsplit
+
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext, api
+
+from framequeue.aio import LoopThread
+from framequeue.brokers.base import Message, QueueStats
+from framequeue.brokers.urls import parse_broker_url
+from framequeue.errors import InvalidParams, ServiceUnavailable
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+CONSUMER = "workers"
+#: AckWait when the URL names none: the worker's default lease_s
+DEFAULT_ACK_WAIT_S = 120.0
+#: how long opening waits for a server when the URL names no connect_timeout_s
+DEFAULT_CONNECT_TIMEOUT_S = 5.0
+#: a call that has not finished after this long (plus its wait) means NATS is unavailable
+OP_TIMEOUT_S = 10.0
+#: a JetStream API request, publish or ack request without an answer after this long has failed
+REQUEST_TIMEOUT_S = 5.0
+#: how long after its expiry a pull's end (a message, or the server's 408) may still come
+PULL_GRACE_S = 1.0
+#: a pull shorter than this asks for what is there now (no_wait) instead of waiting
+MIN_PULL_S = 0.01
+#: repeated dead-letter publishes of one message within this window are stored once
+DEAD_DEDUPE_WINDOW_S = 120.0
+#: JetStream error codes
+_STREAM_NAME_IN_USE = 10058
+_SEQUENCE_NOT_FOUND = 10043
+
+
+@dataclass
+class _Held:
+    """A delivery handed to the caller and not yet settled. Times are the loop's (monotonic) clock."""
+
+    msg: Msg
+    #: when the caller's visibility runs out and this instance naks the message
+    visible_until: float
+    #: when the server's AckWait runs out, as seen from here
+    server_until: float
+    timer: asyncio.TimerHandle | None = None
+
+
+class NatsBroker:
+    #: an unacked message comes back when its visibility (this instance) or its AckWait (the server) ends
+    redelivery: ClassVar[Literal["visibility", "connection"]] = "visibility"
+
+    def __init__(self, url: str) -> None:
+        opts = parse_broker_url(url)
+        extra = dict(opts.extra)
+        self._ack_wait_s = _seconds(extra, "ack_wait_s", DEFAULT_ACK_WAIT_S)
+        connect_timeout_s = _seconds(extra, "connect_timeout_s", DEFAULT_CONNECT_TIMEOUT_S)
+        if extra:
+            raise InvalidParams(f"unknown NATS broker option(s): {', '.join(sorted(extra))}")
+        self._server = opts.server_url.split("?", 1)[0]
+        parts = urlsplit(self._server)
+        #: for error messages: never the password
+        self._where = f"{parts.hostname or 'localhost'}:{parts.port or 4222}"
+        self._max_deliveries = opts.max_deliveries
+        self._stream, self._subject = f"FQ_{opts.queue}", f"fq.{opts.queue}.jobs"
+        self._dead_stream, self._dead_subject = f"FQDEAD_{opts.queue}", f"fq.{opts.queue}.dead"
+        self._group = f"fq.{opts.queue}.dead"
+        #: the server's AckWait clock started before the message reached us, and an ack takes time to land
+        self._guard_s = min(1.0, self._ack_wait_s / 10)
+        self._held: dict[str, _Held] = {}
+        #: receipt of a nack with a delay -> when it is due (loop clock)
+        self._delayed: dict[str, float] = {}
+        #: (arrival time, message) for every answer to this instance's pulls, statuses included
+        self._inbox: asyncio.Queue[tuple[float, Msg]] = asyncio.Queue()
+        self._pull_lock = asyncio.Lock()
+        #: pulls sent whose end has not come yet, and when the last of them expires
+        self._pulls_open = 0
+        self._pulls_end = 0.0
+        #: receives in progress (cancelled by close) and fire-and-forget naks / refreshes (awaited by close)
+        self._receiving: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._next = f"$JS.API.CONSUMER.MSG.NEXT.{self._stream}.{CONSUMER}"
+        self._reply_to = ""
+        self._closed = False
+        self._nc = Client()
+        self._aio = LoopThread(f"nats-{opts.queue}")
+        try:
+            self._js: JetStreamContext = self._run(self._open(connect_timeout_s), connect_timeout_s + OP_TIMEOUT_S)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- opening --------------------------------------------------------------------------------------
+
+    async def _open(self, connect_timeout_s: float) -> JetStreamContext:
+        try:
+            await asyncio.wait_for(
+                self._nc.connect(
+                    self._server,
+                    name=f"framequeue {self._stream}",
+                    connect_timeout=max(1, round(connect_timeout_s)),
+                    # after the first connection: reconnect forever, a request meanwhile fails after its timeout
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=1,
+                    error_cb=self._on_error,
+                ),
+                connect_timeout_s,
+            )
+        except TimeoutError:
+            raise ServiceUnavailable(f"NATS at {self._where} does not answer") from None
+        js = self._nc.jetstream(timeout=REQUEST_TIMEOUT_S)
+        await _ensure_stream(js, api.StreamConfig(
+            name=self._stream, subjects=[self._subject], retention=api.RetentionPolicy.WORK_QUEUE,
+            storage=api.StorageType.FILE,
+        ))
+        await _ensure_stream(js, api.StreamConfig(
+            name=self._dead_stream, subjects=[self._dead_subject], retention=api.RetentionPolicy.LIMITS,
+            storage=api.StorageType.FILE, duplicate_window=DEAD_DEDUPE_WINDOW_S,
+        ))
+        # creating a durable consumer with another config updates it (ack_wait, max_deliver are editable)
+        await js.add_consumer(self._stream, api.ConsumerConfig(
+            durable_name=CONSUMER, filter_subject=self._subject, ack_policy=api.AckPolicy.EXPLICIT,
+            ack_wait=self._ack_wait_s, max_deliver=self._max_deliveries, deliver_policy=api.DeliverPolicy.ALL,
+            # delayed nacks hold an ack slot too: no cap, the workers' prefetch of 1 is the real limit
+            max_ack_pending=-1,
+        ))
+        self._reply_to = self._nc.new_inbox()
+        await self._nc.subscribe(self._reply_to, cb=self._on_pulled)
+        await self._nc.subscribe(
+            f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{self._stream}.{CONSUMER}",
+            queue=self._group, cb=self._on_exhausted,
+        )
+        self._js = js
+        try:
+            await self._sweep()
+        except (nats.errors.Error, OSError, TimeoutError) as exc:
+            log.warning("NATS queue %s: dead-letter sweep failed: %s", self._stream, exc)
+        return js
+
+    async def _on_error(self, exc: Exception) -> None:
+        # nats-py's default logs a traceback for every failed reconnect attempt
+        log.warning("NATS at %s: %s", self._where, exc or type(exc).__name__)
+
+    # -- the protocol ---------------------------------------------------------------------------------
+
+    def publish(self, job_id: str) -> None:
+        self._run(self._js.publish(self._subject, job_id.encode(), timeout=REQUEST_TIMEOUT_S, stream=self._stream))
+
+    def receive(self, visibility_s: float, wait_s: float) -> Message | None:
+        if self._closed:
+            return None
+        wait_s = max(0.0, wait_s)
+        try:
+            return self._run(self._receive(max(0.001, visibility_s), wait_s), wait_s + PULL_GRACE_S + OP_TIMEOUT_S)
+        except ServiceUnavailable:
+            if self._closed:
+                return None
+            raise
+
+    async def _receive(self, visibility_s: float, wait_s: float) -> Message | None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        self._receiving.add(task)
+        give_up = loop.time() + wait_s
+        try:
+            # one pull at a time per instance: answers are not tagged with the pull they answer
+            try:
+                async with asyncio.timeout_at(give_up + MIN_PULL_S):
+                    await self._pull_lock.acquire()
+            except TimeoutError:
+                return None
+            try:
+                return await self._pull(visibility_s, give_up)
+            finally:
+                self._pull_lock.release()
+        finally:
+            self._receiving.discard(task)
+
+    async def _pull(self, visibility_s: float, give_up: float) -> Message | None:
+        loop = asyncio.get_running_loop()
+        while True:
+            # answers to earlier pulls first: a message that came after its receive gave up
+            while not self._inbox.empty():
+                arrived, msg = self._inbox.get_nowait()
+                if _status(msg) is None and (message := await self._hand_out(arrived, msg, visibility_s)):
+                    return message
+            left_s = give_up - loop.time()
+            request: dict[str, Any] = {"batch": 1}
+            if left_s >= MIN_PULL_S:
+                request["expires"] = int(left_s * 1e9)
+            else:
+                request["no_wait"] = True
+            self._pulls_open += 1
+            self._pulls_end = max(self._pulls_end, loop.time() + max(0.0, left_s))
+            await self._nc.publish(self._next, json.dumps(request).encode(), reply=self._reply_to)
+            try:
+                async with asyncio.timeout(max(0.0, left_s) + PULL_GRACE_S):
+                    arrived, msg = await self._inbox.get()
+            except TimeoutError:
+                return None
+            status = _status(msg)
+            if status is None:
+                if message := await self._hand_out(arrived, msg, visibility_s):
+                    return message
+            elif status not in ("404", "408"):  # 404, 408: nothing came before the pull ended
+                log.warning("NATS queue %s: pull answered %s %s", self._stream, status, _description(msg))
+                await asyncio.sleep(min(0.2, max(0.0, give_up - loop.time())))
+            if loop.time() >= give_up:
+                return None
+
+    async def _on_pulled(self, msg: Msg) -> None:
+        self._pulls_open = max(0, self._pulls_open - 1)
+        self._inbox.put_nowait((asyncio.get_running_loop().time(), msg))
+
+    async def _hand_out(self, arrived: float, msg: Msg, visibility_s: float) -> Message | None:
+        loop = asyncio.get_running_loop()
+        held = _Held(msg, visible_until=0.0, server_until=arrived + self._ack_wait_s)
+        if not self._current(held):
+            return None  # it sat here past its AckWait: the server hands it out again by itself
+        if loop.time() - arrived > self._guard_s:
+            # it waited here (its receive had given up): restart AckWait so the caller gets all of it
+            sent = loop.time()
+            await self._reply(msg, b"+WPI")
+            held.server_until = sent + self._ack_wait_s
+        held.visible_until = loop.time() + visibility_s
+        receipt = secrets.token_urlsafe(12)
+        self._held[receipt] = held
+        self._schedule(receipt, held)
+        return Message(receipt=receipt, job_id=msg.data.decode(errors="replace"),
+                       deliveries=msg.metadata.num_delivered)
+
+    def ack(self, message: Message) -> None:
+        self._run(self._settle(message.receipt, b"+ACK"))
+
+    def nack(self, message: Message, delay_s: float = 0.0) -> None:
+        payload = b"-NAK"
+        if delay_s > 0:
+            payload += b" " + json.dumps({"delay": int(delay_s * 1e9)}).encode()
+        self._run(self._settle(message.receipt, payload, delay_s))
+
+    async def _settle(self, receipt: str, payload: bytes, delay_s: float = 0.0) -> None:
+        """Send an ack or a nak for a held delivery; nothing for an unknown or stale receipt."""
+        held = self._held.get(receipt)
+        if held is None:
+            return
+        if not self._current(held):
+            self._forget(receipt)
+            log.info("NATS queue %s: %r not sent, AckWait ran out (the message may be another consumer's now)",
+                     self._stream, payload[:4].decode())
+            return
+        # a request, not a publish: the answer says the server took it (kept for a retry if not)
+        await self._reply(held.msg, payload)
+        self._forget(receipt)
+        if delay_s > 0:
+            now = asyncio.get_running_loop().time()
+            self._delayed = {r: due for r, due in self._delayed.items() if due > now}
+            self._delayed[receipt] = now + delay_s
+
+    def extend(self, message: Message, visibility_s: float) -> None:
+        self._run(self._extend(message.receipt, visibility_s))
+
+    async def _extend(self, receipt: str, visibility_s: float) -> None:
+        held = self._held.get(receipt)
+        if held is None:
+            return
+        if not self._current(held):
+            self._forget(receipt)
+            return
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
+        await self._reply(held.msg, b"+WPI")
+        if self._held.get(receipt) is held:
+            held.server_until = sent + self._ack_wait_s
+            held.visible_until = sent + visibility_s
+            self._schedule(receipt, held)
+
+    def stats(self) -> QueueStats:
+        return self._run(self._stats())
+
+    async def _stats(self) -> QueueStats:
+        info = await self._js.consumer_info(self._stream, CONSUMER)
+        dead = await self._js.stream_info(self._dead_stream)
+        now = asyncio.get_running_loop().time()
+        self._delayed = {r: due for r, due in self._delayed.items() if due > now}
+        ready = info.num_pending or 0
+        age_s = 0.0
+        if ready and info.delivered is not None:
+            with suppress(nats.js.errors.NotFoundError):  # delivered or deleted since
+                first = await self._js.get_msg(
+                    self._stream, info.delivered.stream_seq + 1, subject=self._subject, next=True
+                )
+                if first.time is not None:
+                    age_s = max(0.0, (datetime.datetime.now(datetime.UTC) - first.time).total_seconds())
+        return QueueStats(
+            ready=ready, in_flight=max(0, (info.num_ack_pending or 0) - len(self._delayed)),
+            delayed=len(self._delayed), dead=dead.state.messages, oldest_ready_age_s=age_s,
+        )
+
+    def take_dead(self, limit: int) -> list[str]:
+        if limit < 1:
+            return []
+        return self._run(self._take_dead(limit))
+
+    async def _take_dead(self, limit: int) -> list[str]:
+        try:
+            await self._sweep()
+        except (nats.errors.Error, OSError, TimeoutError) as exc:
+            log.warning("NATS queue %s: dead-letter sweep failed: %s", self._stream, exc)
+        state = (await self._js.stream_info(self._dead_stream)).state
+        taken: list[str] = []
+        seq = state.first_seq
+        while len(taken) < limit and seq <= state.last_seq:
+            try:
+                entry = await self._js.get_msg(self._dead_stream, seq, subject=self._dead_subject, next=True)
+            except nats.js.errors.NotFoundError:
+                break
+            assert entry.seq is not None
+            seq = entry.seq + 1
+            # whoever deletes the entry owns it: two reapers never both return one job id
+            if await _delete(self._js, self._dead_stream, entry.seq):
+                taken.append((entry.data or b"").decode(errors="replace"))
+        return taken
+
+    def close(self) -> None:
+        """Stop receiving, hand back messages that reached this instance after their receive gave up, and
+        close the connection. Deliveries still held come back when their AckWait runs out."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._aio.loop.is_running():
+            with suppress(Exception):  # closing must not fail because NATS is gone
+                self._aio.run(self._shutdown(), OP_TIMEOUT_S)
+        self._aio.close()
+
+    async def _shutdown(self) -> None:
+        loop = asyncio.get_running_loop()
+        for task in list(self._receiving):
+            task.cancel()
+        for held in self._held.values():
+            if held.timer is not None:
+                held.timer.cancel()
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=REQUEST_TIMEOUT_S)
+        # a pull still open may yet deliver; its message would otherwise wait out AckWait
+        give_up = min(self._pulls_end, loop.time() + 2.0) + 0.1
+        while self._pulls_open and self._nc.is_connected and loop.time() < give_up:
+            await asyncio.sleep(0.02)
+        while not self._inbox.empty():
+            arrived, msg = self._inbox.get_nowait()
+            held = _Held(msg, visible_until=0.0, server_until=arrived + self._ack_wait_s)
+            if _status(msg) is None and self._current(held):
+                with suppress(nats.errors.Error, OSError, TimeoutError):
+                    await self._reply(msg, b"-NAK")
+        if self._nc.is_connected:
+            try:
+                await asyncio.wait_for(self._nc.drain(), REQUEST_TIMEOUT_S)
+            except (nats.errors.Error, OSError, TimeoutError):
+                await self._nc.close()
+        else:
+            await self._nc.close()
+
+    # -- visibility ----------------------------------------------------------------------------------
+
+    def _current(self, held: _Held) -> bool:
+        """Whether the delivery is surely still this instance's: its AckWait, counted from here, has not
+        run out (the guard covers the server's clock starting earlier and the ack's trip there)."""
+        return asyncio.get_running_loop().time() < held.server_until - self._guard_s
+
+    def _schedule(self, receipt: str, held: _Held) -> None:
+        if held.timer is not None:
+            held.timer.cancel()
+        # the visibility's end, or half-way through AckWait when the visibility outlasts it
+        at = min(held.visible_until, held.server_until - self._ack_wait_s / 2)
+        held.timer = asyncio.get_running_loop().call_at(at, self._on_timer, receipt)
+
+    def _on_timer(self, receipt: str) -> None:
+        held = self._held.get(receipt)
+        if held is None:
+            return
+        if not self._current(held):
+            self._forget(receipt)  # the loop was frozen past AckWait: the message is the server's again
+        elif asyncio.get_running_loop().time() >= held.visible_until:
+            self._forget(receipt)
+            self._spawn(self._reply(held.msg, b"-NAK"))  # visibility over: the next consumer gets it now
+        else:
+            self._spawn(self._refresh(receipt, held))
+
+    async def _refresh(self, receipt: str, held: _Held) -> None:
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
+        try:
+            await self._reply(held.msg, b"+WPI")
+        except (nats.errors.Error, OSError, TimeoutError) as exc:
+            log.warning("NATS queue %s: AckProgress failed (%s), trying again", self._stream, exc)
+            if self._held.get(receipt) is held:
+                held.timer = loop.call_later(1.0, self._on_timer, receipt)
+            return
+        if self._held.get(receipt) is held:
+            held.server_until = sent + self._ack_wait_s
+            self._schedule(receipt, held)
+
+    def _forget(self, receipt: str) -> None:
+        held = self._held.pop(receipt, None)
+        if held is not None and held.timer is not None:
+            held.timer.cancel()
+
+    async def _reply(self, msg: Msg, payload: bytes) -> None:
+        """Ack, nak or AckProgress as a request, so a lost one raises instead of passing silently."""
+        assert msg.reply, "a JetStream delivery always has an ack subject"
+        await self._nc.request(msg.reply, payload, timeout=REQUEST_TIMEOUT_S)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("NATS queue %s: %s", self._stream, exc or type(exc).__name__)
+
+    # -- dead letters --------------------------------------------------------------------------------
+
+    async def _on_exhausted(self, advisory: Msg) -> None:
+        try:
+            seq = int(json.loads(advisory.data)["stream_seq"])
+            try:
+                entry = await self._js.get_msg(self._stream, seq)
+            except nats.js.errors.NotFoundError:
+                return  # another instance (or a sweep) moved it already
+            await self._bury(seq, (entry.data or b"").decode(errors="replace"))
+        except Exception as exc:  # a subscription callback must not die; the sweep tries again
+            log.warning("NATS queue %s: dead-lettering failed: %s", self._stream, exc or type(exc).__name__)
+
+    async def _bury(self, seq: int, job_id: str) -> None:
+        # the dead store first: a crash in between leaves the message to the next sweep, not lost
+        await self._js.publish(
+            self._dead_subject, job_id.encode(), stream=self._dead_stream, headers={"Nats-Msg-Id": f"{job_id}:{seq}"}
+        )
+        await _delete(self._js, self._stream, seq)
+        log.info("NATS queue %s: job %s dead-lettered after %d deliveries", self._stream, job_id,
+                 self._max_deliveries)
+
+    async def _sweep(self) -> None:
+        """Dead-letter messages whose advisory nobody saw. Exact only when nothing is in flight: then every
+        delivered message still in the stream was given up on."""
+        info = await self._js.consumer_info(self._stream, CONSUMER)
+        if info.num_ack_pending or info.delivered is None:
+            return
+        state = (await self._js.stream_info(self._stream)).state
+        if state.messages <= (info.num_pending or 0):
+            return
+        last = info.delivered.stream_seq
+        found: list[int] = []
+        seq = state.first_seq
+        while seq <= last:
+            try:
+                entry = await self._js.get_msg(self._stream, seq, subject=self._subject, next=True)
+            except nats.js.errors.NotFoundError:
+                break
+            assert entry.seq is not None
+            if entry.seq > last:
+                break
+            found.append(entry.seq)
+            seq = entry.seq + 1
+        if not found:
+            return
+        # the server drops an acked message just after it stops counting it as pending: look again
+        again = await self._js.consumer_info(self._stream, CONSUMER)
+        if again.num_ack_pending:
+            return
+        for seq in found:
+            with suppress(nats.js.errors.NotFoundError):
+                entry = await self._js.get_msg(self._stream, seq)
+                await self._bury(seq, (entry.data or b"").decode(errors="replace"))
+
+    # -- plumbing ------------------------------------------------------------------------------------
+
+    def _run(self, coro: Coroutine[Any, Any, T], timeout_s: float = OP_TIMEOUT_S) -> T:
+        if self._closed and not self._aio.loop.is_running():
+            coro.close()
+            raise ServiceUnavailable("the NATS broker is closed")
+        try:
+            return self._aio.run(coro, timeout_s)
+        except (nats.errors.Error, OSError, TimeoutError) as exc:
+            raise ServiceUnavailable(f"NATS at {self._where}: {exc or type(exc).__name__}") from exc
+        except (concurrent.futures.CancelledError, RuntimeError) as exc:
+            if self._closed:  # close() cancelled this call, or stopped the loop under it
+                raise ServiceUnavailable("the NATS broker is closed") from exc
+            raise
+
+
+async def _ensure_stream(js: JetStreamContext, config: api.StreamConfig) -> None:
+    """Create the stream, or bring an existing one to this configuration (creating is idempotent only for
+    an identical one)."""
+    try:
+        await js.add_stream(config)
+    except nats.js.errors.BadRequestError as exc:
+        if exc.err_code != _STREAM_NAME_IN_USE:
+            raise
+        await js.update_stream(config)
+
+
+async def _delete(js: JetStreamContext, stream: str, seq: int) -> bool:
+    """Delete one message; False when it was gone already."""
+    try:
+        return await js.delete_msg(stream, seq)
+    except nats.js.errors.APIError as exc:
+        if exc.err_code == _SEQUENCE_NOT_FOUND or isinstance(exc, nats.js.errors.NotFoundError):
+            return False
+        raise
+
+
+def _status(msg: Msg) -> str | None:
+    """The status of a pull's control answer (404 no messages, 408 expired, 409 ...), None for a message."""
+    if msg.data or not msg.headers:
+        return None
+    status = msg.headers.get("Status")
+    return None if status is None else str(status)
+
+
+def _description(msg: Msg) -> str:
+    return str((msg.headers or {}).get("Description", ""))
+
+
+def _seconds(options: dict[str, str], name: str, default: float) -> float:
+    raw = options.pop(name, None)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidParams(f"{name} must be a number of seconds") from None
+    if not value > 0:
+        raise InvalidParams(f"{name} must be above 0")
+    return value
