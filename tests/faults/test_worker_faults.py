@@ -128,3 +128,20 @@ def test_a_job_nobody_starts_within_its_ttl_ends_expired(split: Deployment, tmp_
     split.start("w1", "worker")
     time.sleep(2)  # a worker that receives the stale message must not run it
     assert split.client.job(job["id"])["status"] == "expired"
+
+
+def test_a_poison_job_fails_after_max_attempts_while_20_others_succeed(split: Deployment, tmp_path: Path) -> None:
+    for name in ("w1", "w2"):
+        split.start(name, "worker")
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(b"x")
+    key = split.client.upload(payload)["key"]
+    poison = split.client.submit({"pipeline": "noop", "input": {"key": key}, "params": {"crash": True}})
+    others = [split.client.submit({"pipeline": "noop", "input": {"key": key}}) for _ in range(20)]
+    record = split.wait_done(poison["id"], timeout_s=60)
+    assert record["status"] == "failed" and record["attempts"] == 3
+    assert record["error"]["code"] == "attempts_exhausted" and "worker_crashed" in record["error"]["message"]
+    for job in others:
+        done = split.wait_done(job["id"], timeout_s=60)
+        assert done["status"] == "succeeded" and done["attempts"] == 1
+    assert all(split.procs[n].poll() is None for n in ("w1", "w2"))

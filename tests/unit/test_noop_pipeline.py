@@ -21,8 +21,8 @@ def ctx(tmp_path: Path, params: dict[str, float], stop: threading.Event, seen: l
 def test_noop_validates_and_writes_its_result(tmp_path: Path) -> None:
     pipeline = get_pipeline("noop")
     repo = ModelRepository(tmp_path / "models")
-    assert pipeline.validate({}, repo) == {"sleep_s": 0.0}
-    for bad in ({"sleep_s": -1}, {"sleep_s": "x"}, {"speed": 1}):
+    assert pipeline.validate({}, repo) == {"sleep_s": 0.0, "crash": False}
+    for bad in ({"sleep_s": -1}, {"sleep_s": "x"}, {"speed": 1}, {"crash": "yes"}):
         with pytest.raises(InvalidParams):
             pipeline.validate(bad, repo)
     seen: list[Progress] = []
