@@ -32,9 +32,11 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 );
 """
 
-#: polling interval bounds while waiting for a message: short when work just arrived, longer when idle
+#: polling interval bounds while waiting for a message. SQLite has no notification, so an idle worker
+#: polls; each poll is one indexed read without the write lock, and the cap bounds dispatch latency
+#: (250 ms cost 79 ms p50 in bench/dispatch; 50 ms is about 20 cheap reads a second per idle worker)
 POLL_MIN_S = 0.02
-POLL_MAX_S = 0.25
+POLL_MAX_S = 0.05
 
 
 class SQLiteBroker:
