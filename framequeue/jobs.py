@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from framequeue.errors import InvalidTransition
 
@@ -157,3 +157,54 @@ def job_record(job: Job, *, output_location: str, failure_location: str) -> dict
         "webhook": None if job.webhook_url is None else {"url": job.webhook_url},
         "attributes": dict(job.attributes),
     }
+
+
+# -- decisions the job stores share (pure: each store only carries them out in its own transaction) ------
+
+CANCELLED_BY_REQUEST = JobError("cancelled", "cancelled by request")
+DEAD_LETTERED = JobError("attempts_exhausted", "the queue gave up on the job after its delivery limit (dead-lettered)")
+
+
+def expired_error(job: Job) -> JobError:
+    return JobError("expired", f"no worker started the job within its queue TTL of {job.ttl_s:.0f} s")
+
+
+def exhausted_error(job: Job) -> JobError:
+    return JobError(
+        "attempts_exhausted",
+        f"the job did not finish in {job.max_attempts} attempts (its worker died or lost its lease each time)",
+    )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a store does with a job it looked at: claim it, put it back in the queue, end it with
+    `status` and `error`, or leave it as it is."""
+
+    action: Literal["claim", "requeue", "end", "leave"]
+    status: JobStatus | None = None
+    error: JobError | None = None
+
+
+def claim_verdict(job: Job, now_s: float) -> Verdict:
+    """May a worker claim this job now? A queued job past its TTL ends expired; a running one is claimable
+    only once its lease ran out; a job out of attempts ends failed instead of running again."""
+    if job.status is JobStatus.QUEUED and now_s >= job.expires_at_s:
+        return Verdict("end", JobStatus.EXPIRED, expired_error(job))
+    lease_free = job.status is JobStatus.QUEUED or (
+        job.status is JobStatus.RUNNING and job.lease_deadline_s is not None and now_s >= job.lease_deadline_s
+    )
+    if not lease_free or job.cancel_requested:
+        return Verdict("leave")
+    if job.attempts >= job.max_attempts:
+        return Verdict("end", JobStatus.FAILED, exhausted_error(job))
+    return Verdict("claim")
+
+
+def lease_expired_verdict(job: Job) -> Verdict:
+    """A running job whose lease ran out (its worker died or stalled): the reaper's decision."""
+    if job.cancel_requested:
+        return Verdict("end", JobStatus.CANCELLED, CANCELLED_BY_REQUEST)
+    if job.attempts >= job.max_attempts:
+        return Verdict("end", JobStatus.FAILED, exhausted_error(job))
+    return Verdict("requeue")

@@ -19,7 +19,19 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from framequeue.errors import IdempotencyConflict, JobNotFound, LeaseLost, ServiceUnavailable
-from framequeue.jobs import TERMINAL, Job, JobError, JobProgress, JobStatus, check_transition
+from framequeue.jobs import (
+    CANCELLED_BY_REQUEST,
+    DEAD_LETTERED,
+    TERMINAL,
+    Job,
+    JobError,
+    JobProgress,
+    JobStatus,
+    check_transition,
+    claim_verdict,
+    expired_error,
+    lease_expired_verdict,
+)
 from framequeue.jobstore.base import PayloadRenderer
 from framequeue.jobstore.pg_schema import Conn, Connections, Statements, migrate, parse_pg_url
 from framequeue.notify.outbox import OutboxEvent
@@ -101,17 +113,11 @@ class PostgresJobStore:
             if row is None:
                 return None
             job = _job(row)
-            if job.status is JobStatus.QUEUED and now_s >= job.expires_at_s:
-                self._end(conn, job, JobStatus.EXPIRED, now_s, JobError("expired", _expired_message(job)))
-                return None
-            lease_free = job.status is JobStatus.QUEUED or (
-                job.status is JobStatus.RUNNING and job.lease_deadline_s is not None
-                and now_s >= job.lease_deadline_s
-            )
-            if not lease_free or job.cancel_requested:
-                return None
-            if job.attempts >= job.max_attempts:
-                self._end(conn, job, JobStatus.FAILED, now_s, _exhausted(job))
+            verdict = claim_verdict(job, now_s)
+            if verdict.action == "end":
+                assert verdict.status is not None
+                self._end(conn, job, verdict.status, now_s, verdict.error)
+            if verdict.action != "claim":
                 return None
             claimed = conn.execute(
                 self._sql(
@@ -200,7 +206,7 @@ class PostgresJobStore:
                 raise JobNotFound(f"no job {job_id}")
             job = _job(row)
             if job.status is JobStatus.QUEUED:
-                return self._end(conn, job, JobStatus.CANCELLED, now_s, JobError("cancelled", "cancelled by request"))
+                return self._end(conn, job, JobStatus.CANCELLED, now_s, CANCELLED_BY_REQUEST)
             if job.status is JobStatus.RUNNING:
                 updated = conn.execute(
                     self._sql(
@@ -225,7 +231,7 @@ class PostgresJobStore:
                 (now_s,),
             ).fetchall():
                 job = _job(row)
-                self._end(conn, job, JobStatus.EXPIRED, now_s, JobError("expired", _expired_message(job)))
+                self._end(conn, job, JobStatus.EXPIRED, now_s, expired_error(job))
             requeued: list[str] = []
             for row in conn.execute(
                 self._sql(
@@ -235,10 +241,10 @@ class PostgresJobStore:
                 (now_s,),
             ).fetchall():
                 job = _job(row)
-                if job.cancel_requested:
-                    self._end(conn, job, JobStatus.CANCELLED, now_s, JobError("cancelled", "cancelled by request"))
-                elif job.attempts >= job.max_attempts:
-                    self._end(conn, job, JobStatus.FAILED, now_s, _exhausted(job))
+                verdict = lease_expired_verdict(job)
+                if verdict.action == "end":
+                    assert verdict.status is not None
+                    self._end(conn, job, verdict.status, now_s, verdict.error)
                 else:
                     requeued.append(job.id)
             if requeued:
@@ -278,7 +284,7 @@ class PostgresJobStore:
             row = self._locked(conn, job_id)
             if row is None or row["status"] != JobStatus.QUEUED.value:
                 return False
-            self._end(conn, _job(row), JobStatus.FAILED, now_s, _dead_lettered())
+            self._end(conn, _job(row), JobStatus.FAILED, now_s, DEAD_LETTERED)
             return True
 
         return self._pool.run(work)
@@ -401,20 +407,6 @@ def _lost(job_id: str, token: int, row: dict[str, Any]) -> LeaseLost:
         f"job {job_id}: lease token {token} no longer holds (status {row['status']}, token {row['lease_token']})"
     )
 
-
-def _exhausted(job: Job) -> JobError:
-    return JobError(
-        "attempts_exhausted",
-        f"the job did not finish in {job.max_attempts} attempts (its worker died or lost its lease each time)",
-    )
-
-
-def _dead_lettered() -> JobError:
-    return JobError("attempts_exhausted", "the queue gave up on the job after its delivery limit (dead-lettered)")
-
-
-def _expired_message(job: Job) -> str:
-    return f"no worker started the job within its queue TTL of {job.ttl_s:.0f} s"
 
 
 def _job(row: dict[str, Any]) -> Job:

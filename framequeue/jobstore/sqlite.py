@@ -12,7 +12,19 @@ from framequeue.errors import (
     LeaseLost,
     ServiceUnavailable,
 )
-from framequeue.jobs import TERMINAL, Job, JobError, JobProgress, JobStatus, check_transition
+from framequeue.jobs import (
+    CANCELLED_BY_REQUEST,
+    DEAD_LETTERED,
+    TERMINAL,
+    Job,
+    JobError,
+    JobProgress,
+    JobStatus,
+    check_transition,
+    claim_verdict,
+    expired_error,
+    lease_expired_verdict,
+)
 from framequeue.jobstore.base import PayloadRenderer
 from framequeue.notify.outbox import OutboxEvent
 from framequeue.sqlitedb import Database, database
@@ -135,17 +147,11 @@ class SQLiteJobStore:
             if row is None:
                 return None
             job = _job(row)
-            if job.status is JobStatus.QUEUED and now_s >= job.expires_at_s:
-                self._end(conn, job, JobStatus.EXPIRED, now_s, JobError("expired", _expired_message(job)))
-                return None
-            lease_free = job.status is JobStatus.QUEUED or (
-                job.status is JobStatus.RUNNING and job.lease_deadline_s is not None
-                and now_s >= job.lease_deadline_s
-            )
-            if not lease_free or job.cancel_requested:
-                return None
-            if job.attempts >= job.max_attempts:
-                self._end(conn, job, JobStatus.FAILED, now_s, _exhausted(job))
+            verdict = claim_verdict(job, now_s)
+            if verdict.action == "end":
+                assert verdict.status is not None
+                self._end(conn, job, verdict.status, now_s, verdict.error)
+            if verdict.action != "claim":
                 return None
             conn.execute(
                 """UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_token = lease_token + 1,
@@ -207,7 +213,7 @@ class SQLiteJobStore:
         with self._db.write() as conn:
             job = self._get(conn, job_id)
             if job.status is JobStatus.QUEUED:
-                return self._end(conn, job, JobStatus.CANCELLED, now_s, JobError("cancelled", "cancelled by request"))
+                return self._end(conn, job, JobStatus.CANCELLED, now_s, CANCELLED_BY_REQUEST)
             if job.status is JobStatus.RUNNING:
                 conn.execute(
                     "UPDATE jobs SET cancel_requested = 1, updated_at_s = ? WHERE id = ?", (now_s, job_id)
@@ -222,15 +228,15 @@ class SQLiteJobStore:
                 "SELECT * FROM jobs WHERE status = 'queued' AND expires_at_s <= ?", (now_s,)
             ).fetchall():
                 job = _job(row)
-                self._end(conn, job, JobStatus.EXPIRED, now_s, JobError("expired", _expired_message(job)))
+                self._end(conn, job, JobStatus.EXPIRED, now_s, expired_error(job))
             for row in conn.execute(
                 "SELECT * FROM jobs WHERE status = 'running' AND lease_deadline_s <= ?", (now_s,)
             ).fetchall():
                 job = _job(row)
-                if job.cancel_requested:
-                    self._end(conn, job, JobStatus.CANCELLED, now_s, JobError("cancelled", "cancelled by request"))
-                elif job.attempts >= job.max_attempts:
-                    self._end(conn, job, JobStatus.FAILED, now_s, _exhausted(job))
+                verdict = lease_expired_verdict(job)
+                if verdict.action == "end":
+                    assert verdict.status is not None
+                    self._end(conn, job, verdict.status, now_s, verdict.error)
                 else:
                     conn.execute(
                         """UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_deadline_s = NULL,
@@ -257,7 +263,7 @@ class SQLiteJobStore:
             row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None or row["status"] != JobStatus.QUEUED.value:
                 return False
-            self._end(conn, _job(row), JobStatus.FAILED, now_s, _dead_lettered())
+            self._end(conn, _job(row), JobStatus.FAILED, now_s, DEAD_LETTERED)
             return True
 
     def ping(self) -> None:
@@ -348,23 +354,6 @@ class SQLiteJobStore:
                  self._render(ended), now_s),
             )
         return ended
-
-
-def _exhausted(job: Job) -> JobError:
-    return JobError(
-        "attempts_exhausted",
-        f"the job did not finish in {job.max_attempts} attempts (its worker died or lost its lease each time)",
-    )
-
-
-def _dead_lettered() -> JobError:
-    return JobError(
-        "attempts_exhausted", "the queue gave up on the job after its delivery limit (dead-lettered)"
-    )
-
-
-def _expired_message(job: Job) -> str:
-    return f"no worker started the job within its queue TTL of {job.ttl_s:.0f} s"
 
 
 def _job(row: sqlite3.Row) -> Job:

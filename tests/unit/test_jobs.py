@@ -66,3 +66,30 @@ def test_heartbeat_and_eta() -> None:
     assert eta_s(50, 150, fps=25.0) == pytest.approx(4.0)
     assert eta_s(50, None, fps=25.0) is None
     assert eta_s(50, 150, fps=0.0) is None
+
+
+def test_claim_verdicts() -> None:
+    from framequeue.jobs import claim_verdict
+
+    queued = make_job()
+    assert claim_verdict(queued, now_s=150.0).action == "claim"
+    expired = claim_verdict(queued, now_s=200.0)
+    assert (expired.action, expired.status) == ("end", JobStatus.EXPIRED) and expired.error is not None
+    running = make_job(status=JobStatus.RUNNING, attempts=1, lease_deadline_s=300.0)
+    assert claim_verdict(running, now_s=299.0).action == "leave"
+    assert claim_verdict(running, now_s=300.0).action == "claim"  # its lease ran out: another worker may take it
+    assert claim_verdict(make_job(cancel_requested=True), now_s=150.0).action == "leave"
+    spent = claim_verdict(make_job(attempts=3), now_s=150.0)
+    assert (spent.action, spent.status) == ("end", JobStatus.FAILED)
+    assert spent.error is not None and spent.error.code == "attempts_exhausted"
+
+
+def test_lease_expired_verdicts() -> None:
+    from framequeue.jobs import lease_expired_verdict
+
+    running = make_job(status=JobStatus.RUNNING, attempts=1, lease_deadline_s=300.0)
+    assert lease_expired_verdict(running).action == "requeue"
+    cancelled = lease_expired_verdict(make_job(status=JobStatus.RUNNING, attempts=1, cancel_requested=True))
+    assert (cancelled.action, cancelled.status) == ("end", JobStatus.CANCELLED)
+    spent = lease_expired_verdict(make_job(status=JobStatus.RUNNING, attempts=3))
+    assert (spent.action, spent.status) == ("end", JobStatus.FAILED)
