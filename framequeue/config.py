@@ -46,6 +46,9 @@ class Settings:
     #: a queued job whose message the broker never confirmed (the submit died between the row and the
     #: publish) is published by the reaper once its row is this old
     republish_after_s: float = 10.0
+    #: a job still queued this long after its message was published is published again, in case the broker
+    #: lost the message; a duplicate costs one turned-away delivery, a lost one the job
+    republish_queued_after_s: float = 600.0
     #: on SIGTERM, how long a worker lets the current job run before handing it back
     drain_s: float = 25.0
     max_upload_bytes: int = 4 * 1024**3

@@ -178,8 +178,13 @@ class JobService:
         requeued = self.store.reap(self._clock())
         for job_id in requeued:
             self.publish(job_id)
-        # a submit or requeue that died between the row and the publish left a job with no message
-        for job_id in self.store.unpublished(self._clock() - self.settings.republish_after_s, REAP_BATCH):
+        # a submit or requeue that died between the row and the publish left a job with no message, or the
+        # broker lost it (restarted without persistence): publish again, at most once per interval
+        now_s = self._clock()
+        lost = self.store.unpublished(
+            now_s - self.settings.republish_after_s, REAP_BATCH, now_s - self.settings.republish_queued_after_s
+        )
+        for job_id in lost:
             self.publish(job_id)
         for job_id in self.broker.take_dead(REAP_BATCH):
             self.store.fail_dead_lettered(job_id, self._clock())

@@ -76,9 +76,12 @@ class JobStore(OutboxStore, Protocol):
         """The broker confirmed this job's message (at submit, or after a requeue)."""
         ...
 
-    def unpublished(self, older_than_s: float, limit: int) -> list[str]:
-        """Queued jobs whose message was never confirmed by the broker, created before `older_than_s`
-        (a submit that crashed between the row and the publish); the reaper publishes them."""
+    def unpublished(self, older_than_s: float, limit: int, stale_before_s: float | None = None) -> list[str]:
+        """Queued jobs the reaper should publish (again): those whose message the broker never confirmed,
+        created before `older_than_s` (a submit that died between the row and the publish), and, when
+        `stale_before_s` is given, those still queued though published before it (a broker that lost its
+        messages, as Redis restarted without persistence). A duplicate message is harmless: the claim
+        turns it away."""
         ...
 
     def fail_dead_lettered(self, job_id: str, now_s: float) -> bool:

@@ -266,14 +266,15 @@ class PostgresJobStore:
             )
         )
 
-    def unpublished(self, older_than_s: float, limit: int) -> list[str]:
+    def unpublished(self, older_than_s: float, limit: int, stale_before_s: float | None = None) -> list[str]:
         def work(conn: Conn) -> list[str]:
             rows = conn.execute(
                 self._sql(
-                    """SELECT id FROM {s}.jobs WHERE status = 'queued' AND published_at_s IS NULL
-                       AND created_at_s < %s ORDER BY seq LIMIT %s"""
+                    """SELECT id FROM {s}.jobs WHERE status = 'queued'
+                       AND ((published_at_s IS NULL AND created_at_s < %s) OR published_at_s < %s)
+                       ORDER BY seq LIMIT %s"""
                 ),
-                (older_than_s, limit),
+                (older_than_s, -1.0 if stale_before_s is None else stale_before_s, limit),
             ).fetchall()
             return [r["id"] for r in rows]
 

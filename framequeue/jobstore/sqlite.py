@@ -250,11 +250,12 @@ class SQLiteJobStore:
         with self._db.write() as conn:
             conn.execute("UPDATE jobs SET published_at_s = ? WHERE id = ?", (now_s, job_id))
 
-    def unpublished(self, older_than_s: float, limit: int) -> list[str]:
+    def unpublished(self, older_than_s: float, limit: int, stale_before_s: float | None = None) -> list[str]:
         rows = self._db.conn().execute(
-            """SELECT id FROM jobs WHERE status = 'queued' AND published_at_s IS NULL AND created_at_s < ?
+            """SELECT id FROM jobs WHERE status = 'queued'
+               AND ((published_at_s IS NULL AND created_at_s < ?) OR published_at_s < ?)
                ORDER BY seq LIMIT ?""",
-            (older_than_s, limit),
+            (older_than_s, -1.0 if stale_before_s is None else stale_before_s, limit),
         )
         return [r["id"] for r in rows]
 

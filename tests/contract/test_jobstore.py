@@ -219,3 +219,16 @@ def test_jobs_without_a_confirmed_message_are_found_for_the_reaper(store: JobSto
     assert job is not None
     assert store.reap(T0 + 7 + LEASE_S) == ["sent"]
     assert store.unpublished(T0 + 10_000, 10) == ["sent"]
+
+
+def test_jobs_queued_long_after_their_publish_are_found_again(store: JobStore) -> None:
+    store.create(new_job("waiting"))
+    store.mark_published("waiting", T0 + 1)
+    assert store.unpublished(T0 + 100, 10) == []
+    assert store.unpublished(T0 + 100, 10, stale_before_s=T0 + 0.5) == []
+    assert store.unpublished(T0 + 100, 10, stale_before_s=T0 + 2) == ["waiting"]
+    store.mark_published("waiting", T0 + 700)  # republished: quiet for another interval
+    assert store.unpublished(T0 + 800, 10, stale_before_s=T0 + 200) == []
+    job = store.claim("waiting", "w", LEASE_S, T0 + 800)
+    assert job is not None  # a running job is never republished
+    assert store.unpublished(T0 + 10_000, 10, stale_before_s=T0 + 10_000) == []
