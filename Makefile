@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench bench-dispatch clean
 
 setup: $(STAMP)
 
@@ -24,8 +24,16 @@ lint: setup
 test: lint
 	$(BIN)/pytest
 
+# `make bench` runs everything (~20 min, rewrites BENCHMARKS.md); `make bench BENCH_ARGS=--quick` checks in ~5 min
 bench: setup
-	$(BIN)/python bench/run.py
+	command -v ffmpeg >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y ffmpeg) \
+		|| echo "ffmpeg could not be installed: (c) will use PyAV decode-only"
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# dispatch overhead with a no-op pipeline: framequeue on every backend vs Celery and Dramatiq (~5 min)
+bench-dispatch: setup
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench.dispatch.run
 
 clean:
 	rm -rf $(VENV) .framequeue framequeue-demo

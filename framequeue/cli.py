@@ -24,6 +24,10 @@ EXIT_JOB_FAILED = 3
 EXIT_UNAVAILABLE = 4
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
+THREADS_HELP = (
+    "Thread budget of one job, split between its decode, inference and encode pools (the three stages "
+    "always run as three threads; below 4 each pool gets one)."
+)
 
 
 def _setup_logging(level: str) -> None:
@@ -65,7 +69,7 @@ _port = click.option("--port", envvar=env_var("port"), show_envvar=True, default
 @click.option("--workers", envvar=env_var("workers"), show_envvar=True, default=2, type=int,
               help="Worker processes (one job each).")
 @click.option("--worker-threads", envvar=env_var("worker_threads"), show_envvar=True, default=1, type=int,
-              help="CPU threads one job may use.")
+              help=THREADS_HELP)
 @click.pass_context
 def up(ctx: click.Context, host: str, port: int, workers: int, worker_threads: int) -> None:
     """Start the API and a pool of workers (the embedded deployment by default)."""
@@ -93,7 +97,7 @@ def api(ctx: click.Context, host: str, port: int) -> None:
 
 @main.command()
 @click.option("--worker-threads", envvar=env_var("worker_threads"), show_envvar=True, default=1, type=int,
-              help="CPU threads one job may use.")
+              help=THREADS_HELP)
 @click.pass_context
 def worker(ctx: click.Context, worker_threads: int) -> None:
     """Run one worker: take jobs until SIGTERM, then finish or hand back the current one and exit."""

@@ -1,0 +1,1 @@
+"""Benchmarks of framequeue on this machine: `make bench` (bench/run.py) writes BENCHMARKS.md."""

@@ -1,0 +1,135 @@
+"""Reads what bench.dispatch.probe wrote during a burst and says where a framequeue job's time goes:
+per job, in the API (submit) and in a worker (one receive -> ack cycle), means and medians in ms."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+#: (label, probe op) for the API side, in request order
+API_STEPS = [
+    ("HTTP POST /v1/jobs, in the app", "http POST /v1/jobs"),
+    ("  JobService.submit", "service.submit"),
+    ("    input exists? (object store)", "objects.size"),
+    ("    insert job row (store.create)", "store.create"),
+    ("    publish id (broker.publish)", "broker.publish"),
+    ("    mark published (store.mark_published)", "store.mark_published"),
+]
+
+
+def _load(probe_dir: Path, role: str) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted(probe_dir.glob(f"{role}-*.json"))]
+
+
+def _merge(dumps: list[dict[str, Any]]) -> dict[str, list[float]]:
+    ops: dict[str, list[float]] = {}
+    for d in dumps:
+        for name, values in d["ops"].items():
+            ops.setdefault(name, []).extend(values)
+    return ops
+
+
+def _row(label: str, values: list[float], jobs: int) -> dict[str, Any]:
+    """Mean per job (total / jobs: a step done twice per job counts twice) and the median of one call."""
+    return {
+        "step": label,
+        "calls_per_job": len(values) / jobs if jobs else 0.0,
+        "ms_per_job": 1000.0 * sum(values) / jobs if jobs else 0.0,
+        "p50_ms": 1000.0 * statistics.median(values) if values else None,
+    }
+
+
+def _derived(label: str, total_s: float, jobs: int) -> dict[str, Any]:
+    """A row computed from others (a difference or a share): a mean per job only."""
+    return {"step": label, "calls_per_job": None, "ms_per_job": 1000.0 * total_s / jobs if jobs else 0.0,
+            "p50_ms": None}
+
+
+def _children(probe_dir: Path) -> dict[int, tuple[float, float, float]]:
+    out: dict[int, tuple[float, float, float]] = {}
+    path = probe_dir / "children.txt"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 4:
+                out[int(parts[0])] = (float(parts[1]), float(parts[2]), float(parts[3]))
+    return out
+
+
+def analyze(probe_dir: Path) -> dict[str, Any]:
+    workers, apis = _load(probe_dir, "worker"), _load(probe_dir, "api")
+    ops = _merge(workers)
+    handle = ops.get("worker.handle", [])
+    jobs = len(handle)
+    if not jobs:
+        return {"error": f"no worker timings in {probe_dir}"}
+
+    # the media child, joined by pid: start() returned -> entered -> pipeline loaded -> left -> parent done
+    kids = _children(probe_dir)
+    boot: list[float] = []
+    load: list[float] = []
+    run: list[float] = []
+    back_less_stop: list[float] = []
+    for d in workers:
+        # one child.stop per spawn, in the same order (both happen once per _supervise)
+        for (pid, _begin, started, supervised), stopped in zip(d["spawns"], d["ops"].get("child.stop", []),
+                                                               strict=False):
+            child = kids.get(int(pid))
+            if child is None:
+                continue
+            entered, loaded, left = child
+            boot.append(entered - started)
+            load.append(loaded - entered)
+            run.append(left - loaded)
+            back_less_stop.append(max(0.0, supervised - left - stopped))
+    stop = ops.get("child.stop", [])
+
+    def total(name: str) -> float:
+        return sum(ops.get(name, []))
+
+    commit = total("worker._commit")
+    # the worker writes progress twice per job: while the child runs (when its progress message comes),
+    # and at commit; the probe tells them apart
+    commit_store = total("store.renew") + total("store.finish") + total("store.report_progress (commit)")
+    commit_upload = max(0.0, commit - commit_store)
+    accounted = (total("store.claim") + total("heartbeat.start") + total("heartbeat.stop") + total("worker._fetch")
+                 + total("worker._supervise") + commit + total("broker.ack"))
+    other = max(0.0, total("worker.handle") - accounted)
+
+    # rows that add up to the worker's cycle (receive + handle); an indented row is part of those above
+    worker_rows = [
+        _row("receive a message, waiting included (broker.receive)", ops.get("broker.receive", []), jobs),
+        _row("claim: lease + fencing token (store.claim)", ops.get("store.claim", []), jobs),
+        _row("heartbeat thread start + stop", ops.get("heartbeat.start", []) + ops.get("heartbeat.stop", []), jobs),
+        _row("copy input to scratch (_fetch)", ops.get("worker._fetch", []), jobs),
+        _row("media child: fork-server start()", ops.get("child.start", []), jobs),
+        _row("media child: start() returned -> child_main entered", boot, jobs),
+        _row("media child: load the pipeline (import)", load, jobs),
+        _row("media child: run + send result", run, jobs),
+        _row("parent: progress write, result read", back_less_stop, jobs),
+        _row("  progress write while the child runs (overlaps the rows above)",
+             ops.get("store.report_progress", []), jobs),
+        _row("parent: stop + join the child", stop, jobs),
+        _derived("commit: store writes (renew, progress, finish)", commit_store, jobs),
+        _derived("commit: upload result (fsync), drop stale outputs", commit_upload, jobs),
+        _row("ack (broker.ack)", ops.get("broker.ack", []), jobs),
+        _derived("other (logging, scratch mkdir/rmtree)", other, jobs),
+    ]
+    cycle = total("broker.receive") + total("worker.handle")
+    api_ops = _merge(apis)
+    api_rows = [_row(label, api_ops.get(op, []), len(api_ops.get("service.submit", [])) or 1)
+                for label, op in API_STEPS]
+    http = api_ops.get("http POST /v1/jobs", [])
+    submit = api_ops.get("service.submit", [])
+    if http and submit:
+        api_rows.insert(1, _derived("  framework (FastAPI, pydantic, threadpool)", max(0.0, sum(http) - sum(submit)),
+                                    len(http)))
+    return {
+        "jobs": jobs,
+        "worker_cycle_ms_per_job": 1000.0 * cycle / jobs,
+        "worker_handle_ms_p50": 1000.0 * statistics.median(handle),
+        "worker": worker_rows,
+        "api": api_rows,
+    }
