@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -111,6 +112,39 @@ class Job:
     @property
     def ttl_s(self) -> float:
         return self.expires_at_s - self.created_at_s
+
+
+def job_from_columns(row: Mapping[str, Any]) -> Job:
+    """A Job from a job-table row whose columns are already Python values (JSON columns decoded); the
+    SQL job stores share this mapping and differ only in how their driver returns those columns."""
+    error = None if row["error_code"] is None else JobError(row["error_code"], row["error_message"] or "")
+    return Job(
+        id=row["id"],
+        pipeline=row["pipeline"],
+        pipeline_version=row["pipeline_version"],
+        input_key=row["input_key"],
+        params=row["params"],
+        status=JobStatus(row["status"]),
+        created_at_s=row["created_at_s"],
+        updated_at_s=row["updated_at_s"],
+        expires_at_s=row["expires_at_s"],
+        timeout_s=row["timeout_s"],
+        max_attempts=row["max_attempts"],
+        attempts=row["attempts"],
+        started_at_s=row["started_at_s"],
+        finished_at_s=row["finished_at_s"],
+        lease_owner=row["lease_owner"],
+        lease_token=row["lease_token"],
+        lease_deadline_s=row["lease_deadline_s"],
+        cancel_requested=bool(row["cancel_requested"]),
+        progress=JobProgress(row["frames_done"], row["frames_total"], row["fps"], row["eta_s"]),
+        error=error,
+        outputs=row["outputs"],
+        webhook_url=row["webhook_url"],
+        webhook_secret=row["webhook_secret"],
+        attributes=row["attributes"],
+        idempotency_key=row["idempotency_key"],
+    )
 
 
 def output_prefix(job_id: str) -> str:

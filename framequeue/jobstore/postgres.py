@@ -30,6 +30,7 @@ from framequeue.jobs import (
     check_transition,
     claim_verdict,
     expired_error,
+    job_from_columns,
     lease_expired_verdict,
 )
 from framequeue.jobstore.base import PayloadRenderer
@@ -411,31 +412,4 @@ def _lost(job_id: str, token: int, row: dict[str, Any]) -> LeaseLost:
 
 
 def _job(row: dict[str, Any]) -> Job:
-    error = None if row["error_code"] is None else JobError(row["error_code"], row["error_message"] or "")
-    return Job(
-        id=row["id"],
-        pipeline=row["pipeline"],
-        pipeline_version=row["pipeline_version"],
-        input_key=row["input_key"],
-        params=row["params"],
-        status=JobStatus(row["status"]),
-        created_at_s=row["created_at_s"],
-        updated_at_s=row["updated_at_s"],
-        expires_at_s=row["expires_at_s"],
-        timeout_s=row["timeout_s"],
-        max_attempts=row["max_attempts"],
-        attempts=row["attempts"],
-        started_at_s=row["started_at_s"],
-        finished_at_s=row["finished_at_s"],
-        lease_owner=row["lease_owner"],
-        lease_token=row["lease_token"],
-        lease_deadline_s=row["lease_deadline_s"],
-        cancel_requested=row["cancel_requested"],
-        progress=JobProgress(row["frames_done"], row["frames_total"], row["fps"], row["eta_s"]),
-        error=error,
-        outputs=row["outputs"],
-        webhook_url=row["webhook_url"],
-        webhook_secret=row["webhook_secret"],
-        attributes=row["attributes"],
-        idempotency_key=row["idempotency_key"],
-    )
+    return job_from_columns(row)  # psycopg already decodes the jsonb columns

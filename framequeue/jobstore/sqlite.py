@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
 
 from framequeue.errors import (
     IdempotencyConflict,
@@ -23,6 +22,7 @@ from framequeue.jobs import (
     check_transition,
     claim_verdict,
     expired_error,
+    job_from_columns,
     lease_expired_verdict,
 )
 from framequeue.jobstore.base import PayloadRenderer
@@ -358,32 +358,7 @@ class SQLiteJobStore:
 
 
 def _job(row: sqlite3.Row) -> Job:
-    error = None if row["error_code"] is None else JobError(row["error_code"], row["error_message"] or "")
-    eta: Any = row["eta_s"]
-    return Job(
-        id=row["id"],
-        pipeline=row["pipeline"],
-        pipeline_version=row["pipeline_version"],
-        input_key=row["input_key"],
-        params=json.loads(row["params"]),
-        status=JobStatus(row["status"]),
-        created_at_s=row["created_at_s"],
-        updated_at_s=row["updated_at_s"],
-        expires_at_s=row["expires_at_s"],
-        timeout_s=row["timeout_s"],
-        max_attempts=row["max_attempts"],
-        attempts=row["attempts"],
-        started_at_s=row["started_at_s"],
-        finished_at_s=row["finished_at_s"],
-        lease_owner=row["lease_owner"],
-        lease_token=row["lease_token"],
-        lease_deadline_s=row["lease_deadline_s"],
-        cancel_requested=bool(row["cancel_requested"]),
-        progress=JobProgress(row["frames_done"], row["frames_total"], row["fps"], eta),
-        error=error,
-        outputs=json.loads(row["outputs"]),
-        webhook_url=row["webhook_url"],
-        webhook_secret=row["webhook_secret"],
-        attributes=json.loads(row["attributes"]),
-        idempotency_key=row["idempotency_key"],
-    )
+    columns = dict(zip(row.keys(), row, strict=True))
+    for name in ("params", "outputs", "attributes"):  # JSON stored as text
+        columns[name] = json.loads(columns[name])
+    return job_from_columns(columns)
