@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing import forkserver
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,8 @@ class Worker:
 
     def run(self) -> None:
         """Take jobs until drain() is called; the job in hand is finished or handed back first."""
+        # start the fork server (it imports PyAV, OpenCV, ONNX Runtime) now, not on the first job's clock
+        forkserver.ensure_running()
         log.info("worker %s started (threads per job: %d)", self.owner, self.settings.worker_threads)
         while not self.draining.is_set():
             self.reap_if_due()
