@@ -62,11 +62,3 @@ def open_storage(url: str) -> ObjectStore:
     store: ObjectStore = cls.from_url(url)
     return store
 
-
-def redact_url(url: str) -> str:
-    """URLs with passwords are logged as scheme://user:***@host."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
