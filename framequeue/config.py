@@ -49,6 +49,9 @@ class Settings:
     #: a job still queued this long after its message was published is published again, in case the broker
     #: lost the message; a duplicate costs one turned-away delivery, a lost one the job
     republish_queued_after_s: float = 600.0
+    #: jobs one warm media child runs before it is replaced by a fresh one (as Celery's max_tasks_per_child);
+    #: 1 gives every job a fresh process. A child is replaced sooner after any job that did not end cleanly.
+    child_max_jobs: int = 100
     #: on SIGTERM, how long a worker lets the current job run before handing it back
     drain_s: float = 25.0
     max_upload_bytes: int = 4 * 1024**3

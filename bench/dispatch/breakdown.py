@@ -47,15 +47,17 @@ def _derived(label: str, total_s: float, jobs: int) -> dict[str, Any]:
             "p50_ms": None}
 
 
-def _children(probe_dir: Path) -> dict[int, tuple[float, float, float]]:
-    out: dict[int, tuple[float, float, float]] = {}
+def _child_runs(probe_dir: Path) -> list[float]:
+    """Seconds each job spent in sandbox.run_one, inside the media child."""
     path = probe_dir / "children.txt"
-    if path.exists():
-        for line in path.read_text().splitlines():
-            parts = line.split()
-            if len(parts) == 4:
-                out[int(parts[0])] = (float(parts[1]), float(parts[2]), float(parts[3]))
-    return out
+    if not path.exists():
+        return []
+    runs = []
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            runs.append(float(parts[2]) - float(parts[1]))
+    return runs
 
 
 def analyze(probe_dir: Path) -> dict[str, Any]:
@@ -66,53 +68,31 @@ def analyze(probe_dir: Path) -> dict[str, Any]:
     if not jobs:
         return {"error": f"no worker timings in {probe_dir}"}
 
-    # the media child, joined by pid: start() returned -> entered -> pipeline loaded -> left -> parent done
-    kids = _children(probe_dir)
-    boot: list[float] = []
-    load: list[float] = []
-    run: list[float] = []
-    back_less_stop: list[float] = []
-    for d in workers:
-        # one child.stop per spawn, in the same order (both happen once per _supervise)
-        for (pid, _begin, started, supervised), stopped in zip(d["spawns"], d["ops"].get("child.stop", []),
-                                                               strict=False):
-            child = kids.get(int(pid))
-            if child is None:
-                continue
-            entered, loaded, left = child
-            boot.append(entered - started)
-            load.append(loaded - entered)
-            run.append(left - loaded)
-            back_less_stop.append(max(0.0, supervised - left - stopped))
-    stop = ops.get("child.stop", [])
-
     def total(name: str) -> float:
         return sum(ops.get(name, []))
 
+    # the child's runs since the reset: the last `jobs` lines (the warm-up's came first)
+    runs = _child_runs(probe_dir)[-jobs:]
+    supervise = total("worker._supervise")
     commit = total("worker._commit")
-    # the worker writes progress twice per job: while the child runs (when its progress message comes),
-    # and at commit; the probe tells them apart
-    commit_store = total("store.renew") + total("store.finish") + total("store.report_progress (commit)")
+    commit_store = total("store.finish")
     commit_upload = max(0.0, commit - commit_store)
-    accounted = (total("store.claim") + total("heartbeat.start") + total("heartbeat.stop") + total("worker._fetch")
-                 + total("worker._supervise") + commit + total("broker.ack"))
+    accounted = (total("store.claim") + total("worker._fetch") + supervise + commit + total("broker.ack"))
     other = max(0.0, total("worker.handle") - accounted)
+    starts, stops = ops.get("child.start", []), ops.get("child.stop", [])
 
     # rows that add up to the worker's cycle (receive + handle); an indented row is part of those above
     worker_rows = [
         _row("receive a message, waiting included (broker.receive)", ops.get("broker.receive", []), jobs),
         _row("claim: lease + fencing token (store.claim)", ops.get("store.claim", []), jobs),
-        _row("heartbeat thread start + stop", ops.get("heartbeat.start", []) + ops.get("heartbeat.stop", []), jobs),
         _row("copy input to scratch (_fetch)", ops.get("worker._fetch", []), jobs),
-        _row("media child: fork-server start()", ops.get("child.start", []), jobs),
-        _row("media child: start() returned -> child_main entered", boot, jobs),
-        _row("media child: load the pipeline (import)", load, jobs),
-        _row("media child: run + send result", run, jobs),
-        _row("parent: progress write, result read", back_less_stop, jobs),
-        _row("  progress write while the child runs (overlaps the rows above)",
-             ops.get("store.report_progress", []), jobs),
-        _row("parent: stop + join the child", stop, jobs),
-        _derived("commit: store writes (renew, progress, finish)", commit_store, jobs),
+        _row("media child: hand over the job, wait for its answer (_supervise)", ops.get("worker._supervise", []),
+             jobs),
+        _row("  of which the pipeline ran in the child (sandbox.run_one)", runs, jobs),
+        _row("  of which a progress write while the child runs", ops.get("store.report_progress", []), jobs),
+        _row("  of which a new warm child was started (rare)", starts, jobs),
+        _row("  of which a child was retired (rare)", stops, jobs),
+        _derived("commit: store write (finish, with the final progress)", commit_store, jobs),
         _derived("commit: upload result (fsync), drop stale outputs", commit_upload, jobs),
         _row("ack (broker.ack)", ops.get("broker.ack", []), jobs),
         _derived("other (logging, scratch mkdir/rmtree)", other, jobs),

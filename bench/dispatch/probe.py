@@ -2,10 +2,9 @@
 with its parts timed (the breakdown pass only; the measured runs use the plain commands).
 
 Timed in every process: each public call on the job store, the broker and the object store. In the API,
-each HTTP request (a pure ASGI wrapper) and JobService.submit. In the worker, the Worker's steps, the
-heartbeat thread's start and stop, the media child's start (ForkServerProcess.start) and stop. The fork
-server preloads this module too, so each media child appends `PID ENTERED LOADED LEFT` (epoch seconds:
-child_main entered, get_pipeline returned, child_main left) to children.txt. SIGUSR1 resets the timers
+each HTTP request (a pure ASGI wrapper) and JobService.submit. In the worker, the Worker's steps and the
+warm media child's (rare) start and stop. The fork server preloads this module too, so a media child
+appends `PID ENTERED LEFT` (epoch seconds around sandbox.run_one) per job to children.txt. SIGUSR1 resets the timers
 (the harness sends it after the warm-up). Each API/worker process writes `{role}-{pid}.json` to FQB_PROBE_DIR at exit.
 A timer costs about a microsecond; a job costs milliseconds."""
 
@@ -27,13 +26,6 @@ from typing import Any
 _DIR = os.environ.get("FQB_PROBE_DIR", "")
 _ops: dict[str, list[float]] = defaultdict(list)
 _lock = threading.RLock()  # RLock: the SIGUSR1 handler may interrupt a holder
-#: [pid, start() entered, start() returned, _supervise returned] per media child
-_spawns: list[list[float]] = []
-_current_spawn: list[float] = []
-#: in a media child: when get_pipeline returned
-_loaded_at: list[float] = []
-#: in a worker: True while Worker._commit runs (its progress write is told from the one made while running)
-_in_commit: list[bool] = [False]
 
 STORE_CALLS = ("create", "get", "list_jobs", "claim", "renew", "report_progress", "finish", "release", "cancel",
                "reap", "mark_published", "unpublished", "fail_dead_lettered", "due_events", "ping")
@@ -87,18 +79,6 @@ def _install_runtime() -> None:
     def open_runtime(settings: Any) -> Any:
         rt = original(settings)
         _wrap_instance(rt.store, "store", STORE_CALLS)
-        running = rt.store.report_progress
-        committing = getattr(running, "__wrapped__")  # noqa: B009 - the untimed method
-
-        def report_progress(*args: Any, **kwargs: Any) -> Any:
-            t = time.perf_counter()
-            try:
-                return committing(*args, **kwargs) if _in_commit[0] else running(*args, **kwargs)
-            finally:
-                if _in_commit[0]:
-                    _add("store.report_progress (commit)", time.perf_counter() - t)
-
-        setattr(rt.store, "report_progress", report_progress)  # noqa: B010
         _wrap_instance(rt.broker, "broker", BROKER_CALLS)
         _wrap_receive(rt.broker)
         _wrap_instance(rt.objects, "objects", OBJECT_CALLS)
@@ -140,98 +120,50 @@ def _install_api() -> None:
 
 
 def _install_worker() -> None:
-    from multiprocessing.context import ForkServerProcess
-
+    import framequeue.worker.child as child_mod
     import framequeue.worker.runner as runner
 
     for step in WORKER_STEPS:
         setattr(runner.Worker, step, timed(f"worker.{step}", getattr(runner.Worker, step)))
-    commit = runner.Worker._commit
-
-    def flagged_commit(self: Any, *args: Any, **kwargs: Any) -> Any:
-        _in_commit[0] = True
-        try:
-            return commit(self, *args, **kwargs)
-        finally:
-            _in_commit[0] = False
-
-    runner.Worker._commit = flagged_commit  # type: ignore[method-assign]
-    runner.Heartbeat.__enter__ = timed("heartbeat.start", runner.Heartbeat.__enter__)  # type: ignore[method-assign]
-    runner.Heartbeat.__exit__ = timed("heartbeat.stop", runner.Heartbeat.__exit__)  # type: ignore[method-assign]
-    runner._stop_child = timed("child.stop", runner._stop_child)
-
-    start = ForkServerProcess.start
-
-    def start_child(self: Any) -> None:
-        t = time.time()
-        start(self)
-        _current_spawn[:] = [float(self.pid), t, time.time()]
-        _add("child.start", _current_spawn[2] - t)
-
-    ForkServerProcess.start = start_child  # type: ignore[method-assign]
-    supervise = runner.Worker._supervise
-
-    def supervise_child(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return supervise(self, *args, **kwargs)
-        finally:
-            if _current_spawn:
-                _spawns.append([*_current_spawn, time.time()])
-                _current_spawn.clear()
-
-    runner.Worker._supervise = supervise_child  # type: ignore[method-assign]
-    # the fork server imports this module too, so its children time child_main
+    # a warm child serves many jobs: its start and stop are rare, and timed as such
+    child_mod.MediaChild.__init__ = timed("child.start", child_mod.MediaChild.__init__)  # type: ignore[method-assign]
+    child_mod.MediaChild.stop = timed("child.stop", child_mod.MediaChild.stop)  # type: ignore[method-assign]
+    # the fork server imports this module too, so its children time each job they run
     setattr(runner, "PRELOAD", [*getattr(runner, "PRELOAD"), "bench.dispatch.probe"])  # noqa: B009, B010
-    _install_child(runner)
 
 
-def _install_child(runner: Any = None) -> None:
-    """Wrap sandbox.child_main under its own name, so the worker pickles the wrapper by reference and the
-    child (whose fork server imported this module) finds the wrapper under that name."""
+def _install_child() -> None:
+    """In a media child (its fork server imported this module): append `PID ENTERED LEFT` (epoch seconds)
+    to children.txt for each job that sandbox.run_one ran."""
     from framequeue.worker import sandbox
 
-    original = sandbox.child_main
+    original = sandbox.run_one
     if getattr(original, "_fqb_probe", False):
         return
     path = Path(_DIR) / "children.txt"
 
-    def child_main(spec: Any, conn: Any) -> None:
+    def run_one(*args: Any, **kwargs: Any) -> Any:
         entered = time.time()
-        _loaded_at[:] = [entered]
         try:
-            original(spec, conn)
+            return original(*args, **kwargs)
         finally:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            os.write(fd, f"{os.getpid()} {entered:.6f} {_loaded_at[0]:.6f} {time.time():.6f}\n".encode())
+            os.write(fd, f"{os.getpid()} {entered:.6f} {time.time():.6f}\n".encode())
             os.close(fd)
 
-    child_main.__module__ = sandbox.__name__
-    child_main.__qualname__ = child_main.__name__ = "child_main"
-    child_main._fqb_probe = True  # type: ignore[attr-defined]
-    sandbox.child_main = child_main
-    get_pipeline = getattr(sandbox, "get_pipeline")  # noqa: B009
-
-    def timed_get_pipeline(name: str) -> Any:
-        try:
-            return get_pipeline(name)
-        finally:
-            _loaded_at[:] = [time.time()]
-
-    setattr(sandbox, "get_pipeline", timed_get_pipeline)  # noqa: B010
-    if runner is not None:
-        runner.child_main = child_main
+    run_one._fqb_probe = True  # type: ignore[attr-defined]
+    setattr(sandbox, "run_one", run_one)  # noqa: B010
 
 
 def _reset(*_: Any) -> None:
     """SIGUSR1: forget what was timed so far (the harness sends it after the warm-up)."""
     with _lock:
         _ops.clear()
-        _spawns.clear()
 
 
 def _dump(role: str) -> None:
     with _lock:
-        body = {"role": role, "pid": os.getpid(), "ops": dict(_ops), "spawns": list(_spawns)}
+        body = {"role": role, "pid": os.getpid(), "ops": dict(_ops)}
     (Path(_DIR) / f"{role}-{os.getpid()}.json").write_text(json.dumps(body))
 
 
@@ -258,5 +190,5 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-elif _DIR:  # imported by a fork server (preload): its children time child_main
+elif _DIR:  # imported by a fork server (preload): its children time each job
     _install_child()

@@ -53,8 +53,10 @@ class JobStore(OutboxStore, Protocol):
         *,
         error: JobError | None = None,
         outputs: dict[str, str] | None = None,
+        progress: JobProgress | None = None,
     ) -> Job:
-        """Commit a terminal state (and its outbox event) if the token holds, else LeaseLost."""
+        """Commit a terminal state (and its outbox event) if the token holds, else LeaseLost; `progress`,
+        when given, is stored in the same transaction (the final count of a successful job)."""
         ...
 
     def release(self, job_id: str, token: int, now_s: float, *, count_attempt: bool) -> Job:

@@ -174,9 +174,15 @@ class PostgresJobStore:
         *,
         error: JobError | None = None,
         outputs: dict[str, str] | None = None,
+        progress: JobProgress | None = None,
     ) -> Job:
         def work(conn: Conn) -> Job:
             job = self._fenced(conn, job_id, token)
+            if progress is not None:
+                conn.execute(
+                    self._sql("UPDATE {s}.jobs SET frames_done = %s, frames_total = %s, fps = %s WHERE id = %s"),
+                    (progress.frames_done, progress.frames_total, progress.fps, job_id),
+                )
             return self._end(conn, job, status, now_s, error, outputs)
 
         return self._pool.run(work)

@@ -189,11 +189,17 @@ class SQLiteJobStore:
         *,
         error: JobError | None = None,
         outputs: dict[str, str] | None = None,
+        progress: JobProgress | None = None,
     ) -> Job:
         with self._db.write() as conn:
             job = _job(self._fenced(conn, job_id, token))
             if outputs is not None:
                 conn.execute("UPDATE jobs SET outputs = ? WHERE id = ?", (json.dumps(outputs), job_id))
+            if progress is not None:
+                conn.execute(
+                    "UPDATE jobs SET frames_done = ?, frames_total = ?, fps = ? WHERE id = ?",
+                    (progress.frames_done, progress.frames_total, progress.fps, job_id),
+                )
             return self._end(conn, job, status, now_s, error)
 
     def release(self, job_id: str, token: int, now_s: float, *, count_attempt: bool) -> Job:

@@ -16,10 +16,9 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing import forkserver
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +29,16 @@ from framequeue.jobs import Job, JobError, JobProgress, JobStatus, attempt_outpu
 from framequeue.lease import eta_s
 from framequeue.pipelines.base import MediaLimits, RunResult
 from framequeue.runtime import Runtime
-from framequeue.worker.sandbox import PRELOAD, ChildSpec, child_main
+from framequeue.worker.child import MediaChild
+from framequeue.worker.sandbox import PRELOAD, ChildSpec
 
 log = logging.getLogger("framequeue.worker")
 
-#: how often the supervisor looks at the child, and writes progress to the job store
+#: how often the supervisor looks at the child, and writes progress to the job store (the first write
+#: waits a little: most short jobs are done by then, and their commit carries the final progress)
 POLL_S = 0.2
 PROGRESS_EVERY_S = 1.0
-#: how long a stopped child gets to exit by itself before it is killed
-CHILD_STOP_GRACE_S = 3.0
+FIRST_PROGRESS_S = 0.5
 COPY_CHUNK_BYTES = 1024 * 1024
 
 
@@ -51,52 +51,76 @@ class Outcome:
     detail: str = ""
 
 
-class Heartbeat:
-    """Renews the lease in the job store every heartbeat_s, in its own thread, so no work in the
-    supervisor can starve it; sets `lost` when the lease no longer holds. The broker message's visibility
-    is extended from a second thread: a slow or blackholed broker must never delay a lease renewal."""
+class Beat:
+    """One job's view of the heartbeat: whether its lease was lost or a cancel was asked for."""
 
-    def __init__(self, rt: Runtime, job: Job, message: Message, clock: Callable[[], float]) -> None:
-        self._rt, self._job, self._message, self._clock = rt, job, message, clock
+    def __init__(self, job: Job, message: Message) -> None:
+        self.job, self.message = job, message
         self.lost = threading.Event()
         self.cancel_requested = threading.Event()
+
+
+class Heartbeat:
+    """Renews the lease of the job in hand every heartbeat_s, in a thread of its own, so no work in the
+    supervisor can starve it; sets the job's `lost` when the lease no longer holds. The broker message's
+    visibility is extended from a second thread: a slow or blackholed broker must never delay a lease
+    renewal. Both threads live as long as the worker and serve one job after another."""
+
+    def __init__(self, rt: Runtime, clock: Callable[[], float]) -> None:
+        self._rt, self._clock = rt, clock
+        self._current: Beat | None = None
+        #: held while a renewal is in flight, so that the job's commit never races its last renewal
+        self._renewing = threading.Lock()
         self._stop = threading.Event()
         self._threads = [
-            threading.Thread(target=self._renew_lease, name=f"lease-{job.id[:8]}", daemon=True),
-            threading.Thread(target=self._extend_message, name=f"visibility-{job.id[:8]}", daemon=True),
+            threading.Thread(target=self._renew_lease, name="lease", daemon=True),
+            threading.Thread(target=self._extend_message, name="visibility", daemon=True),
         ]
-
-    def __enter__(self) -> Heartbeat:
         for t in self._threads:
             t.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
+    @contextlib.contextmanager
+    def tracking(self, job: Job, message: Message) -> Iterator[Beat]:
+        beat = Beat(job, message)
+        self._current = beat
+        try:
+            yield beat
+        finally:
+            with self._renewing:
+                self._current = None
+
+    def close(self) -> None:
         self._stop.set()
         self._threads[0].join()
-        # the broker thread may sit in a slow call; it is a daemon and holds nothing the job needs
+        # the broker thread may sit in a slow call; it is a daemon and holds nothing a job needs
         self._threads[1].join(timeout=1.0)
 
     def _renew_lease(self) -> None:
         s = self._rt.settings
         while not self._stop.wait(s.heartbeat_s):
-            try:
-                if self._rt.store.renew(self._job.id, self._job.lease_token, s.lease_s, self._clock()):
-                    self.cancel_requested.set()
-            except LeaseLost:
-                log.warning("job %s: lease lost (heartbeat)", self._job.id)
-                self.lost.set()
-                return
-            except Exception:  # a store hiccup: try again next beat, the lease has slack
-                log.exception("job %s: lease renewal failed", self._job.id)
+            with self._renewing:
+                beat = self._current
+                if beat is None or beat.lost.is_set():
+                    continue
+                try:
+                    if self._rt.store.renew(beat.job.id, beat.job.lease_token, s.lease_s, self._clock()):
+                        beat.cancel_requested.set()
+                except LeaseLost:
+                    log.warning("job %s: lease lost (heartbeat)", beat.job.id)
+                    beat.lost.set()
+                except Exception:  # a store hiccup: try again next beat, the lease has slack
+                    log.exception("job %s: lease renewal failed", beat.job.id)
 
     def _extend_message(self) -> None:
         s = self._rt.settings
         while not self._stop.wait(s.heartbeat_s):
+            beat = self._current
+            if beat is None or beat.lost.is_set():
+                continue
             try:
-                self._rt.broker.extend(self._message, s.lease_s)
+                self._rt.broker.extend(beat.message, s.lease_s)
             except Exception as exc:  # the lease in the store decides; the message may come back, harmlessly
-                log.warning("job %s: could not extend the message's visibility: %s", self._job.id, exc)
+                log.warning("job %s: could not extend the message's visibility: %s", beat.job.id, exc)
 
 
 class Worker:
@@ -109,17 +133,26 @@ class Worker:
         self._mp = mp.get_context("forkserver")
         self._mp.set_forkserver_preload(PRELOAD)
         self._next_reap = 0.0
+        self._child: MediaChild | None = None
+        self._children_started = 0
 
     def run(self) -> None:
         """Take jobs until drain() is called; the job in hand is finished or handed back first."""
-        # start the fork server (it imports PyAV, OpenCV, ONNX Runtime) now, not on the first job's clock
+        # start the fork server (it imports PyAV, OpenCV, ONNX Runtime) and a first media child now, not
+        # on the first job's clock
         forkserver.ensure_running()
+        self._warm_child()
+        self._heartbeat = Heartbeat(self.rt, self._clock)
         log.info("worker %s started (threads per job: %d)", self.owner, self.settings.worker_threads)
-        while not self.draining.is_set():
-            self.reap_if_due()
-            message = self.rt.broker.receive(visibility_s=self.settings.lease_s, wait_s=1.0)
-            if message is not None:
-                self.handle(message)
+        try:
+            while not self.draining.is_set():
+                self.reap_if_due()
+                message = self.rt.broker.receive(visibility_s=self.settings.lease_s, wait_s=1.0)
+                if message is not None:
+                    self.handle(message)
+        finally:
+            self._heartbeat.close()
+            self._retire_child()
         log.info("worker %s stopped", self.owner)
 
     def drain(self) -> None:
@@ -166,7 +199,7 @@ class Worker:
     def _run(self, job: Job, message: Message, scratch: Path) -> Outcome:
         out_dir = scratch / "out"
         out_dir.mkdir(parents=True, exist_ok=True)
-        with Heartbeat(self.rt, job, message, self._clock) as beat:
+        with self._heartbeat.tracking(job, message) as beat:
             try:
                 input_path = self._fetch(job, scratch)
             except NotFound:
@@ -177,7 +210,9 @@ class Worker:
                 limits=MediaLimits(),
             )
             reply = self._supervise(job, spec, beat)
-        return self._conclude(job, reply)
+            if reply[0] == "done" and beat.lost.is_set():  # no upload for a commit that would be refused
+                raise LeaseLost(f"job {job.id}: lease expired before the commit")
+        return self._conclude(job, reply, out_dir)
 
     def _fetch(self, job: Job, scratch: Path) -> Path:
         suffix = Path(job.input_key).suffix[:10] if "." in job.input_key.rsplit("/", 1)[-1] else ""
@@ -186,28 +221,42 @@ class Worker:
             shutil.copyfileobj(src, dst, COPY_CHUNK_BYTES)
         return path
 
-    def _supervise(self, job: Job, spec: ChildSpec, beat: Heartbeat) -> tuple[Any, ...]:
-        """Run the child to its end; returns its final message, or a synthetic one for what stopped it."""
-        parent_conn, child_conn = self._mp.Pipe(duplex=False)
-        child = self._mp.Process(target=child_main, args=(spec, child_conn), name=f"media-{job.id[:8]}")
+    def _warm_child(self) -> MediaChild:
+        if self._child is None or not self._child.is_alive():
+            self._children_started += 1
+            name = f"media-{os.getpid()}-{self._children_started}"
+            self._child = MediaChild(self._mp, name, self.settings.child_max_jobs)
+        return self._child
+
+    def _retire_child(self) -> None:
+        if self._child is not None:
+            self._child.stop()
+            self._child = None
+
+    def _supervise(self, job: Job, spec: ChildSpec, beat: Beat) -> tuple[Any, ...]:
+        """Run the job in the warm child to its end; returns the child's final message, or a synthetic one
+        for what stopped it. The child is kept for the next job only when this one ended cleanly."""
+        child = self._warm_child()
         started = time.monotonic()
-        child.start()
-        child_conn.close()
+        child.run(spec)
         progress = JobProgress()
-        next_report = started
+        next_report = started + FIRST_PROGRESS_S
         drain_deadline: float | None = None
+        reply: tuple[Any, ...] = ("unfinished",)
         try:
             while True:
-                reply = _poll(parent_conn, POLL_S)
-                if reply is not None and reply[0] == "progress":
+                msg = child.poll(POLL_S)
+                if msg is not None and msg[0] == "progress":
                     elapsed = max(1e-6, time.monotonic() - started)
-                    fps = reply[1] / elapsed
-                    progress = JobProgress(reply[1], reply[2], fps, eta_s(reply[1], reply[2], fps))
-                elif reply is not None:
+                    fps = msg[1] / elapsed
+                    progress = JobProgress(msg[1], msg[2], fps, eta_s(msg[1], msg[2], fps))
+                elif msg is not None:
+                    reply = msg
                     return reply
                 elif not child.is_alive():
-                    reply = _poll(parent_conn, 0)  # the last message may have raced the exit
-                    if reply is not None and reply[0] != "progress":
+                    msg = child.poll(0)  # the last message may have raced the exit
+                    if msg is not None and msg[0] != "progress":
+                        reply = msg
                         return reply
                     return ("error", "worker_crashed", f"the media process died (exit code {child.exitcode})", True)
                 now = time.monotonic()
@@ -227,14 +276,15 @@ class Worker:
                     if now >= drain_deadline:
                         return ("handback",)
         finally:
-            _stop_child(child)
-            parent_conn.close()
+            # `reply` is set only by the child's own final message: anything else left it mid-job
+            if not child.reusable_after(reply):
+                self._retire_child()
 
-    def _conclude(self, job: Job, reply: tuple[Any, ...]) -> Outcome:
+    def _conclude(self, job: Job, reply: tuple[Any, ...], out_dir: Path) -> Outcome:
         kind = reply[0]
         now_s = self._clock
         if kind == "done":
-            return self._commit(job, reply[1])
+            return self._commit(job, reply[1], out_dir)
         if kind == "cancel":
             self.rt.store.finish(job.id, job.lease_token, JobStatus.CANCELLED, now_s(),
                                  error=JobError("cancelled", "cancelled by request"))
@@ -254,10 +304,7 @@ class Worker:
             error = JobError("attempts_exhausted", last)
         return self._fail(job, error)
 
-    def _commit(self, job: Job, result: RunResult) -> Outcome:
-        out_dir = Path(self.settings.scratch_dir) / f"{job.id}-{job.lease_token}" / "out"
-        # fail fast before uploading if the lease is already gone
-        self.rt.store.renew(job.id, job.lease_token, self.settings.lease_s, self._clock())
+    def _commit(self, job: Job, result: RunResult, out_dir: Path) -> Outcome:
         outputs: dict[str, str] = {}
         for name, filename in result.outputs.items():
             key = attempt_output_key(job.id, job.lease_token, filename)
@@ -266,8 +313,8 @@ class Worker:
             outputs[name] = key
         crashpoint(self.settings, "after_upload")
         final = JobProgress(result.frames_total, result.frames_total, job.progress.fps, 0.0)
-        self.rt.store.report_progress(job.id, job.lease_token, final, self._clock())
-        self.rt.store.finish(job.id, job.lease_token, JobStatus.SUCCEEDED, self._clock(), outputs=outputs)
+        self.rt.store.finish(job.id, job.lease_token, JobStatus.SUCCEEDED, self._clock(), outputs=outputs,
+                             progress=final)
         crashpoint(self.settings, "after_commit")
         self._drop_stale_outputs(job, keep=set(outputs.values()))
         detail = f"{result.frames_total} frames, {result.stats.get('wall_s', 0.0):.1f} s"
@@ -287,29 +334,11 @@ class Worker:
 
     def _drop_stale_outputs(self, job: Job, keep: set[str]) -> None:
         """Outputs of earlier attempts (a worker that died after uploading) are not the job's results."""
+        if job.lease_token == 1:
+            return  # the job's first claim: no earlier attempt could have uploaded anything
         for key in self.rt.objects.list(output_prefix(job.id)):
             if key not in keep:
                 self.rt.objects.delete(key)
-
-
-def _poll(conn: Connection, timeout_s: float) -> tuple[Any, ...] | None:
-    try:
-        if conn.poll(timeout_s):
-            msg: tuple[Any, ...] = conn.recv()
-            return msg
-    except (EOFError, OSError):
-        return None
-    return None
-
-
-def _stop_child(child: Any) -> None:
-    """SIGTERM asks the pipeline to stop at its next frame; SIGKILL if it does not within the grace."""
-    if child.is_alive():
-        child.terminate()
-        child.join(CHILD_STOP_GRACE_S)
-    if child.is_alive():
-        child.kill()
-        child.join()
 
 
 __all__ = ["FrameQueueError", "Outcome", "Worker"]

@@ -1,10 +1,17 @@
-"""The media child: runs one job's pipeline in its own process, so a crash, hang or runaway native call
+"""The media child: runs jobs' pipelines in a process of its own, so a crash, hang or runaway native call
 fails that job only, and the supervising worker keeps its heartbeat.
 
-Messages to the parent over a Pipe, each a tuple:
-    ("progress", frames_done, frames_total | None)
-    ("done", RunResult)
-    ("error", code, message, retryable)
+The child is warm: it stays up between jobs (imports done, models loaded) and takes the next job's spec
+over the same pipe, until its parent retires it (after `child_max_jobs` jobs, or after any job that did
+not end cleanly: a stop, a crash, an unexpected exception). Messages, each a tuple:
+
+    parent -> child: ("run", ChildSpec)
+    child -> parent: ("progress", frames_done, frames_total | None)
+                     ("done", RunResult)
+                     ("error", code, message, retryable)
+
+The parent stops a job (cancel, timeout, drain) with SIGTERM, which sets that job's stop event; a child
+that was asked to stop is never given another job. A Ctrl-C reaches the parent only.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from framequeue.models.repository import ModelRepository
 from framequeue.pipelines.base import MediaLimits, Progress, RunContext
 from framequeue.pipelines.registry import get_pipeline
 
-#: modules the fork server imports once, so each job's child starts warm
+#: modules the fork server imports once, so each child starts warm
 PRELOAD = ["framequeue.worker.sandbox", "numpy", "av", "cv2", "onnxruntime"]
 
 
@@ -36,9 +43,9 @@ class ChildSpec:
     limits: MediaLimits
 
 
-def child_main(spec: ChildSpec, conn: Connection) -> None:
-    """The parent asks the child to stop (cancel, timeout, drain) with SIGTERM; a Ctrl-C reaches the parent
-    only. (A multiprocessing.Event would do, but setting one whose waiter has died blocks forever.)"""
+def child_main(conn: Connection) -> None:
+    """Run jobs from the pipe until it closes. (A multiprocessing.Event would do for stop, but setting one
+    whose waiter has died blocks forever; SIGTERM cannot.)"""
     stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -48,6 +55,22 @@ def child_main(spec: ChildSpec, conn: Connection) -> None:
         with send_lock:
             conn.send(msg)
 
+    try:
+        while not stop.is_set():
+            try:
+                request = conn.recv()
+            except (EOFError, OSError):
+                return  # the parent retired this child, or died
+            if request[0] != "run":
+                return
+            send(run_one(request[1], stop, send))
+    finally:
+        conn.close()
+
+
+def run_one(spec: ChildSpec, stop: threading.Event, send: Any) -> tuple[Any, ...]:
+    """One job's pipeline; returns its final message. Only an expected error keeps the child reusable:
+    the parent retires a child after ("error", "internal_error" | "resource_exhausted", ...)."""
     try:
         pipeline = get_pipeline(spec.pipeline)
         ctx = RunContext(
@@ -60,16 +83,16 @@ def child_main(spec: ChildSpec, conn: Connection) -> None:
             stop=stop,
             limits=spec.limits,
         )
-        result = pipeline.run(ctx)
-        send(("done", result))
+        return ("done", pipeline.run(ctx))
     except FrameQueueError as exc:
-        send(("error", exc.code, exc.message, exc.retryable))
+        return ("error", exc.code, exc.message, exc.retryable)
     except MemoryError:
-        send(("error", "resource_exhausted", "the job ran out of memory", False))
+        return ("error", "resource_exhausted", "the job ran out of memory", False)
     except Exception as exc:  # a bug or an unexpected library error: retryable once more
-        send(("error", "internal_error", f"{type(exc).__name__}: {exc}", True))
-    finally:
-        conn.close()
+        return ("error", "internal_error", f"{type(exc).__name__}: {exc}", True)
 
 
-__all__ = ["PRELOAD", "ChildSpec", "Progress", "child_main"]
+#: a job that ended with one of these leaves its child in a state not worth trusting with another job
+UNCLEAN_ERRORS = frozenset({"internal_error", "resource_exhausted"})
+
+__all__ = ["PRELOAD", "UNCLEAN_ERRORS", "ChildSpec", "Progress", "child_main", "run_one"]

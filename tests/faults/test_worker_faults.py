@@ -110,7 +110,8 @@ def test_a_job_that_crashes_its_media_process_every_time_fails_after_max_attempt
         time.sleep(0.05)
     record = split.client.job(job["id"])
     assert record["status"] == "failed", record
-    assert record["attempts"] == 3 and len(killed) == 3
+    # each attempt's child was killed; the warm child started after the last attempt may be killed too
+    assert record["attempts"] == 3 and len(killed) >= 3
     assert record["error"]["code"] == "attempts_exhausted"
     assert "worker_crashed" in record["error"]["message"]
     assert worker.poll() is None  # the worker survived all three crashes
