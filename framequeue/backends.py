@@ -31,6 +31,8 @@ BROKERS: dict[str, tuple[str, str, str]] = {
 }
 STORAGES: dict[str, tuple[str, str, str]] = {
     "file": ("framequeue.storage.local", "LocalObjectStore", ""),
+    "memory": ("framequeue.storage.memory", "MemoryObjectStore", ""),
+    "s3": ("framequeue.storage.s3", "S3ObjectStore", "s3"),
 }
 
 

@@ -248,6 +248,75 @@ def cancel(job_id: str, server: str) -> None:
     click.echo(f"job {job_id}: {state}")
 
 
+# -- async endpoints -----------------------------------------------------------------------------------
+
+@main.group()
+def endpoints() -> None:
+    """Async endpoints: a name for a pipeline and where its answers go (SageMaker-style)."""
+
+
+@endpoints.command("create")
+@click.argument("name")
+@click.option("--pipeline", default="detect")
+@click.option("--param", "params", multiple=True, help="Pipeline parameter NAME=VALUE (JSON values), repeatable.")
+@click.option("--output-path", required=True, help="s3://bucket/prefix for the answers (<InferenceId>.out).")
+@click.option("--failure-path", default=None, help="s3://bucket/prefix for failure documents [default: output path].")
+@click.option("--success-webhook", default=None, help="URL notified when an invocation succeeds.")
+@click.option("--error-webhook", default=None, help="URL notified when an invocation fails, expires or is cancelled.")
+@click.option("--max-concurrent-invocations", default=1, type=int,
+              help="Invocations of this endpoint one worker runs at a time.")
+@_server
+def endpoints_create(name: str, pipeline: str, params: tuple[str, ...], output_path: str, failure_path: str | None,
+                     success_webhook: str | None, error_webhook: str | None, max_concurrent_invocations: int,
+                     server: str) -> None:
+    """Create endpoint NAME; boto3's sagemaker-runtime invoke_endpoint_async then reaches it."""
+    from framequeue.client import Client
+
+    body = {"name": name, "pipeline": pipeline, "params": _parse_params(params), "output_path": output_path,
+            "failure_path": failure_path, "success_webhook": success_webhook, "error_webhook": error_webhook,
+            "max_concurrent_invocations": max_concurrent_invocations}
+    try:
+        with Client(server) as client:
+            created = client.create_endpoint(body)
+    except FrameQueueError as exc:
+        _fail(exc)
+        return
+    click.echo(json.dumps(created, indent=2))
+
+
+@endpoints.command("list")
+@_server
+def endpoints_list(server: str) -> None:
+    """List endpoints."""
+    from framequeue.client import Client
+
+    try:
+        with Client(server) as client:
+            page = client.endpoints()
+    except FrameQueueError as exc:
+        _fail(exc)
+        return
+    click.echo(f"{'NAME':24} {'PIPELINE':9} OUTPUT PATH")
+    for ep in page["endpoints"]:
+        click.echo(f"{ep['name']:24} {ep['pipeline']:9} {ep['output_path']}")
+
+
+@endpoints.command("delete")
+@click.argument("name")
+@_server
+def endpoints_delete(name: str, server: str) -> None:
+    """Delete endpoint NAME (invocations already queued still run)."""
+    from framequeue.client import Client
+
+    try:
+        with Client(server) as client:
+            client.delete_endpoint(name)
+    except FrameQueueError as exc:
+        _fail(exc)
+        return
+    click.echo(f"endpoint {name} deleted")
+
+
 # -- models --------------------------------------------------------------------------------------------
 
 @main.group()

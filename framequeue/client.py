@@ -40,7 +40,7 @@ class Client:
                 raise from_code(body.get("code", "internal_error"), body.get("detail", resp.text))
             except ValueError:
                 raise FrameQueueError(f"HTTP {resp.status_code}: {resp.text[:200]}") from None
-        return resp.json()
+        return resp.json() if resp.content else None
 
     def ready(self) -> bool:
         try:
@@ -82,6 +82,17 @@ class Client:
             params["status"] = status
         result: dict[str, Any] = self._call("GET", "/v1/jobs", params=params)
         return result
+
+    def create_endpoint(self, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", "/v1/endpoints", json=body)
+        return result
+
+    def endpoints(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/v1/endpoints")
+        return result
+
+    def delete_endpoint(self, name: str) -> None:
+        self._call("DELETE", f"/v1/endpoints/{name}")
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("POST", f"/v1/jobs/{job_id}/cancel")

@@ -11,9 +11,14 @@
     ├── PayloadTooLarge                413  payload_too_large
     ├── UnsupportedContentType         415  unsupported_content_type
     ├── NotFound                       404  not_found
-    │   └── JobNotFound                404  job_not_found
+    │   ├── JobNotFound                404  job_not_found
+    │   └── EndpointNotFound           404  endpoint_not_found
     ├── InvalidTransition              409  invalid_transition
+    ├── EndpointExists                 409  endpoint_exists
     ├── LeaseLost                      409  lease_lost
+    ├── ObjectExists                   409  object_exists
+    ├── StorageError                   502  storage_error
+    │   └── PresignUnsupported         501  presign_unsupported
     ├── ServiceUnavailable             503  service_unavailable
     ├── MediaError (ValueError)        422  media_error
     │   ├── UnsupportedMedia           422  unsupported_media
@@ -104,6 +109,15 @@ class JobNotFound(NotFound):
     code = "job_not_found"
 
 
+class EndpointNotFound(NotFound):
+    code = "endpoint_not_found"
+
+
+class EndpointExists(FrameQueueError):
+    code = "endpoint_exists"
+    http_status = 409
+
+
 class InvalidTransition(FrameQueueError):
     code = "invalid_transition"
     http_status = 409
@@ -114,6 +128,28 @@ class LeaseLost(FrameQueueError):
 
     code = "lease_lost"
     http_status = 409
+
+
+class ObjectExists(FrameQueueError):
+    """A commit-once write (`create_only`) found the object already there: the first writer's data stays."""
+
+    code = "object_exists"
+    http_status = 409
+
+
+class StorageError(FrameQueueError):
+    """The object store refused a request for good: credentials, permissions, a missing bucket, a bad
+    configuration. An unreachable or overloaded store is ServiceUnavailable instead (retryable)."""
+
+    code = "storage_error"
+    http_status = 502
+
+
+class PresignUnsupported(StorageError):
+    """This object store cannot sign URLs (file://, memory://): stream the object through the service."""
+
+    code = "presign_unsupported"
+    http_status = 501
 
 
 class ServiceUnavailable(FrameQueueError):

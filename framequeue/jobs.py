@@ -108,6 +108,14 @@ class Job:
     webhook_secret: str | None = None
     attributes: dict[str, str] = field(default_factory=dict)
     idempotency_key: str | None = None
+    #: the async endpoint the job was invoked through (SageMaker-style), if any
+    endpoint: str | None = None
+    #: where the job's primary output is delivered on success (written once, never replaced), and where an
+    #: error document goes on failure; None: only the job's own outputs/ and failures/ keys
+    output_uri: str | None = None
+    failure_uri: str | None = None
+    #: where the events of a job that did not succeed go, when not to webhook_url (an endpoint's error hook)
+    error_webhook_url: str | None = None
 
     @property
     def ttl_s(self) -> float:
@@ -144,6 +152,10 @@ def job_from_columns(row: Mapping[str, Any]) -> Job:
         webhook_secret=row["webhook_secret"],
         attributes=row["attributes"],
         idempotency_key=row["idempotency_key"],
+        endpoint=row["endpoint"],
+        output_uri=row["output_uri"],
+        failure_uri=row["failure_uri"],
+        error_webhook_url=row["error_webhook_url"],
     )
 
 
@@ -166,12 +178,21 @@ def iso(ts_s: float | None) -> str | None:
     return dt.datetime.fromtimestamp(ts_s, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def event_url(job: Job) -> str | None:
+    """Where the webhook event of the job's terminal state goes: its error hook for an unsuccessful end
+    when it has one, else its webhook."""
+    if job.status is not JobStatus.SUCCEEDED and job.error_webhook_url:
+        return job.error_webhook_url
+    return job.webhook_url
+
+
 def job_record(job: Job, *, output_location: str, failure_location: str) -> dict[str, Any]:
     """The job as clients see it (API, CLI, webhook payloads). Secrets never appear here."""
     return {
         "id": job.id,
         "pipeline": job.pipeline,
         "pipeline_version": job.pipeline_version,
+        "endpoint": job.endpoint,
         "status": job.status.value,
         "input": {"key": job.input_key},
         "params": job.params,
@@ -185,10 +206,11 @@ def job_record(job: Job, *, output_location: str, failure_location: str) -> dict
         "timeout_s": job.timeout_s,
         "cancel_requested": job.cancel_requested,
         "error": None if job.error is None else {"code": job.error.code, "message": job.error.message},
-        "output_location": output_location,
-        "failure_location": failure_location,
+        "output_location": job.output_uri or output_location,
+        "failure_location": job.failure_uri or failure_location,
         "outputs": dict(job.outputs),
         "webhook": None if job.webhook_url is None else {"url": job.webhook_url},
+        "error_webhook": None if job.error_webhook_url is None else {"url": job.error_webhook_url},
         "attributes": dict(job.attributes),
     }
 

@@ -17,6 +17,7 @@ from framequeue.models.repository import ModelRepository
 from framequeue.notify.webhooks import generate_secret
 from framequeue.service import JobService
 from framequeue.storage.base import ObjectStore
+from framequeue.storage.locations import Locations
 
 
 @dataclass
@@ -47,8 +48,9 @@ def open_runtime(settings: Settings) -> Runtime:
     store = open_jobstore(settings.database_url, render)
     broker = open_broker(settings.broker_url)
     models = ModelRepository(Path(settings.model_repo))
+    locations = Locations(objects, settings.storage_url)
     service = JobService(
-        settings, store, broker, objects, models, webhook_secret=webhook_secret(settings)
+        settings, store, broker, objects, models, webhook_secret=webhook_secret(settings), locations=locations
     )
     return Runtime(settings, store, broker, objects, models, service)
 

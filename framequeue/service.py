@@ -28,6 +28,7 @@ from framequeue.models.repository import ModelRepository
 from framequeue.notify.ssrf import check_url
 from framequeue.pipelines.registry import get_pipeline
 from framequeue.storage.base import ObjectStore, check_key
+from framequeue.storage.locations import Locations
 
 MAX_TTL_S = 7 * 24 * 3600.0
 MAX_ATTRIBUTES = 32
@@ -48,13 +49,20 @@ class SubmitRequest:
     timeout_s: float | None = None
     attributes: dict[str, str] = field(default_factory=dict)
     idempotency_key: str | None = None
+    #: set by an async endpoint's invocation (framequeue.invocations), not by the jobs API
+    endpoint: str | None = None
+    output_uri: str | None = None
+    failure_uri: str | None = None
+    error_webhook_url: str | None = None
 
     def fingerprint(self) -> str:
         """Hash of everything that defines the job, to tell a retry from a different request."""
         body = {
             "pipeline": self.pipeline, "input_key": self.input_key, "params": self.params,
             "webhook_url": self.webhook_url, "webhook_secret": self.webhook_secret, "ttl_s": self.ttl_s,
-            "timeout_s": self.timeout_s, "attributes": self.attributes,
+            "timeout_s": self.timeout_s, "attributes": self.attributes, "endpoint": self.endpoint,
+            "output_uri": self.output_uri, "failure_uri": self.failure_uri,
+            "error_webhook_url": self.error_webhook_url,
         }
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -75,6 +83,7 @@ class JobService:
         models: ModelRepository,
         *,
         webhook_secret: str,
+        locations: Locations | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -82,6 +91,7 @@ class JobService:
         self.broker = broker
         self.objects = objects
         self.models = models
+        self.locations = locations or Locations(objects, "")
         self._webhook_secret = webhook_secret
         self._clock = clock
 
@@ -100,11 +110,18 @@ class JobService:
     def submit(self, req: SubmitRequest) -> Submitted:
         pipeline = get_pipeline(req.pipeline)
         params = pipeline.validate(req.params, self.models)
-        check_key(req.input_key)
-        if self.objects.size(req.input_key) is None:
+        if "://" in req.input_key:  # a location (an endpoint's InputLocation), maybe in another bucket
+            objects, key = self.locations.resolve(req.input_key)
+        else:
+            objects, key = self.objects, check_key(req.input_key)
+        if objects.size(key) is None:
             raise InputNotFound(f"no object {req.input_key!r} in the store; upload it first (POST /v1/uploads)")
-        if req.webhook_url is not None:
-            check_url(req.webhook_url, allow_private=self.settings.webhook_allow_private)
+        for uri in (req.output_uri, req.failure_uri):
+            if uri is not None:
+                self.locations.resolve(uri)
+        for url in (req.webhook_url, req.error_webhook_url):
+            if url is not None:
+                check_url(url, allow_private=self.settings.webhook_allow_private)
         ttl_s = _bounded("ttl_s", req.ttl_s, self.settings.queue_ttl_s, MAX_TTL_S)
         timeout_s = _bounded("timeout_s", req.timeout_s, self.settings.max_runtime_s,
                              self.settings.max_runtime_ceiling_s)
@@ -124,9 +141,15 @@ class JobService:
             timeout_s=timeout_s,
             max_attempts=self.settings.max_attempts,
             webhook_url=req.webhook_url,
-            webhook_secret=(req.webhook_secret or self._webhook_secret) if req.webhook_url else None,
+            webhook_secret=(
+                (req.webhook_secret or self._webhook_secret) if req.webhook_url or req.error_webhook_url else None
+            ),
             attributes=dict(req.attributes),
             idempotency_key=req.idempotency_key,
+            endpoint=req.endpoint,
+            output_uri=req.output_uri,
+            failure_uri=req.failure_uri,
+            error_webhook_url=req.error_webhook_url,
         )
         stored, created = self.store.create(job, req.fingerprint() if req.idempotency_key else None)
         if created:
@@ -143,6 +166,11 @@ class JobService:
         """Put a queued job's id on the queue and record that the broker confirmed it."""
         self.broker.publish(job_id)
         self.store.mark_published(job_id, self._clock())
+
+    def write_document(self, uri: str, body: bytes) -> None:
+        """Write a job's document (its failure document) to a location, once: ObjectExists if it is there."""
+        objects, key = self.locations.resolve(uri)
+        objects.put(key, body, create_only=True)
 
     def get(self, job_id: str) -> dict[str, Any]:
         return self.record(self.store.get(job_id))

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests import s3server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = Path(os.environ.get("FQ_SHARED_DIR", REPO_ROOT.parent / "shared"))
@@ -29,3 +32,11 @@ def dashcam_video() -> Path:
 @pytest.fixture
 def yolox_dir() -> Path:
     return require_shared("models", "yolox_nano")
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """http://127.0.0.1:PORT of an S3-protocol server (moto) in its own process, for the whole session."""
+    s3server.require_s3()
+    yield s3server.endpoint()
+    s3server.stop()

@@ -11,8 +11,9 @@ from fastapi import FastAPI
 
 from framequeue import __version__
 from framequeue.api import problems
-from framequeue.api.routes import health, jobs, uploads
+from framequeue.api.routes import endpoints, health, jobs, sagemaker, uploads
 from framequeue.config import Settings
+from framequeue.invocations import Invocations
 from framequeue.notify.outbox import Dispatcher
 from framequeue.runtime import open_runtime
 from framequeue.service import JobService
@@ -25,11 +26,13 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = open_runtime(settings)
         app.state.service = rt.service
+        app.state.invocations = Invocations(rt.service)
         stop = threading.Event()
         threads = []
         if background:
             dispatcher = Dispatcher(
-                rt.store, timeout_s=settings.webhook_timeout_s, allow_private=settings.webhook_allow_private
+                rt.store, timeout_s=settings.webhook_timeout_s, allow_private=settings.webhook_allow_private,
+                write_document=rt.service.write_document,
             )
             threads = [
                 threading.Thread(target=dispatcher.run_forever, args=(stop,), name="webhooks", daemon=True),
@@ -50,6 +53,8 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     app.include_router(health.router)
     app.include_router(uploads.router)
     app.include_router(jobs.router)
+    app.include_router(endpoints.router)
+    app.include_router(sagemaker.router)
     return app
 
 

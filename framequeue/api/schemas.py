@@ -29,3 +29,15 @@ class JobIn(Strict):
     ttl_s: float | None = None
     timeout_s: float | None = None
     attributes: dict[str, str] = Field(default_factory=dict)
+
+
+class EndpointIn(Strict):
+    name: str = Field(min_length=1, max_length=63)
+    pipeline: str = Field(min_length=1, max_length=64)
+    params: dict[str, Any] = Field(default_factory=dict)
+    output_path: str = Field(min_length=6, max_length=1024)
+    failure_path: str | None = Field(default=None, min_length=6, max_length=1024)
+    success_webhook: str | None = Field(default=None, min_length=1, max_length=2048)
+    error_webhook: str | None = Field(default=None, min_length=1, max_length=2048)
+    webhook_secret: str | None = Field(default=None, pattern=r"^whsec_[A-Za-z0-9+/=]{16,}$")
+    max_concurrent_invocations: int = 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from framequeue.endpoints import Endpoint
 from framequeue.jobs import Job, JobError, JobProgress, JobStatus
 from framequeue.notify.outbox import OutboxStore
 
@@ -89,6 +90,20 @@ class JobStore(OutboxStore, Protocol):
     def fail_dead_lettered(self, job_id: str, now_s: float) -> bool:
         """The broker gave up on this job's message: a job still queued ends `failed: attempts_exhausted`.
         A running or ended job is left alone (its lease or its end decide). Returns whether it was ended."""
+        ...
+
+    def create_endpoint(self, ep: Endpoint) -> Endpoint:
+        """Store a new async endpoint; EndpointExists when the name is taken."""
+        ...
+
+    def get_endpoint(self, name: str) -> Endpoint:
+        """The endpoint, or EndpointNotFound."""
+        ...
+
+    def list_endpoints(self) -> list[Endpoint]: ...
+
+    def delete_endpoint(self, name: str) -> None:
+        """Remove an endpoint (its jobs keep running); EndpointNotFound when there is none."""
         ...
 
     def ping(self) -> None:

@@ -245,6 +245,24 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX IF NOT EXISTS jobs_unpublished ON {s}.jobs (created_at_s)
             WHERE status = 'queued' AND published_at_s IS NULL;
     """),
+    Migration(3, "async endpoints, and where a job delivers its results", """
+        ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS endpoint text;
+        ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS output_uri text;
+        ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS failure_uri text;
+        ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS error_webhook_url text;
+        CREATE TABLE IF NOT EXISTS {s}.endpoints (
+            name text PRIMARY KEY,
+            pipeline text NOT NULL,
+            params jsonb NOT NULL,
+            output_path text NOT NULL,
+            failure_path text,
+            success_webhook text,
+            error_webhook text,
+            webhook_secret text,
+            max_concurrent_invocations integer NOT NULL,
+            created_at_s double precision NOT NULL
+        );
+    """),
 )
 
 

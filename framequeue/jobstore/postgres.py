@@ -18,7 +18,15 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from framequeue.errors import IdempotencyConflict, JobNotFound, LeaseLost, ServiceUnavailable
+from framequeue.endpoints import Endpoint
+from framequeue.errors import (
+    EndpointExists,
+    EndpointNotFound,
+    IdempotencyConflict,
+    JobNotFound,
+    LeaseLost,
+    ServiceUnavailable,
+)
 from framequeue.jobs import (
     CANCELLED_BY_REQUEST,
     DEAD_LETTERED,
@@ -29,6 +37,7 @@ from framequeue.jobs import (
     JobStatus,
     check_transition,
     claim_verdict,
+    event_url,
     expired_error,
     job_from_columns,
     lease_expired_verdict,
@@ -63,15 +72,17 @@ class PostgresJobStore:
                 self._sql(
                     """INSERT INTO {s}.jobs (id, pipeline, pipeline_version, input_key, params, status,
                        created_at_s, updated_at_s, expires_at_s, timeout_s, max_attempts, webhook_url,
-                       webhook_secret, attributes, idempotency_key, request_hash)
-                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                       webhook_secret, attributes, idempotency_key, request_hash, endpoint, output_uri,
+                       failure_uri, error_webhook_url)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                        ON CONFLICT (idempotency_key) DO NOTHING RETURNING *"""
                 ),
                 (
                     job.id, job.pipeline, job.pipeline_version, job.input_key, Jsonb(job.params),
                     JobStatus.QUEUED.value, job.created_at_s, job.updated_at_s, job.expires_at_s,
                     job.timeout_s, job.max_attempts, job.webhook_url, job.webhook_secret,
-                    Jsonb(job.attributes), job.idempotency_key, request_hash,
+                    Jsonb(job.attributes), job.idempotency_key, request_hash, job.endpoint, job.output_uri,
+                    job.failure_uri, job.error_webhook_url,
                 ),
             ).fetchone()
             if row is not None:
@@ -398,16 +409,67 @@ class PostgresJobStore:
         ).fetchone()
         assert row is not None
         ended = _job(row)
-        if ended.webhook_url and ended.webhook_secret:
+        url = event_url(ended)
+        if url and ended.webhook_secret:
             conn.execute(
                 self._sql(
                     """INSERT INTO {s}.outbox (id, job_id, url, secret, payload, next_attempt_at_s)
                        VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING"""
                 ),
-                (f"evt_{job.id}_{status.value}", job.id, ended.webhook_url, ended.webhook_secret,
-                 self._render(ended), now_s),
+                (f"evt_{job.id}_{status.value}", job.id, url, ended.webhook_secret, self._render(ended), now_s),
+            )
+        if ended.failure_uri and status is not JobStatus.SUCCEEDED:  # the failure document, same transaction
+            conn.execute(
+                self._sql(
+                    """INSERT INTO {s}.outbox (id, job_id, url, secret, payload, next_attempt_at_s)
+                       VALUES (%s, %s, %s, '', %s, %s) ON CONFLICT (id) DO NOTHING"""
+                ),
+                (f"doc_{job.id}_{status.value}", job.id, ended.failure_uri, self._render(ended), now_s),
             )
         return ended
+
+    # -- async endpoints -------------------------------------------------------------------------------
+
+    def create_endpoint(self, ep: Endpoint) -> Endpoint:
+        def work(conn: Conn) -> Endpoint:
+            row = conn.execute(
+                self._sql(
+                    """INSERT INTO {s}.endpoints (name, pipeline, params, output_path, failure_path,
+                       success_webhook, error_webhook, webhook_secret, max_concurrent_invocations, created_at_s)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                       ON CONFLICT (name) DO NOTHING RETURNING name"""
+                ),
+                (ep.name, ep.pipeline, Jsonb(ep.params), ep.output_path, ep.failure_path, ep.success_webhook,
+                 ep.error_webhook, ep.webhook_secret, ep.max_concurrent_invocations, ep.created_at_s),
+            ).fetchone()
+            if row is None:
+                raise EndpointExists(f"an endpoint named {ep.name!r} exists; delete it first")
+            return ep
+
+        return self._pool.run(work)
+
+    def get_endpoint(self, name: str) -> Endpoint:
+        def work(conn: Conn) -> Endpoint:
+            row = conn.execute(self._sql("SELECT * FROM {s}.endpoints WHERE name = %s"), (name,)).fetchone()
+            if row is None:
+                raise EndpointNotFound(f"no endpoint named {name!r}")
+            return Endpoint(**row)
+
+        return self._pool.run(work)
+
+    def list_endpoints(self) -> list[Endpoint]:
+        def work(conn: Conn) -> list[Endpoint]:
+            rows = conn.execute(self._sql("SELECT * FROM {s}.endpoints ORDER BY name")).fetchall()
+            return [Endpoint(**r) for r in rows]
+
+        return self._pool.run(work)
+
+    def delete_endpoint(self, name: str) -> None:
+        def work(conn: Conn) -> None:
+            if conn.execute(self._sql("DELETE FROM {s}.endpoints WHERE name = %s"), (name,)).rowcount == 0:
+                raise EndpointNotFound(f"no endpoint named {name!r}")
+
+        self._pool.run(work)
 
 
 def _lost(job_id: str, token: int, row: dict[str, Any]) -> LeaseLost:

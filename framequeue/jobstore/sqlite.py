@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import sqlite3
 
+from framequeue.endpoints import Endpoint
 from framequeue.errors import (
+    EndpointExists,
+    EndpointNotFound,
     IdempotencyConflict,
     JobNotFound,
     LeaseLost,
@@ -21,6 +24,7 @@ from framequeue.jobs import (
     JobStatus,
     check_transition,
     claim_verdict,
+    event_url,
     expired_error,
     job_from_columns,
     lease_expired_verdict,
@@ -82,6 +86,28 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (delivered_at_s, dead, next_attempt_at_s);
 """
 
+#: steps after SCHEMA, applied in order once each (PRAGMA user_version counts them)
+MIGRATIONS: tuple[str, ...] = (
+    """
+    ALTER TABLE jobs ADD COLUMN endpoint TEXT;
+    ALTER TABLE jobs ADD COLUMN output_uri TEXT;
+    ALTER TABLE jobs ADD COLUMN failure_uri TEXT;
+    ALTER TABLE jobs ADD COLUMN error_webhook_url TEXT;
+    CREATE TABLE IF NOT EXISTS endpoints (
+        name TEXT PRIMARY KEY,
+        pipeline TEXT NOT NULL,
+        params TEXT NOT NULL,
+        output_path TEXT NOT NULL,
+        failure_path TEXT,
+        success_webhook TEXT,
+        error_webhook TEXT,
+        webhook_secret TEXT,
+        max_concurrent_invocations INTEGER NOT NULL,
+        created_at_s REAL NOT NULL
+    );
+    """,
+)
+
 
 
 class SQLiteJobStore:
@@ -90,8 +116,17 @@ class SQLiteJobStore:
         self._render = render
         try:
             self._db.conn().executescript(SCHEMA)
+            self._migrate()
         except sqlite3.Error as exc:
             raise ServiceUnavailable(f"cannot prepare the job store: {exc}") from exc
+
+    def _migrate(self) -> None:
+        with self._db.write() as conn:  # the write lock: two processes opening at once migrate once
+            done = conn.execute("PRAGMA user_version").fetchone()[0]
+            for version, step in enumerate(MIGRATIONS[done:], start=done + 1):
+                for statement in filter(str.strip, step.split(";")):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {version}")
 
     # -- submit and read -------------------------------------------------------------------------------
 
@@ -112,13 +147,15 @@ class SQLiteJobStore:
             conn.execute(
                 """INSERT INTO jobs (id, seq, pipeline, pipeline_version, input_key, params, status,
                    created_at_s, updated_at_s, expires_at_s, timeout_s, max_attempts, webhook_url,
-                   webhook_secret, attributes, idempotency_key, request_hash)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   webhook_secret, attributes, idempotency_key, request_hash, endpoint, output_uri,
+                   failure_uri, error_webhook_url)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     job.id, seq, job.pipeline, job.pipeline_version, job.input_key, json.dumps(job.params),
                     JobStatus.QUEUED.value, job.created_at_s, job.updated_at_s, job.expires_at_s,
                     job.timeout_s, job.max_attempts, job.webhook_url, job.webhook_secret,
-                    json.dumps(job.attributes), job.idempotency_key, request_hash,
+                    json.dumps(job.attributes), job.idempotency_key, request_hash, job.endpoint,
+                    job.output_uri, job.failure_uri, job.error_webhook_url,
                 ),
             )
             return self._get(conn, job.id), True
@@ -353,14 +390,57 @@ class SQLiteJobStore:
             ),
         )
         ended = self._get(conn, job.id)
-        if ended.webhook_url and ended.webhook_secret:
+        url = event_url(ended)
+        if url and ended.webhook_secret:
             conn.execute(
                 """INSERT OR IGNORE INTO outbox (id, job_id, url, secret, payload, next_attempt_at_s)
                    VALUES (?, ?, ?, ?, ?, ?)""",
-                (f"evt_{job.id}_{status.value}", job.id, ended.webhook_url, ended.webhook_secret,
-                 self._render(ended), now_s),
+                (f"evt_{job.id}_{status.value}", job.id, url, ended.webhook_secret, self._render(ended), now_s),
+            )
+        if ended.failure_uri and status is not JobStatus.SUCCEEDED:  # the failure document, same transaction
+            conn.execute(
+                """INSERT OR IGNORE INTO outbox (id, job_id, url, secret, payload, next_attempt_at_s)
+                   VALUES (?, ?, ?, '', ?, ?)""",
+                (f"doc_{job.id}_{status.value}", job.id, ended.failure_uri, self._render(ended), now_s),
             )
         return ended
+
+    # -- async endpoints -------------------------------------------------------------------------------
+
+    def create_endpoint(self, ep: Endpoint) -> Endpoint:
+        with self._db.write() as conn:
+            try:
+                conn.execute(
+                    """INSERT INTO endpoints (name, pipeline, params, output_path, failure_path, success_webhook,
+                       error_webhook, webhook_secret, max_concurrent_invocations, created_at_s)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    (ep.name, ep.pipeline, json.dumps(ep.params), ep.output_path, ep.failure_path,
+                     ep.success_webhook, ep.error_webhook, ep.webhook_secret, ep.max_concurrent_invocations,
+                     ep.created_at_s),
+                )
+            except sqlite3.IntegrityError:
+                raise EndpointExists(f"an endpoint named {ep.name!r} exists; delete it first") from None
+        return ep
+
+    def get_endpoint(self, name: str) -> Endpoint:
+        row = self._db.conn().execute("SELECT * FROM endpoints WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise EndpointNotFound(f"no endpoint named {name!r}")
+        return _endpoint(row)
+
+    def list_endpoints(self) -> list[Endpoint]:
+        return [_endpoint(r) for r in self._db.conn().execute("SELECT * FROM endpoints ORDER BY name")]
+
+    def delete_endpoint(self, name: str) -> None:
+        with self._db.write() as conn:
+            if conn.execute("DELETE FROM endpoints WHERE name = ?", (name,)).rowcount == 0:
+                raise EndpointNotFound(f"no endpoint named {name!r}")
+
+
+def _endpoint(row: sqlite3.Row) -> Endpoint:
+    columns = dict(zip(row.keys(), row, strict=True))
+    columns["params"] = json.loads(columns["params"])
+    return Endpoint(**columns)
 
 
 def _job(row: sqlite3.Row) -> Job:

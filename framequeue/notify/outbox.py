@@ -1,6 +1,8 @@
 """Webhook outbox dispatcher: delivers the events the job store wrote with each terminal state.
 
 At least once, always with the event's id as webhook-id; each attempt is timestamped and signed afresh.
+An event whose URL is an object location (`s3://…`: a job's failure document, as SageMaker writes one
+to its S3FailurePath) is written there instead, once: an object already there counts as delivered.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Protocol
 
+from framequeue.errors import FrameQueueError, ObjectExists
 from framequeue.notify.ssrf import Resolver, resolve_host
 from framequeue.notify.webhooks import DeliveryResult, backoff_s, deliver, signed_headers
 
@@ -74,6 +77,7 @@ class Dispatcher:
         allow_private: bool = False,
         max_parallel: int = 8,
         resolve: Resolver = resolve_host,
+        write_document: Callable[[str, bytes], None] | None = None,
     ) -> None:
         if max_parallel < 1:
             raise ValueError(f"max_parallel must be at least 1, got {max_parallel}")
@@ -84,6 +88,8 @@ class Dispatcher:
         self._allow_private = allow_private
         self._max_parallel = max_parallel
         self._resolve = resolve
+        #: writes a payload to an object location, create-only (ObjectExists when it is there already)
+        self._write_document = write_document
 
     def run_once(self) -> int:
         """Try every due event once (up to a batch); returns how many were tried.
@@ -122,6 +128,8 @@ class Dispatcher:
                 stop.wait(interval_s)
 
     def _attempt(self, event: OutboxEvent) -> DeliveryResult:
+        if not event.url.startswith(("https://", "http://")):
+            return self._write(event)
         # webhook-timestamp is this attempt's time: receivers refuse stale timestamps (replay protection)
         headers = signed_headers(event.secret, event.id, int(self._clock()), event.payload)
         return deliver(
@@ -132,6 +140,18 @@ class Dispatcher:
             allow_private=self._allow_private,
             resolve=self._resolve,
         )
+
+    def _write(self, event: OutboxEvent) -> DeliveryResult:
+        if self._write_document is None:
+            return DeliveryResult(None, ok=False, retry=False, disable=True, error="no object store for documents")
+        try:
+            self._write_document(event.url, event.payload)
+        except ObjectExists:  # an earlier attempt wrote it: delivered
+            pass
+        except FrameQueueError as exc:
+            return DeliveryResult(None, ok=False, retry=exc.retryable or exc.http_status >= 500,
+                                  disable=not (exc.retryable or exc.http_status >= 500), error=exc.code)
+        return DeliveryResult(None, ok=True, retry=False, disable=False, error="")
 
     def _record(self, event: OutboxEvent, result: DeliveryResult) -> None:
         attempts = event.attempts + 1

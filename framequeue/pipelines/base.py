@@ -56,6 +56,13 @@ class RunResult:
     frames_inferred: int
     #: stage timings and counters, seconds in names ending _s
     stats: dict[str, float] = field(default_factory=dict)
+    #: the output that is the job's answer (what an async endpoint writes to its OutputLocation); the first
+    #: output when empty
+    primary: str = ""
+
+    @property
+    def primary_output(self) -> str:
+        return self.primary or next(iter(self.outputs))
 
 
 class Pipeline(Protocol):

@@ -317,6 +317,7 @@ class _DetectRun:
         )
         return RunResult(
             outputs=dict(OUTPUTS),
+            primary="detections",
             frames_total=self.frames_done,
             frames_inferred=self.frames_inferred,
             stats={k: round(v, 4) for k, v in self.stats.items()},

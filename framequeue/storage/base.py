@@ -1,19 +1,29 @@
 """The ObjectStore protocol: keyed blobs, streamed, written atomically.
 
 Keys are relative, '/'-separated, built by the server. A writer's object appears whole on close or not
-at all. `url` names an object (or a prefix ending in '/') the way users see output locations.
+at all: a write that raises, or whose process dies, leaves nothing under its key. `url` names an object
+(or a prefix ending in '/') the way users see output locations (`file:///…`, `memory://…`, `s3://…`).
+
+Commit-once: `open_write(key, create_only=True)` (and `put`) refuse to replace an existing object. The
+check is atomic in every backend (a hard link on a file system, `If-None-Match: *` on S3), so of two
+writers racing for one key exactly one wins; the other gets `ObjectExists` (at open when the object is
+already there, else at close) and its data is discarded.
 """
 
 from __future__ import annotations
 
 import re
 from contextlib import AbstractContextManager
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Literal, Protocol
 
-from framequeue.errors import InvalidKey
+from framequeue.errors import InvalidKey, InvalidParams
 
 MAX_KEY_LEN = 1024
+#: SigV4 caps a presigned URL's life at 7 days
+MAX_PRESIGN_S = 7 * 24 * 3600
 _SEGMENT = re.compile(r"^[A-Za-z0-9._=+@,-]+$")
+
+PresignMethod = Literal["GET", "PUT"]
 
 
 def check_key(key: str) -> str:
@@ -28,16 +38,29 @@ def check_key(key: str) -> str:
     return key
 
 
+def check_presign(key: str, method: str, expires_s: int) -> None:
+    check_key(key)
+    if key.endswith("/"):
+        raise InvalidKey("a presigned URL names one object, not a prefix")
+    if method not in ("GET", "PUT"):
+        raise InvalidParams(f"presigned URLs are for GET or PUT, not {method}")
+    if not 1 <= expires_s <= MAX_PRESIGN_S:
+        raise InvalidParams(f"a presigned URL lives 1..{MAX_PRESIGN_S} s, not {expires_s}")
+
+
 class ObjectStore(Protocol):
-    def open_write(self, key: str) -> AbstractContextManager[BinaryIO]:
-        """A file-like writer; the object appears atomically when the context exits without error."""
+    def open_write(self, key: str, *, create_only: bool = False) -> AbstractContextManager[BinaryIO]:
+        """A file-like writer; the object appears atomically when the context exits without error.
+
+        With `create_only`, an existing object is never replaced: `ObjectExists` instead.
+        """
         ...
 
     def open_read(self, key: str) -> AbstractContextManager[BinaryIO]:
-        """A file-like reader; NotFound when the object does not exist."""
+        """A file-like reader that streams (never the whole object in memory); NotFound when it does not exist."""
         ...
 
-    def put(self, key: str, data: bytes) -> None: ...
+    def put(self, key: str, data: bytes, *, create_only: bool = False) -> None: ...
 
     def get(self, key: str) -> bytes: ...
 
@@ -52,3 +75,11 @@ class ObjectStore(Protocol):
         ...
 
     def url(self, key: str) -> str: ...
+
+    def presign(self, key: str, method: PresignMethod = "GET", expires_s: int = 3600) -> str:
+        """A URL that lets its holder GET or PUT this one object without credentials, for `expires_s`.
+
+        A presigned PUT overwrites (it is not commit-once). Stores that cannot sign (file://, memory://)
+        raise `PresignUnsupported`: callers stream through the service instead.
+        """
+        ...

@@ -1,4 +1,8 @@
-"""Objects as files under one root folder. Contract: framequeue.storage.base.ObjectStore."""
+"""Objects as files under one root folder. Contract: framequeue.storage.base.ObjectStore.
+
+A write goes to a `.partial-*` file beside its key and is renamed into place on success; a create-only
+write is hard-linked into place instead, which fails atomically when the key exists. No URLs are signed.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,8 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from framequeue.errors import InvalidKey, InvalidParams, NotFound
-from framequeue.storage.base import check_key
+from framequeue.errors import InvalidKey, InvalidParams, NotFound, ObjectExists, PresignUnsupported
+from framequeue.storage.base import PresignMethod, check_key, check_presign
 
 
 class LocalObjectStore:
@@ -35,8 +39,10 @@ class LocalObjectStore:
         return path
 
     @contextlib.contextmanager
-    def open_write(self, key: str) -> Iterator[BinaryIO]:
+    def open_write(self, key: str, *, create_only: bool = False) -> Iterator[BinaryIO]:
         path = self.path(key)
+        if create_only and path.exists():
+            raise ObjectExists(f"object {key} already exists")
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
         try:
@@ -44,7 +50,14 @@ class LocalObjectStore:
                 yield fh
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            if create_only:
+                try:
+                    os.link(tmp, path)
+                except FileExistsError as exc:
+                    raise ObjectExists(f"object {key} already exists") from exc
+                os.unlink(tmp)
+            else:
+                os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -60,8 +73,8 @@ class LocalObjectStore:
         with fh:
             yield fh
 
-    def put(self, key: str, data: bytes) -> None:
-        with self.open_write(key) as fh:
+    def put(self, key: str, data: bytes, *, create_only: bool = False) -> None:
+        with self.open_write(key, create_only=create_only) as fh:
             fh.write(data)
 
     def get(self, key: str) -> bytes:
@@ -97,3 +110,7 @@ class LocalObjectStore:
 
     def url(self, key: str) -> str:
         return (self.root / key).as_uri() + ("/" if key.endswith("/") else "")
+
+    def presign(self, key: str, method: PresignMethod = "GET", expires_s: int = 3600) -> str:
+        check_presign(key, method, expires_s)
+        raise PresignUnsupported("a file:// object store cannot sign URLs; stream the object through the service")

@@ -24,7 +24,7 @@ from typing import Any
 
 from framequeue.brokers.base import Message
 from framequeue.config import crashpoint
-from framequeue.errors import FrameQueueError, LeaseLost, NotFound
+from framequeue.errors import FrameQueueError, LeaseLost, NotFound, ObjectExists
 from framequeue.jobs import Job, JobError, JobProgress, JobStatus, attempt_output_key, failure_key, output_prefix
 from framequeue.lease import eta_s
 from framequeue.pipelines.base import MediaLimits, RunResult
@@ -217,7 +217,11 @@ class Worker:
     def _fetch(self, job: Job, scratch: Path) -> Path:
         suffix = Path(job.input_key).suffix[:10] if "." in job.input_key.rsplit("/", 1)[-1] else ""
         path = scratch / f"input{suffix}"
-        with self.rt.objects.open_read(job.input_key) as src, open(path, "wb") as dst:
+        if "://" in job.input_key:  # a location (an async endpoint's InputLocation)
+            objects, key = self.rt.service.locations.resolve(job.input_key)
+        else:
+            objects, key = self.rt.objects, job.input_key
+        with objects.open_read(key) as src, open(path, "wb") as dst:
             shutil.copyfileobj(src, dst, COPY_CHUNK_BYTES)
         return path
 
@@ -311,6 +315,8 @@ class Worker:
             with open(out_dir / filename, "rb") as src, self.rt.objects.open_write(key) as dst:
                 shutil.copyfileobj(src, dst, COPY_CHUNK_BYTES)
             outputs[name] = key
+        if job.output_uri:
+            self._deliver(job, out_dir / result.outputs[result.primary_output])
         crashpoint(self.settings, "after_upload")
         final = JobProgress(result.frames_total, result.frames_total, job.progress.fps, 0.0)
         self.rt.store.finish(job.id, job.lease_token, JobStatus.SUCCEEDED, self._clock(), outputs=outputs,
@@ -319,6 +325,17 @@ class Worker:
         self._drop_stale_outputs(job, keep=set(outputs.values()))
         detail = f"{result.frames_total} frames, {result.stats.get('wall_s', 0.0):.1f} s"
         return Outcome(job.id, "succeeded", detail)
+
+    def _deliver(self, job: Job, path: Path) -> None:
+        """Write the job's answer to its output location, once: an earlier attempt that got there first
+        (it crashed or lost its lease after writing) wrote the same job's answer, which stays."""
+        assert job.output_uri is not None
+        objects, key = self.rt.service.locations.resolve(job.output_uri)
+        try:
+            with open(path, "rb") as src, objects.open_write(key, create_only=True) as dst:
+                shutil.copyfileobj(src, dst, COPY_CHUNK_BYTES)
+        except ObjectExists:
+            log.info("job %s: %s was written by an earlier attempt; kept", job.id, job.output_uri)
 
     def _fail(self, job: Job, error: JobError) -> Outcome:
         body = {"job_id": job.id, "attempt": job.attempts, "error": {"code": error.code, "message": error.message}}

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import s3server
+
 PG_DSN = os.environ.get("FQ_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("FQ_TEST_REDIS", "redis://127.0.0.1:6379/0")
 AMQP_URL = os.environ.get("FQ_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
@@ -76,7 +78,7 @@ def _memory(tmp: Path) -> str:
 
 
 #: backends whose modules have landed; the contract and fault suites run against each of them
-IMPLEMENTED = {"sqlite", "local", "memory", "postgres", "rabbitmq", "redis", "nats"}
+IMPLEMENTED = {"sqlite", "local", "memory", "postgres", "rabbitmq", "redis", "nats", "s3"}
 
 #: name -> URL for a fresh, isolated store or queue (the tmp folder is the test's own)
 STORES: dict[str, Callable[[Path], str]] = {"sqlite": _sqlite, "postgres": _postgres_store}
@@ -84,7 +86,9 @@ BROKERS: dict[str, Callable[[Path], str]] = {
     "sqlite": _sqlite, "postgres": _postgres_queue, "redis": _redis, "rabbitmq": _rabbitmq, "nats": _nats,
     "memory": _memory,
 }
-STORAGES: dict[str, Callable[[Path], str]] = {"local": lambda tmp: (tmp / "objects").as_uri()}
+STORAGES: dict[str, Callable[[Path], str]] = {
+    "local": lambda tmp: (tmp / "objects").as_uri(), "memory": _memory, "s3": lambda tmp: s3server.store_url(),
+}
 
 
 def with_options(url: str, **options: object) -> str:
@@ -135,6 +139,12 @@ def cleanup(url: str) -> None:
                         await channel.queue_delete(name)
 
             asyncio.run(drop())
+        elif parts.scheme == "s3" and parts.path.strip("/").startswith("fq_"):
+            from framequeue.backends import open_storage
+
+            objects = open_storage(url)
+            for key in objects.list(""):
+                objects.delete(key)
         elif parts.scheme == "nats" and "queue" in query:
             import nats
 

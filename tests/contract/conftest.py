@@ -62,5 +62,9 @@ def broker(make_broker: Callable[[], Broker]) -> Broker:
 
 
 @pytest.fixture(params=_params(STORAGES))
-def objects(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
-    return open_storage(STORAGES[request.param](tmp_path))
+def objects(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore]:
+    if request.param == "s3":
+        request.getfixturevalue("moto_server")  # one server for the session, stopped at its end
+    url = STORAGES[request.param](tmp_path)
+    yield open_storage(url)
+    cleanup(url)
