@@ -20,6 +20,7 @@ from framequeue.errors import (
     InputNotFound,
     InvalidParams,
     NotFound,
+    PayloadTooLarge,
     ServiceUnavailable,
 )
 from framequeue.jobs import Job, JobStatus, failure_key, job_record, output_prefix
@@ -114,8 +115,14 @@ class JobService:
             objects, key = self.locations.resolve(req.input_key)
         else:
             objects, key = self.objects, check_key(req.input_key)
-        if objects.size(key) is None:
+        # a location inside this deployment's own store is kept as its key
+        input_key = key if objects is self.objects else req.input_key
+        size_bytes = objects.size(key)
+        if size_bytes is None:
             raise InputNotFound(f"no object {req.input_key!r} in the store; upload it first (POST /v1/uploads)")
+        if size_bytes > self.settings.max_upload_bytes:
+            raise PayloadTooLarge(f"the input is {size_bytes} bytes; this deployment takes inputs up to "
+                                  f"{self.settings.max_upload_bytes} bytes (FQ_MAX_UPLOAD_BYTES)")
         for uri in (req.output_uri, req.failure_uri):
             if uri is not None:
                 self.locations.resolve(uri)
@@ -132,7 +139,7 @@ class JobService:
             id=uuid.uuid4().hex,
             pipeline=pipeline.name,
             pipeline_version=pipeline.version,
-            input_key=req.input_key,
+            input_key=input_key,
             params=params,
             status=JobStatus.QUEUED,
             created_at_s=now_s,
