@@ -70,3 +70,52 @@ class Detections:
     @classmethod
     def empty(cls) -> Detections:
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32))
+
+
+@dataclass(frozen=True)
+class Faces:
+    """Faces of one frame in original image pixels, each with the keypoints its model predicts."""
+
+    #: Nx4 float32, (x1, y1, x2, y2) pixels, clipped to the image
+    xyxy: npt.NDArray[np.float32]
+    #: N float32 in [0, 1], descending
+    score: npt.NDArray[np.float32]
+    #: NxKx2 float32 (x, y) pixels, not clipped. YuNet K=5: right eye, left eye, nose tip, right and
+    #: left mouth corners (the subject's right/left); BlazeFace K=6: right eye, left eye, nose tip,
+    #: mouth centre, right and left ear tragion
+    landmarks: npt.NDArray[np.float32]
+
+    def __post_init__(self) -> None:
+        n = len(self.xyxy)
+        if (
+            self.xyxy.shape != (n, 4)
+            or self.score.shape != (n,)
+            or self.landmarks.ndim != 3
+            or self.landmarks.shape[0] != n
+            or self.landmarks.shape[2] != 2
+        ):
+            raise ValueError(f"inconsistent face shapes {self.xyxy.shape} {self.score.shape} {self.landmarks.shape}")
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    @classmethod
+    def empty(cls, num_landmarks: int) -> Faces:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, num_landmarks, 2), np.float32))
+
+
+@dataclass(frozen=True)
+class Lanes:
+    """Lane markers of one frame as polylines in original image pixels."""
+
+    #: one Px2 float32 array of (x, y) pixels per lane, ordered by y; points outside the image dropped
+    polylines: tuple[npt.NDArray[np.float32], ...]
+    #: N float32 in [0, 1], descending
+    score: npt.NDArray[np.float32]
+
+    def __post_init__(self) -> None:
+        if self.score.shape != (len(self.polylines),) or any(p.ndim != 2 or p.shape[1] != 2 for p in self.polylines):
+            raise ValueError(f"inconsistent lane shapes {[p.shape for p in self.polylines]} {self.score.shape}")
+
+    def __len__(self) -> int:
+        return len(self.polylines)

@@ -43,14 +43,14 @@ class ModelRepository:
     ) -> ModelVersion:
         """Copy an ONNX model in as the next version of `name`; InvalidParams says what to fix."""
         # imported here: the API process validates params through this class without loading ONNX Runtime
-        from framequeue.models.formats import get_format
+        from framequeue.models.formats import get_format, get_result_format, is_result_format
         from framequeue.models.onnx import batch_matches, create_session, make_batch_dynamic
 
         if not NAME_PATTERN.fullmatch(name):
             raise InvalidParams(
                 f"name: {name!r} must match {NAME_PATTERN.pattern} (lower case, digits, _ and -)"
             )
-        factory = get_format(format)
+        factory = get_result_format(format) if is_result_format(format) else get_format(format)
         source_path, classes_path = Path(source_path), Path(classes_path)
         if not source_path.is_file():
             raise InvalidParams(f"source_path: {source_path} is not a file")

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
-from typing import Final, Protocol
+from typing import Final, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from framequeue.errors import InvalidParams
-from framequeue.models.base import Detections
+from framequeue.models.base import Detections, Faces, Lanes
 
 #: a tensor shape as ONNX Runtime reports it: ints, or str/None for symbolic dims
 Shape = Sequence[int | str | None]
@@ -43,26 +43,87 @@ class ModelFormat(Protocol):
         ...
 
 
+#: what a non-detection format decodes one frame into
+ResultT_co = TypeVar("ResultT_co", Faces, Lanes, covariant=True)
+
+
+class ResultFormat(Protocol[ResultT_co]):
+    """A model whose frame result is not `Detections` (faces with keypoints, lanes).
+
+    Same contract as ModelFormat, except that pre-processing may scale x and y differently (some
+    models take a stretched frame), classes and NMS are the model's own, and decode returns the
+    format's result type in original image pixels.
+    """
+
+    def check_outputs(self, output_shapes: Sequence[Shape]) -> None:
+        """Raise InvalidParams, saying what was expected, when the graph's outputs do not fit."""
+        ...
+
+    def preprocess(self, image: npt.NDArray[np.uint8], out: npt.NDArray[np.float32]) -> tuple[float, float]:
+        """Write HxWx3 BGR `image` into `out` (the CxHxW network input); return (x, y) image->network scales."""
+        ...
+
+    def decode(
+        self,
+        outputs: Sequence[npt.NDArray[np.float32]],
+        scale_xy: tuple[float, float],
+        image_hw: tuple[int, int],
+        score_threshold: float,
+    ) -> ResultT_co:
+        """One frame's raw outputs (batch dim removed, in the graph's output order) -> its result."""
+        ...
+
+
 #: builds a format for a model of (input_size_hw, number of classes)
 FormatFactory = Callable[[tuple[int, int], int], ModelFormat]
+#: the same for formats that decode into faces or lanes
+ResultFormatFactory = Callable[[tuple[int, int], int], ResultFormat[Faces] | ResultFormat[Lanes]]
 
 #: format name -> "module:factory", imported lazily
 _FORMATS: Final[dict[str, str]] = {
     "yolox": "framequeue.models.formats.yolox:YoloxFormat",
+    "nanodet": "framequeue.models.formats.nanodet:NanodetFormat",
+    "ultralytics": "framequeue.models.formats.ultralytics:UltralyticsFormat",
+    "yolov5": "framequeue.models.formats.yolov5:Yolov5Format",
+    "yunet": "framequeue.models.formats.yunet:YunetFormat",
+    "blazeface": "framequeue.models.formats.blazeface:BlazefaceFormat",
+    "lstr": "framequeue.models.formats.lstr:LstrFormat",
 }
+#: formats whose decode returns Faces or Lanes (ResultFormat) rather than Detections
+_RESULT_FORMATS: Final = frozenset({"yunet", "blazeface", "lstr"})
 
 
 def available_formats() -> list[str]:
-    return sorted(_FORMATS)
+    """Format names in registration order: the default (yolox) first, then the others as added."""
+    return list(_FORMATS)
 
 
-def get_format(name: str) -> FormatFactory:
-    """The factory of format `name`; InvalidParams listing the known formats otherwise."""
+def _load(name: str) -> object:
     target = _FORMATS.get(name)
     if target is None:
         raise InvalidParams(
             f"format: unknown model format {name!r}; known formats: {', '.join(available_formats())}"
         )
     module_name, attr = target.split(":")
-    factory: FormatFactory = getattr(importlib.import_module(module_name), attr)
-    return factory
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def get_format(name: str) -> FormatFactory:
+    """The factory of detection format `name`; InvalidParams listing the known formats otherwise."""
+    factory = _load(name)
+    if name in _RESULT_FORMATS:
+        raise InvalidParams(f"format: {name!r} models output faces or lanes, not detections")
+    return factory  # type: ignore[return-value]
+
+
+def get_result_format(name: str) -> ResultFormatFactory:
+    """The factory of face or lane format `name`; InvalidParams when unknown or a detection format."""
+    factory = _load(name)
+    if name not in _RESULT_FORMATS:
+        raise InvalidParams(f"format: {name!r} models output detections; use get_format")
+    return factory  # type: ignore[return-value]
+
+
+def is_result_format(name: str) -> bool:
+    """Whether `name` decodes into faces or lanes (get_result_format) rather than detections."""
+    return name in _RESULT_FORMATS
