@@ -98,8 +98,10 @@ def api(ctx: click.Context, host: str, port: int) -> None:
 @main.command()
 @click.option("--worker-threads", envvar=env_var("worker_threads"), show_envvar=True, default=1, type=int,
               help=THREADS_HELP)
+@click.option("--max-jobs", default=0, type=int,
+              help="Exit after this many jobs (a Kubernetes Job per video: 1); 0 runs until SIGTERM.")
 @click.pass_context
-def worker(ctx: click.Context, worker_threads: int) -> None:
+def worker(ctx: click.Context, worker_threads: int, max_jobs: int) -> None:
     """Run one worker: take jobs until SIGTERM, then finish or hand back the current one and exit."""
     _setup_logging(ctx.obj["log_level"])
     settings = _settings(ctx, worker_threads=worker_threads)
@@ -107,7 +109,7 @@ def worker(ctx: click.Context, worker_threads: int) -> None:
     from framequeue.worker.runner import Worker
 
     rt = open_runtime(settings)
-    w = Worker(rt)
+    w = Worker(rt, max_jobs=max_jobs)
 
     def on_signal(signum: int, _: Any) -> None:
         logging.getLogger("framequeue.worker").info("signal %d: draining", signum)
@@ -119,6 +121,16 @@ def worker(ctx: click.Context, worker_threads: int) -> None:
         w.run()
     finally:
         rt.close()
+
+
+def _register_optional_commands() -> None:
+    """Commands that live with their subsystem: a day's autoscaling simulation."""
+    from framequeue.scaling.cli import simulate
+
+    main.add_command(simulate)
+
+
+_register_optional_commands()
 
 
 # -- client commands -----------------------------------------------------------------------------------

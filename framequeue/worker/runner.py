@@ -124,8 +124,12 @@ class Heartbeat:
 
 
 class Worker:
-    def __init__(self, rt: Runtime, *, owner: str | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, rt: Runtime, *, owner: str | None = None, clock: Callable[[], float] = time.time,
+                 max_jobs: int = 0) -> None:
         self.rt = rt
+        #: stop after this many handled deliveries (a Kubernetes Job per video); 0: until drained
+        self.max_jobs = max_jobs
+        self._handled = 0
         self.settings = rt.settings
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self.draining = threading.Event()
@@ -150,6 +154,10 @@ class Worker:
                 message = self.rt.broker.receive(visibility_s=self.settings.lease_s, wait_s=1.0)
                 if message is not None:
                     self.handle(message)
+                    self._handled += 1
+                    if self.max_jobs and self._handled >= self.max_jobs:
+                        log.info("worker %s: handled %d job(s), its --max-jobs; exiting", self.owner, self._handled)
+                        break
         finally:
             self._heartbeat.close()
             self._retire_child()

@@ -1,0 +1,56 @@
+"""`framequeue simulate`: compare autoscaling policies over a simulated day (the command object only;
+framequeue/cli.py registers it). Runnable alone: `python -m framequeue.scaling.cli simulate ...`."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from framequeue.scaling.report import Scenario, compare, markdown_table, plot
+from framequeue.scaling.simulate import Prices
+
+__all__ = ["simulate"]
+
+
+@click.command("simulate")
+@click.option("--videos-per-day", type=click.IntRange(min=1), default=20_000, show_default=True,
+              envvar="FQ_SIM_VIDEOS_PER_DAY", help="Videos arriving in the day [env FQ_SIM_VIDEOS_PER_DAY].")
+@click.option("--seed", type=int, default=1, show_default=True, envvar="FQ_SIM_SEED",
+              help="Seed of arrivals, processing and start-up times [env FQ_SIM_SEED].")
+@click.option("--sla-s", type=click.FloatRange(min=1), default=300.0, show_default=True, envvar="FQ_SIM_SLA_S",
+              help="End-to-end SLA, arrival to done, seconds [env FQ_SIM_SLA_S].")
+@click.option("--gpu-node-per-h", type=float, default=3.06, show_default=True, envvar="FQ_SIM_GPU_NODE_PER_H",
+              help="Price of a GPU node (one inference endpoint), $/h [env FQ_SIM_GPU_NODE_PER_H].")
+@click.option("--cpu-worker-per-h", type=float, default=0.288, show_default=True, envvar="FQ_SIM_CPU_WORKER_PER_H",
+              help="Price of a CPU worker pod, $/h [env FQ_SIM_CPU_WORKER_PER_H].")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              envvar="FQ_SIM_OUT", help="Write table.md and load.png here [env FQ_SIM_OUT].")
+def simulate(
+    videos_per_day: int, seed: int, sla_s: float, gpu_node_per_h: float, cpu_worker_per_h: float, out_dir: Path | None
+) -> None:
+    """Simulate a day of video jobs under each autoscaling policy; print SLA attainment, p99 and cost."""
+    scenario = replace(
+        Scenario(videos_per_day=videos_per_day, seed=seed, sla_s=sla_s),
+        prices=Prices(gpu_node_per_h=gpu_node_per_h, cpu_worker_per_h=cpu_worker_per_h),
+    )
+    results = compare(scenario)
+    table = markdown_table(results, sla_s)
+    click.echo(table, nl=False)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "table.md").write_text(table)
+        plot(results, out_dir / "load.png", scenario.infra.tick_s)
+        click.echo(f"wrote {out_dir / 'table.md'} and {out_dir / 'load.png'}")
+
+
+@click.group()
+def _main() -> None:
+    """framequeue's scaling commands, runnable without framequeue/cli.py."""
+
+
+_main.add_command(simulate)
+
+if __name__ == "__main__":
+    _main()
