@@ -124,9 +124,12 @@ def worker(ctx: click.Context, worker_threads: int, max_jobs: int) -> None:
 
 
 def _register_optional_commands() -> None:
-    """Commands that live with their subsystem: a day's autoscaling simulation."""
+    """Commands that live with their subsystem: serving models over the Open Inference Protocol, a day's
+    autoscaling simulation."""
+    from framequeue.inference.serve import serve_models
     from framequeue.scaling.cli import simulate
 
+    main.add_command(serve_models)
     main.add_command(simulate)
 
 

@@ -19,7 +19,7 @@ from typing import Any, Final
 import yaml
 
 from framequeue.errors import InvalidParams, UnknownModel
-from framequeue.models.base import CONFIG_FILE, MODEL_FILE, ModelVersion
+from framequeue.models.base import CONFIG_FILE, MEMORY_FACTOR, MODEL_FILE, ModelVersion, ServingConfig
 
 __all__ = ["NAME_PATTERN", "ModelRepository", "ModelVersion"]
 
@@ -40,8 +40,13 @@ class ModelRepository:
         format: str,
         classes_path: Path,
         input_size_hw: tuple[int, int] | None = None,
+        serving: ServingConfig | None = None,
     ) -> ModelVersion:
-        """Copy an ONNX model in as the next version of `name`; InvalidParams says what to fix."""
+        """Copy an ONNX model in as the next version of `name`; InvalidParams says what to fix.
+
+        `serving` (batching, instances, memory, version policy) is written into config.yaml, defaults
+        included, so an operator edits it there.
+        """
         # imported here: the API process validates params through this class without loading ONNX Runtime
         from framequeue.models.formats import get_format, get_result_format, is_result_format
         from framequeue.models.onnx import batch_matches, create_session, make_batch_dynamic
@@ -95,7 +100,11 @@ class ModelRepository:
             "source_sha256": hashlib.sha256(data).hexdigest(),
             "source_name": source_path.name,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            **(serving or ServingConfig()).to_yaml(),
         }
+        if not config["memory_bytes"]:
+            # written out so an operator sees, and can correct, what the budget charges
+            config["memory_bytes"] = MEMORY_FACTOR * len(stored)
         return self._publish(name, stored, config)
 
     def get(self, name: str, version: int | None = None) -> ModelVersion:
@@ -109,6 +118,28 @@ class ModelRepository:
         if version not in versions:
             raise UnknownModel(
                 f"model {name!r} has no version {version}; versions: {', '.join(map(str, versions))}"
+            )
+        return self._load(name, version)
+
+    def served_versions(self, name: str) -> builtins.list[int]:
+        """Versions of `name` that its version policy serves (the newest version's config decides)."""
+        versions = self._versions(name) if NAME_PATTERN.fullmatch(name) else []
+        if not versions:
+            return []
+        return self._load(name, versions[-1]).serving.version_policy.select(versions)
+
+    def get_served(self, name: str, version: int | None = None) -> ModelVersion:
+        """A version the policy serves (the newest served when `version` is None); UnknownModel else."""
+        served = self.served_versions(name)
+        if not served:
+            self.get(name)  # raises UnknownModel naming the known models
+            raise UnknownModel(f"model {name!r} serves no version under its version_policy")
+        if version is None:
+            return self._load(name, served[-1])
+        if version not in served:
+            raise UnknownModel(
+                f"model {name!r} version {version} is not served; served versions: "
+                f"{', '.join(map(str, served))}"
             )
         return self._load(name, version)
 
@@ -131,6 +162,10 @@ class ModelRepository:
         path = self.root / name / str(version)
         config = yaml.safe_load((path / CONFIG_FILE).read_text(encoding="utf-8"))
         height, width = config["input_size_hw"]
+        try:
+            serving = ServingConfig.parse(config)
+        except ValueError as exc:
+            raise InvalidParams(f"{path / CONFIG_FILE}: {exc}") from exc
         return ModelVersion(
             name=name,
             version=version,
@@ -143,6 +178,7 @@ class ModelRepository:
             sha256=config["sha256"],
             source_sha256=config["source_sha256"],
             created_at=str(config["created_at"]),
+            serving=serving,
         )
 
     def _publish(self, name: str, model: bytes, config: dict[str, Any]) -> ModelVersion:
