@@ -45,6 +45,11 @@ this instance that are not yet due (the server cannot tell them from in-flight m
 instance counts them in in_flight); in_flight = unacked messages less those. oldest_ready_age_s comes
 from the first undelivered message's timestamp (server clock).
 
+A server that comes back without its store (a new volume, a lost disk) has no stream and no consumer:
+every instance creates them again when it reconnects, when a publish finds no stream, and when a pull
+gets no answer at all (a live consumer always ends a pull with a status). The messages the server lost
+are the job store's to recover: the reaper publishes again the queued jobs whose message is overdue.
+
 Durability. A publish returns once the server stored the message, but the server fsyncs on its own
 schedule (every 2 minutes by default; `jetstream { sync_interval: always }` on nats-server 2.10+), so a
 host crash can lose an acknowledged publish. The stream's persist mode (server 2.12+) is left unset,
@@ -95,6 +100,8 @@ PULL_GRACE_S = 1.0
 MIN_PULL_S = 0.01
 #: repeated dead-letter publishes of one message within this window are stored once
 DEAD_DEDUPE_WINDOW_S = 120.0
+#: a pull left without any answer looks for a lost stream or consumer at most this often
+RESTORE_CHECK_S = 5.0
 #: JetStream error codes
 _STREAM_NAME_IN_USE = 10058
 _SEQUENCE_NOT_FOUND = 10043
@@ -147,6 +154,9 @@ class NatsBroker:
         self._background: set[asyncio.Task[Any]] = set()
         self._next = f"$JS.API.CONSUMER.MSG.NEXT.{self._stream}.{CONSUMER}"
         self._reply_to = ""
+        #: serialises restoring the streams and the consumer; when a pull last triggered a check (loop clock)
+        self._restore_lock = asyncio.Lock()
+        self._restore_checked = 0.0
         self._closed = False
         self._nc = Client()
         self._aio = LoopThread(f"nats-{opts.queue}")
@@ -169,12 +179,29 @@ class NatsBroker:
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=1,
                     error_cb=self._on_error,
+                    reconnected_cb=self._on_reconnected,
                 ),
                 connect_timeout_s,
             )
         except TimeoutError:
             raise ServiceUnavailable(f"NATS at {self._where} does not answer") from None
         js = self._nc.jetstream(timeout=REQUEST_TIMEOUT_S)
+        await self._declare(js)
+        self._reply_to = self._nc.new_inbox()
+        await self._nc.subscribe(self._reply_to, cb=self._on_pulled)
+        await self._nc.subscribe(
+            f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{self._stream}.{CONSUMER}",
+            queue=self._group, cb=self._on_exhausted,
+        )
+        self._js = js
+        try:
+            await self._sweep()
+        except (nats.errors.Error, OSError, TimeoutError) as exc:
+            log.warning("NATS queue %s: dead-letter sweep failed: %s", self._stream, exc)
+        return js
+
+    async def _declare(self, js: JetStreamContext) -> None:
+        """Create the streams and the consumer, or bring them to this configuration."""
         await _ensure_stream(js, api.StreamConfig(
             name=self._stream, subjects=[self._subject], retention=api.RetentionPolicy.WORK_QUEUE,
             storage=api.StorageType.FILE,
@@ -190,18 +217,24 @@ class NatsBroker:
             # delayed nacks hold an ack slot too: no cap, the workers' prefetch of 1 is the real limit
             max_ack_pending=-1,
         ))
-        self._reply_to = self._nc.new_inbox()
-        await self._nc.subscribe(self._reply_to, cb=self._on_pulled)
-        await self._nc.subscribe(
-            f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{self._stream}.{CONSUMER}",
-            queue=self._group, cb=self._on_exhausted,
-        )
-        self._js = js
-        try:
-            await self._sweep()
-        except (nats.errors.Error, OSError, TimeoutError) as exc:
-            log.warning("NATS queue %s: dead-letter sweep failed: %s", self._stream, exc)
-        return js
+
+    async def _restore(self) -> None:
+        """Create again what the server lost (restarted without its store): the streams and the consumer.
+        Nothing is changed when both streams and the consumer are there."""
+        async with self._restore_lock:
+            try:
+                await self._js.consumer_info(self._stream, CONSUMER)
+                await self._js.stream_info(self._dead_stream)
+                return
+            except nats.js.errors.NotFoundError:
+                pass
+            log.warning("NATS queue %s: the server lost the stream or its consumer; creating them again",
+                        self._stream)
+            await self._declare(self._js)
+
+    async def _on_reconnected(self) -> None:
+        # in the background: the client calls this from its reconnecting task, before it reads again
+        self._spawn(self._restore())
 
     async def _on_error(self, exc: Exception) -> None:
         # nats-py's default logs a traceback for every failed reconnect attempt
@@ -210,7 +243,15 @@ class NatsBroker:
     # -- the protocol ---------------------------------------------------------------------------------
 
     def publish(self, job_id: str) -> None:
-        self._run(self._js.publish(self._subject, job_id.encode(), timeout=REQUEST_TIMEOUT_S, stream=self._stream))
+        self._run(self._publish(job_id))
+
+    async def _publish(self, job_id: str) -> None:
+        try:
+            await self._js.publish(self._subject, job_id.encode(), timeout=REQUEST_TIMEOUT_S, stream=self._stream)
+        except nats.js.errors.NoStreamResponseError:
+            # nothing stores the subject: the server came back without the stream; make it, then publish
+            await self._restore()
+            await self._js.publish(self._subject, job_id.encode(), timeout=REQUEST_TIMEOUT_S, stream=self._stream)
 
     def receive(self, visibility_s: float, wait_s: float) -> Message | None:
         if self._closed:
@@ -264,6 +305,11 @@ class NatsBroker:
                 async with asyncio.timeout(max(0.0, left_s) + PULL_GRACE_S):
                     arrived, msg = await self._inbox.get()
             except TimeoutError:
+                # a consumer ends every pull with a status: no answer at all means the pull was lost with a
+                # connection, or that nothing serves it (the server lost the consumer)
+                if self._nc.is_connected and loop.time() - self._restore_checked >= RESTORE_CHECK_S:
+                    self._restore_checked = loop.time()
+                    self._spawn(self._restore())
                 return None
             status = _status(msg)
             if status is None:

@@ -13,10 +13,17 @@ message comes due, or at most WAKE_S (a missed notification costs that much, nev
 All times come from the database's clock (`clock_timestamp()`), never the consumers': visibility deadlines
 are compared across hosts. The pool and the one LISTEN connection per broker are sync psycopg
 (framequeue.jobstore.pg_schema says why).
+
+A restart of the server is ridden out for up to framequeue.jobstore.postgres.RECONNECT_S: a call is run
+again on a new connection, even one whose COMMIT was cut off, since a repeat costs at most a duplicate
+delivery (a publish, a receive whose message then waits out its visibility) or nothing (ack, nack, extend);
+`take_dead` is the exception, as a repeat could drop dead letters a lost COMMIT had removed. A consumer
+whose LISTEN connection died looks at the table every WAKE_S until it can LISTEN again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 import threading
@@ -29,7 +36,8 @@ from psycopg import sql
 from framequeue.brokers.base import Message, QueueStats
 from framequeue.brokers.urls import parse_broker_url
 from framequeue.errors import ServiceUnavailable
-from framequeue.jobstore.pg_schema import Conn, Connections, Statements, lock_schema, parse_pg_url
+from framequeue.jobstore.pg_schema import Conn, Statements, lock_schema, parse_pg_url
+from framequeue.jobstore.postgres import RECONNECT_S, ReconnectingConnections
 
 #: longest sleep of an idle consumer between looks at the table, in seconds (a lost NOTIFY costs this)
 WAKE_S = 1.0
@@ -74,7 +82,7 @@ class PostgresBroker:
             q_visible=sql.Identifier(f"queue_{name}_visible"),
             d=sql.Identifier(pg.schema, f"dead_{name}"),
         )
-        self._pool = Connections(pg.conninfo, "the PostgreSQL queue")
+        self._pool = ReconnectingConnections(pg.conninfo, "the PostgreSQL queue", repeatable=True)
         self._closed = threading.Event()
         #: held by the one thread waiting on the LISTEN connection (a psycopg connection is one caller's)
         self._listen_lock = threading.Lock()
@@ -92,6 +100,7 @@ class PostgresBroker:
         except BaseException:
             self._pool.close()
             raise
+        self._pool.reconnect_s = RECONNECT_S
 
     def publish(self, job_id: str) -> None:
         def work(conn: Conn) -> None:
@@ -103,8 +112,11 @@ class PostgresBroker:
     def receive(self, visibility_s: float, wait_s: float) -> Message | None:
         deadline = time.monotonic() + wait_s
         while not self._closed.is_set():
+            # before looking, so a publish after the look still wakes the wait below; when the server went
+            # away, the look below waits for it to come back (or says it is gone)
+            with contextlib.suppress(ServiceUnavailable):
+                self._listen()
             try:
-                self._listen()  # before looking, so a publish after the look still wakes the wait below
                 message, due_in_s = self._pool.run(lambda conn: self._take(conn, visibility_s))
             except ServiceUnavailable:
                 if self._closed.is_set():  # closed by another thread meanwhile
@@ -176,7 +188,10 @@ class PostgresBroker:
         try:
             conn = self._listener
             left_s = timeout_s - (time.monotonic() - started)
-            if conn is None or self._closed.is_set() or left_s <= 0:
+            if self._closed.is_set() or left_s <= 0:
+                return
+            if conn is None:  # no LISTEN connection (the server went away): a plain pause
+                self._closed.wait(left_s)
                 return
             try:
                 for _ in conn.notifies(timeout=left_s, stop_after=1):
@@ -254,7 +269,7 @@ class PostgresBroker:
             ).fetchall()
             return [r["job_id"] for r in sorted(rows, key=lambda r: r["id"])]
 
-        return self._pool.run(work)
+        return self._pool.run(work, repeatable=False)
 
     def close(self) -> None:
         self._closed.set()

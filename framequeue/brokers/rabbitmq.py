@@ -19,6 +19,10 @@ Redelivery follows the connection, not a visibility timeout (AMQP has none): an 
 when its channel or connection closes, as when the process dies, or when the AMQP heartbeat lapses
 because the process is paused. The job store's lease and the reaper decide who runs a job.
 
+A restart of the server closes every connection; each call opens a new one. A waiting `receive` rides out
+the restart: while RabbitMQ cannot be reached it tries again every RECONNECT_PAUSE_S, and fails only when
+it has not come back within RECONNECT_S. Deliveries of the old connection went back to the queue with it.
+
 Known limits:
 - `x-consumer-timeout` needs RabbitMQ 3.11.15 or later; older servers accept the argument and ignore it,
   so only their global `consumer_timeout` (rabbitmq.conf) applies. A warning is logged at open; a job that
@@ -70,6 +74,10 @@ CALL_TIMEOUT_S = 15.0
 
 #: pause before reopening a channel that dropped during receive()
 RETRY_PAUSE_S = 0.05
+#: how long receive() keeps trying to reach a RabbitMQ that went away (a restart takes seconds) before it
+#: fails, and its pause between tries
+RECONNECT_S = 30.0
+RECONNECT_PAUSE_S = 0.5
 
 #: client failures that mean "the broker is not reachable or dropped us", translated to ServiceUnavailable
 _UNAVAILABLE = (aiormq.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError, OSError, TimeoutError)
@@ -153,7 +161,7 @@ class RabbitMQBroker:
         connection closes."""
         if self._closed:
             return None
-        return self._call(self._receive(wait_s), timeout_s=wait_s + CALL_TIMEOUT_S)
+        return self._call(self._receive(wait_s), timeout_s=wait_s + RECONNECT_S + CALL_TIMEOUT_S)
 
     def ack(self, message: Message) -> None:
         """A no-op for a message whose channel has closed since: RabbitMQ already handed it back."""
@@ -266,8 +274,26 @@ class RabbitMQBroker:
     async def _receive(self, wait_s: float) -> Message | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
+        unreachable_since: float | None = None
         while True:
-            _, con = await self._ensure()  # raises when RabbitMQ cannot be reached: that really failed
+            try:
+                _, con = await self._ensure()
+            except _UNAVAILABLE as exc:
+                # RabbitMQ cannot be reached: restarting, or gone; wait for it a while before failing the caller
+                now = loop.time()
+                if unreachable_since is None:
+                    unreachable_since = now
+                    log.warning("RabbitMQ cannot be reached (%s); trying again for up to %.0f s",
+                                self._redact(str(exc) or type(exc).__name__), RECONNECT_S)
+                if self._closed:
+                    return None
+                if now - unreachable_since >= RECONNECT_S:
+                    raise
+                await asyncio.sleep(RECONNECT_PAUSE_S)
+                continue
+            if unreachable_since is not None:
+                log.info("RabbitMQ is back after %.1f s", loop.time() - unreachable_since)
+                unreachable_since = None
             try:
                 if self._stash:
                     delivered: DeliveredMessage | None = self._stash.popleft()

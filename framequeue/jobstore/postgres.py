@@ -9,11 +9,19 @@ Every write is one transaction at READ COMMITTED. A claim or terminal write read
 heartbeats and progress are one `UPDATE … WHERE lease_token = … AND status = 'running'`. A terminal state
 and its outbox event commit together. Times are the callers' `now_s` (the protocol passes them), as in the
 SQLite store, so the hosts' clocks must agree (NTP); the queue uses the database's clock instead.
+
+A restart of the server (or a failover) is ridden out: a call that could not reach it, or lost its
+connection before its transaction committed, is run again on a new connection for up to RECONNECT_S, since
+the server rolled back whatever it did; one whose COMMIT was cut off is not (its outcome is unknown). A
+worker whose progress report or commit falls into the restart goes on with its job. Opening fails at once.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -46,6 +54,56 @@ from framequeue.jobstore.base import PayloadRenderer
 from framequeue.jobstore.pg_schema import Conn, Connections, Statements, migrate, parse_pg_url
 from framequeue.notify.outbox import OutboxEvent
 
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+#: how long a call keeps trying to reach a server that went away (a restart, a failover) before it fails
+RECONNECT_S = 15.0
+#: the first pause between tries, doubled up to MAX_RECONNECT_PAUSE_S
+RECONNECT_PAUSE_S = 0.1
+MAX_RECONNECT_PAUSE_S = 1.0
+
+
+class ReconnectingConnections(Connections):
+    """Connections whose `run` rides out a server restart, for up to `reconnect_s` (0, failing at once,
+    until the backend has opened). A call that failed to reach PostgreSQL, or lost its connection before
+    its COMMIT, is run again: the server rolled back everything it did. A call whose COMMIT was cut off
+    (outcome unknown) is run again only when `repeatable`, i.e. when running it twice does no harm."""
+
+    def __init__(self, conninfo: str, what: str, *, repeatable: bool = False) -> None:
+        super().__init__(conninfo, what)
+        self.reconnect_s = 0.0
+        self._repeatable = repeatable
+
+    def run(self, work: Callable[[Conn], T], *, repeatable: bool | None = None) -> T:
+        repeat_commit = self._repeatable if repeatable is None else repeatable
+        give_up: float | None = None
+        pause_s = RECONNECT_PAUSE_S
+        while True:
+            committing = False
+
+            def tracked(conn: Conn) -> T:
+                nonlocal committing
+                result = work(conn)
+                committing = True  # from here on a failure may hide a COMMIT that went through
+                return result
+
+            try:
+                return super().run(tracked)
+            except ServiceUnavailable as exc:
+                # only a lost server: not a closed pool, a busy one, or an unknown outcome
+                if not isinstance(exc.__cause__, psycopg.OperationalError) or (committing and not repeat_commit):
+                    raise
+                now = time.monotonic()
+                if give_up is None:
+                    give_up = now + self.reconnect_s
+                    if self.reconnect_s > 0:
+                        log.warning("%s; trying again for up to %.0f s", exc, self.reconnect_s)
+                if now >= give_up:
+                    raise
+                time.sleep(min(pause_s, give_up - now))
+                pause_s = min(2 * pause_s, MAX_RECONNECT_PAUSE_S)
+
 
 class PostgresJobStore:
     def __init__(self, url: str, render: PayloadRenderer) -> None:
@@ -53,7 +111,7 @@ class PostgresJobStore:
         self.schema = opts.schema
         self._render = render
         self._sql = Statements(opts.schema)
-        self._pool = Connections(opts.conninfo, "the job store")
+        self._pool = ReconnectingConnections(opts.conninfo, "the job store")
         try:
             self._pool.run(lambda conn: migrate(conn, opts.schema))
         except psycopg.Error as exc:  # e.g. no right to create the schema
@@ -62,6 +120,7 @@ class PostgresJobStore:
         except BaseException:
             self._pool.close()
             raise
+        self._pool.reconnect_s = RECONNECT_S
 
     # -- submit and read -------------------------------------------------------------------------------
 

@@ -39,6 +39,9 @@ log = logging.getLogger("framequeue.worker")
 POLL_S = 0.2
 PROGRESS_EVERY_S = 1.0
 FIRST_PROGRESS_S = 0.5
+#: after a backend error, the worker waits this long before it tries again, doubling up to the maximum
+BACKEND_PAUSE_S = 0.5
+MAX_BACKEND_PAUSE_S = 10.0
 COPY_CHUNK_BYTES = 1024 * 1024
 
 
@@ -148,16 +151,26 @@ class Worker:
         self._warm_child()
         self._heartbeat = Heartbeat(self.rt, self._clock)
         log.info("worker %s started (threads per job: %d)", self.owner, self.settings.worker_threads)
+        pause_s = BACKEND_PAUSE_S
         try:
             while not self.draining.is_set():
-                self.reap_if_due()
-                message = self.rt.broker.receive(visibility_s=self.settings.lease_s, wait_s=1.0)
-                if message is not None:
-                    self.handle(message)
-                    self._handled += 1
-                    if self.max_jobs and self._handled >= self.max_jobs:
-                        log.info("worker %s: handled %d job(s), its --max-jobs; exiting", self.owner, self._handled)
-                        break
+                try:
+                    self.reap_if_due()
+                    message = self.rt.broker.receive(visibility_s=self.settings.lease_s, wait_s=1.0)
+                    if message is not None:
+                        self.handle(message)
+                        self._handled += 1
+                    pause_s = BACKEND_PAUSE_S
+                except Exception as exc:
+                    # a broker or store that went away (a restart, a failover, a network cut): the job in hand,
+                    # if any, comes back when its lease and its message's visibility run out; keep the worker
+                    log.warning("worker %s: %s: %s; trying again in %.1f s", self.owner, type(exc).__name__, exc,
+                                pause_s)
+                    self.draining.wait(pause_s)
+                    pause_s = min(2 * pause_s, MAX_BACKEND_PAUSE_S)
+                if self.max_jobs and self._handled >= self.max_jobs:
+                    log.info("worker %s: handled %d job(s), its --max-jobs; exiting", self.owner, self._handled)
+                    break
         finally:
             self._heartbeat.close()
             self._retire_child()

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +40,13 @@ class Deployment:
         return subprocess.run([sys.executable, "-m", "framequeue", *args], env=self.env, capture_output=True,
                               text=True, check=check, timeout=120)
 
-    def start(self, name: str, *args: str, **settings: Any) -> subprocess.Popen[bytes]:
-        """Start `framequeue ARGS` as process NAME; keyword settings become FQ_* for this process only."""
+    def start(self, name: str, *args: str, wrap: Sequence[str] = (), **settings: Any) -> subprocess.Popen[bytes]:
+        """Start `framequeue ARGS` as process NAME; keyword settings become FQ_* for this process only (e.g.
+        database_url=, broker_url= as another host reaches them). WRAP prefixes the command line with one that
+        must exec it in place, so the process is still NAME's (e.g. ["ip", "netns", "exec", NETNS])."""
         env = {**self.env, **{f"FQ_{k.upper()}": str(v) for k, v in settings.items()}}
         with open(self.root / f"{name}.log", "ab") as log:  # the child keeps its own copy of the descriptor
-            proc = subprocess.Popen([sys.executable, "-m", "framequeue", *args], env=env, stdout=log,
+            proc = subprocess.Popen([*wrap, sys.executable, "-m", "framequeue", *args], env=env, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True)
         self.procs[name] = proc
         return proc

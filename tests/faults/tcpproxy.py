@@ -1,6 +1,7 @@
 """A small TCP fault proxy for the network fault tests: sits between a worker and its broker and can
 pass traffic, reset every connection, blackhole (hold connections open, forward nothing), or delay every
-chunk. Runs in a thread of the test process; listens on loopback only."""
+chunk. Runs in a thread of the test process; listens on loopback unless given another local address (the
+separate-hosts tests bridge loopback-only services onto a veth address with it, tests/faults/netns.py)."""
 
 from __future__ import annotations
 
@@ -15,21 +16,35 @@ Mode = Literal["pass", "blackhole", "delay"]
 
 
 class FaultProxy:
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, listen_host: str = "127.0.0.1",
+                 listen_port: int = 0) -> None:
+        """Forward LISTEN_HOST:LISTEN_PORT (0: any free port, then in `port`) to TARGET_HOST:TARGET_PORT;
+        raises OSError when the listening address cannot be bound."""
         self.target = (target_host, target_port)
+        self.listen = (listen_host, listen_port)
         self.mode: Mode = "pass"
         self.delay_s = 2.0
         self._loop = asyncio.new_event_loop()
         self._writers: set[asyncio.StreamWriter] = set()
         self._ready = threading.Event()
+        self._error: OSError | None = None
         self.port = 0
         self._thread = threading.Thread(target=self._main, name="fault-proxy", daemon=True)
         self._thread.start()
         self._ready.wait(5)
+        if self._error is not None:
+            self._thread.join(5)
+            raise self._error
 
     def _main(self) -> None:
         asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+        try:
+            server = self._loop.run_until_complete(asyncio.start_server(self._handle, *self.listen))
+        except OSError as exc:  # handed to the constructor, which raises it
+            self._error = exc
+            self._loop.close()
+            self._ready.set()
+            return
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
         self._loop.run_forever()
