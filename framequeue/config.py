@@ -61,6 +61,9 @@ class Settings:
     #: development only: let webhooks reach loopback and private addresses
     webhook_allow_private: bool = False
     webhook_timeout_s: float = 10.0
+    #: a worker serves Prometheus /metrics on this port (0: not at all); the API serves them at /metrics
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
     #: fault injection for the fault tests only: the process exits (status 137, like kill -9) when it
     #: reaches this point of the lifecycle (after_insert, after_claim, after_upload, after_commit, before_ack)
     crash_at: str = ""

@@ -11,9 +11,10 @@ from fastapi import FastAPI
 
 from framequeue import __version__
 from framequeue.api import problems
-from framequeue.api.routes import endpoints, health, jobs, sagemaker, uploads
+from framequeue.api.routes import endpoints, health, jobs, model_endpoints, sagemaker, uploads
 from framequeue.config import Settings
 from framequeue.invocations import Invocations
+from framequeue.metrics import api_registry
 from framequeue.notify.outbox import Dispatcher
 from framequeue.runtime import open_runtime
 from framequeue.service import JobService
@@ -27,6 +28,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         rt = open_runtime(settings)
         app.state.service = rt.service
         app.state.invocations = Invocations(rt.service)
+        app.state.metrics = api_registry(rt.broker.stats)
         stop = threading.Event()
         threads = []
         if background:
@@ -54,6 +56,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     app.include_router(uploads.router)
     app.include_router(jobs.router)
     app.include_router(endpoints.router)
+    app.include_router(model_endpoints.router)
     app.include_router(sagemaker.router)
     return app
 

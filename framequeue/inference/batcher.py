@@ -15,6 +15,7 @@ runs; once its batch started it runs to the end (its result is discarded if the 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import time
 from collections import deque
@@ -80,6 +81,10 @@ def plan_batch(queue: Sequence[Queued], now_s: float, max_batch_size: int, max_q
     return BatchPlan((), max_queue_delay_s - waited_s)
 
 
+#: upper bounds of the queue-time distribution, seconds (the last bucket is +Inf)
+QUEUE_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
 @dataclass
 class BatchStats:
     """Counters since the batcher started (Triton's model statistics)."""
@@ -100,6 +105,11 @@ class BatchStats:
     last_inference_ns: int = 0
     #: executions by batch size (rows)
     batch_sizes: dict[int, int] = field(default_factory=dict)
+    #: requests by queue time: counts per upper bound of QUEUE_BUCKETS_S (cumulative when exported)
+    queue_buckets: list[int] = field(default_factory=lambda: [0] * (len(QUEUE_BUCKETS_S) + 1))
+
+    def observe_queue(self, queued_s: float) -> None:
+        self.queue_buckets[bisect.bisect_left(QUEUE_BUCKETS_S, queued_s)] += 1
 
 
 @dataclass(eq=False)
@@ -267,6 +277,7 @@ class DynamicBatcher:
                 own = {n: o[offset : offset + request.rows] for n, o in outputs.items()}
                 offset += request.rows
                 self.stats.queue_ns += int((start_s - request.enqueued_s) * 1e9)
+                self.stats.observe_queue(start_s - request.enqueued_s)
                 if not request.future.done():
                     request.future.set_result(own)
                     self.stats.requests += 1

@@ -14,6 +14,7 @@ import logging
 import zlib
 from typing import Any, Final
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -22,6 +23,7 @@ from starlette.routing import Route
 from framequeue.errors import FrameQueueError, InvalidRequest, PayloadTooLarge
 from framequeue.inference.service import InferenceService
 from framequeue.inference.tensors import from_json_data, from_raw, to_json_data, to_raw
+from framequeue.metrics import inference_registry
 
 __all__ = ["create_app"]
 
@@ -88,6 +90,11 @@ def _decode_inputs(request: dict[str, Any], binary: memoryview) -> dict[str, Any
 def create_app(service: InferenceService, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Starlette:
     async def server_metadata(request: Request) -> Response:
         return JSONResponse(service.server_metadata())
+
+    registry = inference_registry(lambda: service.manager.stats.batches)
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     async def live(request: Request) -> Response:
         return JSONResponse({"live": True})
@@ -183,6 +190,7 @@ def create_app(service: InferenceService, max_body_bytes: int = DEFAULT_MAX_BODY
     return Starlette(
         routes=[
             Route("/v2", server_metadata),
+            Route("/metrics", metrics),
             Route("/v2/health/live", live),
             Route("/v2/health/ready", ready),
             Route("/v2/models/stats", statistics),

@@ -27,6 +27,7 @@ from framequeue.config import crashpoint
 from framequeue.errors import FrameQueueError, LeaseLost, NotFound, ObjectExists
 from framequeue.jobs import Job, JobError, JobProgress, JobStatus, attempt_output_key, failure_key, output_prefix
 from framequeue.lease import eta_s
+from framequeue.metrics import STAGES, WorkerMetrics
 from framequeue.pipelines.base import MediaLimits, RunResult
 from framequeue.runtime import Runtime
 from framequeue.worker.child import MediaChild
@@ -142,6 +143,7 @@ class Worker:
         self._next_reap = 0.0
         self._child: MediaChild | None = None
         self._children_started = 0
+        self.metrics = WorkerMetrics()
 
     def run(self) -> None:
         """Take jobs until drain() is called; the job in hand is finished or handed back first."""
@@ -150,6 +152,9 @@ class Worker:
         forkserver.ensure_running()
         self._warm_child()
         self._heartbeat = Heartbeat(self.rt, self._clock)
+        if self.settings.metrics_port:
+            self.metrics.serve(self.settings.metrics_port, self.settings.metrics_host)
+        self.metrics.up.set(1)
         log.info("worker %s started (threads per job: %d)", self.owner, self.settings.worker_threads)
         pause_s = BACKEND_PAUSE_S
         try:
@@ -172,6 +177,7 @@ class Worker:
                     log.info("worker %s: handled %d job(s), its --max-jobs; exiting", self.owner, self._handled)
                     break
         finally:
+            self.metrics.up.set(0)
             self._heartbeat.close()
             self._retire_child()
         log.info("worker %s stopped", self.owner)
@@ -197,7 +203,18 @@ class Worker:
         if job is None:
             # ended, cancelled, or leased by another worker: the job row says so, the message is spent
             self.rt.broker.ack(message)
+            self.metrics.jobs.labels("skipped").inc()
             return Outcome(message.job_id, "skipped")
+        self.metrics.busy.set(1)
+        self.metrics.backlog_s.observe(max(0.0, self._clock() - job.created_at_s))
+        claimed_at = time.monotonic()
+        try:
+            return self._handle_claimed(job, message)
+        finally:
+            self.metrics.busy.set(0)
+            self.metrics.processing_s.observe(time.monotonic() - claimed_at)
+
+    def _handle_claimed(self, job: Job, message: Message) -> Outcome:
         log.info("job %s: claimed (attempt %d/%d, token %d)", job.id, job.attempts, job.max_attempts, job.lease_token)
         crashpoint(self.settings, "after_claim")
         scratch = Path(self.settings.scratch_dir) / f"{job.id}-{job.lease_token}"
@@ -212,6 +229,7 @@ class Worker:
         crashpoint(self.settings, "before_ack")
         with contextlib.suppress(Exception):
             self.rt.broker.ack(message)
+        self.metrics.jobs.labels(outcome.status).inc()
         log.info("job %s: %s %s", job.id, outcome.status, outcome.detail)
         return outcome
 
@@ -242,8 +260,10 @@ class Worker:
             objects, key = self.rt.service.locations.resolve(job.input_key)
         else:
             objects, key = self.rt.objects, job.input_key
+        started = time.monotonic()
         with objects.open_read(key) as src, open(path, "wb") as dst:
             shutil.copyfileobj(src, dst, COPY_CHUNK_BYTES)
+        self.metrics.stage_s.labels("fetch").inc(time.monotonic() - started)
         return path
 
     def _warm_child(self) -> MediaChild:
@@ -330,6 +350,8 @@ class Worker:
         return self._fail(job, error)
 
     def _commit(self, job: Job, result: RunResult, out_dir: Path) -> Outcome:
+        self._record_stats(result)
+        upload_started = time.monotonic()
         outputs: dict[str, str] = {}
         for name, filename in result.outputs.items():
             key = attempt_output_key(job.id, job.lease_token, filename)
@@ -338,6 +360,7 @@ class Worker:
             outputs[name] = key
         if job.output_uri:
             self._deliver(job, out_dir / result.outputs[result.primary_output])
+        self.metrics.stage_s.labels("upload").inc(time.monotonic() - upload_started)
         crashpoint(self.settings, "after_upload")
         final = JobProgress(result.frames_total, result.frames_total, job.progress.fps, 0.0)
         self.rt.store.finish(job.id, job.lease_token, JobStatus.SUCCEEDED, self._clock(), outputs=outputs,
@@ -346,6 +369,15 @@ class Worker:
         self._drop_stale_outputs(job, keep=set(outputs.values()))
         detail = f"{result.frames_total} frames, {result.stats.get('wall_s', 0.0):.1f} s"
         return Outcome(job.id, "succeeded", detail)
+
+    def _record_stats(self, result: RunResult) -> None:
+        stats = result.stats
+        for stage in STAGES:
+            if f"{stage}_s" in stats:
+                self.metrics.stage_s.labels(stage).inc(stats[f"{stage}_s"])
+        if stats.get("batches"):
+            self.metrics.model_latency_s.observe(stats.get("infer_s", 0.0) / stats["batches"])
+        self.metrics.frames.inc(result.frames_total)
 
     def _deliver(self, job: Job, path: Path) -> None:
         """Write the job's answer to its output location, once: an earlier attempt that got there first

@@ -70,7 +70,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     http_port, grpc_port = free_port(), free_port()
     log = (home / "serve.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "framequeue.inference.serve", "--http-port", str(http_port),
+        [sys.executable, "-m", "framequeue", "serve-models", "--http-port", str(http_port),
          "--grpc-port", str(grpc_port), "--memory-budget-mb", "256"],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )
@@ -213,3 +213,23 @@ def test_an_unknown_model_raises_not_found(server: Server, frames: np.ndarray[An
         c.infer("no_such_model", [tensor])
     with pytest.raises(InferenceServerException, match="not found"):
         c.get_model_metadata("no_such_model")
+
+
+def test_metrics_show_the_batch_size_and_queue_time_distributions(
+    server: Server, frames: np.ndarray[Any, Any]
+) -> None:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    infer("http", client("http", server), frames[:1])
+    requests, execs = executions(server)
+    body = httpx.get(f"http://{server.http_url}/metrics", timeout=10).text
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(body) for s in family.samples}
+    ref = next(labels for name, labels in samples if name == "framequeue_inference_requests_total")
+    assert samples[("framequeue_inference_requests_total", ref)] == requests
+    assert samples[("framequeue_inference_executions_total", ref)] == execs
+    inf = tuple(sorted({**dict(ref), "le": "+Inf"}.items()))
+    assert samples[("framequeue_inference_batch_size_rows_bucket", inf)] == execs
+    assert samples[("framequeue_inference_queue_seconds_bucket", inf)] == requests
+    assert samples[("framequeue_inference_queue_seconds_count", ref)] == requests

@@ -1,8 +1,9 @@
-"""Liveness and readiness."""
+"""Liveness, readiness and Prometheus metrics."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from framequeue.api.deps import service_of
@@ -21,6 +22,13 @@ async def readyz(request: Request) -> dict[str, str]:
     """Ready when the job store and the queue answer; otherwise 503 problem+json."""
     await run_in_threadpool(service_of(request).ready)
     return {"status": "ready"}
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """The queue as Prometheus sees it (framequeue.metrics): backlog, in flight, oldest age, dead letters."""
+    body = await run_in_threadpool(generate_latest, request.app.state.metrics)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/v1/pipelines", tags=["pipelines"])

@@ -1,0 +1,165 @@
+"""Prometheus metrics: what the autoscaler, the dashboards and the alerts read. Units are in the names
+(`_seconds`, `_jobs`, `_bytes`), help texts say what is counted.
+
+- The API exports the queue as the broker sees it, read on each scrape (cached for a second so several
+  scrapers cost one look): backlog (waiting = ready + delayed), in flight, dead, age of the oldest
+  waiting job, and "backlog without capacity" (jobs waiting while none is in flight: the signal that
+  wakes a fleet scaled to zero).
+- Each worker exports its own counters and histograms: jobs processed by outcome, time in backlog,
+  processing time, per-stage time, model latency; `framequeue_worker_up` (1 per worker process: the
+  worker count is its sum) and `framequeue_worker_busy`.
+- `serve-models` exports its queue time and batch sizes (framequeue.inference).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from framequeue.brokers.base import QueueStats
+
+if TYPE_CHECKING:
+    from framequeue.inference.batcher import BatchStats
+
+#: seconds; long videos make long tails
+DURATION_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
+LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+#: the pipeline stats (RunResult.stats, seconds) exported as stages
+STAGES = ("fetch", "decode", "preprocess", "infer", "postprocess", "render", "encode", "upload")
+STATS_CACHE_S = 1.0
+
+
+class QueueCollector(Collector):
+    """The queue's state, read from the broker when Prometheus scrapes."""
+
+    def __init__(self, stats: Callable[[], QueueStats], clock: Callable[[], float] = time.monotonic) -> None:
+        self._stats = stats
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cached: tuple[float, QueueStats | None] = (-1e9, None)
+
+    def _read(self) -> QueueStats | None:
+        with self._lock:
+            at, cached = self._cached
+            if self._clock() - at < STATS_CACHE_S:
+                return cached
+            try:
+                fresh: QueueStats | None = self._stats()
+            except Exception:  # an unreachable broker: framequeue_queue_up 0, no numbers
+                fresh = None
+            self._cached = (self._clock(), fresh)
+            return fresh
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        stats = self._read()
+        yield GaugeMetricFamily("framequeue_queue_up", "1 when the broker answered the last look at the queue",
+                                value=0 if stats is None else 1)
+        if stats is None:
+            return
+        waiting = stats.ready + stats.delayed
+        yield GaugeMetricFamily("framequeue_backlog_jobs", "Jobs waiting in the queue (ready + delayed retries)",
+                                value=waiting)
+        yield GaugeMetricFamily("framequeue_inflight_jobs", "Jobs received by a worker and not yet acked",
+                                value=stats.in_flight)
+        yield GaugeMetricFamily("framequeue_outstanding_jobs", "Jobs waiting plus in flight: what scaling tracks",
+                                value=waiting + stats.in_flight)
+        yield GaugeMetricFamily("framequeue_dead_letter_jobs", "Jobs the broker gave up on (delivery limit)",
+                                value=stats.dead)
+        yield GaugeMetricFamily(
+            "framequeue_backlog_without_capacity_jobs",
+            "Jobs waiting while none is in flight (no worker is taking work: wake the fleet)",
+            value=waiting if stats.in_flight == 0 else 0,
+        )
+        if stats.oldest_ready_age_s is not None:
+            yield GaugeMetricFamily("framequeue_oldest_waiting_age_seconds",
+                                    "Seconds the oldest ready job has waited (0 when none)",
+                                    value=stats.oldest_ready_age_s)
+
+
+def api_registry(stats: Callable[[], QueueStats]) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(QueueCollector(stats))
+    return registry
+
+
+class WorkerMetrics:
+    """One worker process's metrics, on their own registry (several workers may share a process in tests)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.up = Gauge("framequeue_worker_up", "1 per running worker process (sum it for the worker count)",
+                        registry=r)
+        self.busy = Gauge("framequeue_worker_busy", "1 while the worker holds a job", registry=r)
+        self.jobs = Counter("framequeue_jobs", "Jobs this worker ended or handed back, by outcome "
+                            "(succeeded, failed, cancelled, retry, handed_back, lease_lost, skipped)",
+                            ["outcome"], registry=r)
+        self.backlog_s = Histogram("framequeue_time_in_backlog_seconds",
+                                   "Seconds from submit to this attempt's claim", buckets=DURATION_BUCKETS_S,
+                                   registry=r)
+        self.processing_s = Histogram("framequeue_processing_seconds",
+                                      "Seconds from claim to the end of the attempt (fetch, run, commit)",
+                                      buckets=DURATION_BUCKETS_S, registry=r)
+        self.stage_s = Counter("framequeue_stage_seconds", "Seconds spent per pipeline stage, summed over jobs",
+                               ["stage"], registry=r)
+        self.model_latency_s = Histogram("framequeue_model_latency_seconds",
+                                         "Seconds per model call (one batch), a job's mean",
+                                         buckets=LATENCY_BUCKETS_S, registry=r)
+        self.frames = Counter("framequeue_frames", "Frames decoded and written by this worker", registry=r)
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        """Expose /metrics on host:port from a daemon thread."""
+        start_http_server(port, addr=host, registry=self.registry)
+
+
+class InferenceCollector(Collector):
+    """serve-models: per model version, requests, executions, the batch-size distribution and the queue-time
+    distribution, read from the batchers' counters on each scrape."""
+
+    def __init__(self, batches: Callable[[], Mapping[str, BatchStats]]) -> None:
+        self._batches = batches
+
+    def collect(self) -> Iterator[Metric]:
+        from framequeue.inference.batcher import QUEUE_BUCKETS_S
+
+        requests = CounterMetricFamily("framequeue_inference_requests", "Inference requests answered",
+                                       labels=["model"])
+        executions = CounterMetricFamily("framequeue_inference_executions", "Model executions (merged batches)",
+                                         labels=["model"])
+        failed = CounterMetricFamily("framequeue_inference_failed_requests",
+                                     "Requests failed, timed out or cancelled", labels=["model"])
+        compute = CounterMetricFamily("framequeue_inference_compute_seconds", "Seconds spent running the model",
+                                      labels=["model"])
+        sizes = HistogramMetricFamily("framequeue_inference_batch_size_rows",
+                                      "Rows per model execution (the dynamic batcher's merges)", labels=["model"])
+        queued = HistogramMetricFamily("framequeue_inference_queue_seconds",
+                                       "Seconds a request waited in the batcher before its execution started",
+                                       labels=["model"])
+        for ref, stats in sorted(self._batches().items()):
+            requests.add_metric([ref], stats.requests)
+            executions.add_metric([ref], stats.executions)
+            failed.add_metric([ref], stats.failed + stats.timed_out + stats.cancelled)
+            compute.add_metric([ref], stats.compute_ns / 1e9)
+            bounds = sorted(set([1, 2, 4, 8, 16, 32, 64, 128, *stats.batch_sizes]))
+            rows_sum = float(sum(size * n for size, n in stats.batch_sizes.items()))
+            sizes.add_metric([ref], [(str(b), float(sum(n for size, n in stats.batch_sizes.items() if size <= b)))
+                                     for b in bounds] + [("+Inf", float(stats.executions))], rows_sum)
+            running = 0
+            buckets = []
+            for bound, count in zip((*QUEUE_BUCKETS_S, float("inf")), stats.queue_buckets, strict=True):
+                running += count
+                buckets.append(("+Inf" if bound == float("inf") else str(bound), float(running)))
+            queued.add_metric([ref], buckets, stats.queue_ns / 1e9)
+        yield from (requests, executions, failed, compute, sizes, queued)
+
+
+def inference_registry(batches: Callable[[], Mapping[str, BatchStats]]) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(InferenceCollector(batches))
+    return registry
