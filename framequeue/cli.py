@@ -125,12 +125,14 @@ def worker(ctx: click.Context, worker_threads: int, max_jobs: int) -> None:
 
 def _register_optional_commands() -> None:
     """Commands that live with their subsystem: serving models over the Open Inference Protocol, a day's
-    autoscaling simulation."""
+    autoscaling simulation, the local autoscaler."""
     from framequeue.inference.serve import serve_models
+    from framequeue.scaling.autoscale_cli import autoscale
     from framequeue.scaling.cli import simulate
 
     main.add_command(serve_models)
     main.add_command(simulate)
+    main.add_command(autoscale)
 
 
 _register_optional_commands()
