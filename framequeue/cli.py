@@ -334,6 +334,77 @@ def endpoints_delete(name: str, server: str) -> None:
     click.echo(f"endpoint {name} deleted")
 
 
+# -- model endpoint registry ---------------------------------------------------------------------------
+
+@main.group("model-endpoints")
+def model_endpoints() -> None:
+    """Where each (model, version) runs: OIP v2 servers or `local`, with A/B weights."""
+
+
+def _registry_call(server: str, call: Any) -> Any:
+    from framequeue.client import Client
+
+    try:
+        with Client(server) as client:
+            return call(client)
+    except FrameQueueError as exc:
+        _fail(exc)
+
+
+def _echo_model_endpoint(ep: dict[str, Any]) -> None:
+    click.echo(f"{ep['id']:22} {ep['model']:16} v{ep['version']:<4} {ep['weight']:>8g} {ep['state']:9} {ep['url']}")
+
+
+@model_endpoints.command("register")
+@click.argument("model")
+@click.argument("version", type=int)
+@click.argument("url")
+@click.option("--weight", default=1.0, type=float, help="Share of the model's jobs, relative to its other endpoints.")
+@_server
+def model_endpoints_register(model: str, version: int, url: str, weight: float, server: str) -> None:
+    """Register URL (http(s)://host:port, grpc://host:port, or `local`) for VERSION of MODEL."""
+    _echo_model_endpoint(_registry_call(server, lambda c: c.register_model_endpoint(model, version, url, weight)))
+
+
+@model_endpoints.command("list")
+@click.option("--model", default=None, help="Only this model's endpoints.")
+@_server
+def model_endpoints_list(model: str | None, server: str) -> None:
+    """List model endpoints."""
+    rows = _registry_call(server, lambda c: c.model_endpoints(model))
+    click.echo(f"{'ID':22} {'MODEL':16} {'VER':5} {'WEIGHT':>8} {'STATE':9} URL")
+    for ep in rows:
+        _echo_model_endpoint(ep)
+
+
+@model_endpoints.command("reweigh")
+@click.argument("endpoint_id")
+@click.argument("weight", type=float)
+@_server
+def model_endpoints_reweigh(endpoint_id: str, weight: float, server: str) -> None:
+    """Set the weight of an endpoint (0: no new jobs are routed to it)."""
+    _echo_model_endpoint(_registry_call(server, lambda c: c.update_model_endpoint(endpoint_id, weight=weight)))
+
+
+@model_endpoints.command("drain")
+@click.argument("endpoint_id")
+@_server
+def model_endpoints_drain(endpoint_id: str, server: str) -> None:
+    """Route no new jobs to an endpoint (jobs already given its version still run)."""
+    _echo_model_endpoint(
+        _registry_call(server, lambda c: c.update_model_endpoint(endpoint_id, state="draining"))
+    )
+
+
+@model_endpoints.command("remove")
+@click.argument("endpoint_id")
+@_server
+def model_endpoints_remove(endpoint_id: str, server: str) -> None:
+    """Remove an endpoint from the registry."""
+    _registry_call(server, lambda c: c.remove_model_endpoint(endpoint_id))
+    click.echo(f"model endpoint {endpoint_id} removed")
+
+
 # -- models --------------------------------------------------------------------------------------------
 
 @main.group()

@@ -94,6 +94,26 @@ class Client:
     def delete_endpoint(self, name: str) -> None:
         self._call("DELETE", f"/v1/endpoints/{name}")
 
+    def register_model_endpoint(self, model: str, version: int, url: str, weight: float = 1.0) -> dict[str, Any]:
+        body = {"model": model, "version": version, "url": url, "weight": weight}
+        result: dict[str, Any] = self._call("POST", "/v1/model-endpoints", json=body)
+        return result
+
+    def model_endpoints(self, model: str | None = None) -> list[dict[str, Any]]:
+        params = {"model": model} if model else {}
+        result: list[dict[str, Any]] = self._call("GET", "/v1/model-endpoints", params=params)["model_endpoints"]
+        return result
+
+    def update_model_endpoint(
+        self, endpoint_id: str, *, weight: float | None = None, state: str | None = None
+    ) -> dict[str, Any]:
+        body = {k: v for k, v in (("weight", weight), ("state", state)) if v is not None}
+        result: dict[str, Any] = self._call("PATCH", f"/v1/model-endpoints/{endpoint_id}", json=body)
+        return result
+
+    def remove_model_endpoint(self, endpoint_id: str) -> None:
+        self._call("DELETE", f"/v1/model-endpoints/{endpoint_id}")
+
     def cancel(self, job_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("POST", f"/v1/jobs/{job_id}/cancel")
         return result

@@ -52,6 +52,9 @@ class Settings:
     #: jobs one warm media child runs before it is replaced by a fresh one (as Celery's max_tasks_per_child);
     #: 1 gives every job a fresh process. A child is replaced sooner after any job that did not end cleanly.
     child_max_jobs: int = 100
+    #: address-space cap (RLIMIT_AS) of each media child, MiB; 4K decode plus ONNX Runtime fit well within
+    #: the default. A job that needs more fails `resource_exhausted`. 0: no cap
+    child_memory_mb: int = 4096
     #: on SIGTERM, how long a worker lets the current job run before handing it back
     drain_s: float = 25.0
     max_upload_bytes: int = 4 * 1024**3

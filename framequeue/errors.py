@@ -12,14 +12,17 @@
     ├── UnsupportedContentType         415  unsupported_content_type
     ├── NotFound                       404  not_found
     │   ├── JobNotFound                404  job_not_found
-    │   └── EndpointNotFound           404  endpoint_not_found
+    │   ├── EndpointNotFound           404  endpoint_not_found
+    │   └── ModelEndpointNotFound      404  model_endpoint_not_found
     ├── InvalidTransition              409  invalid_transition
     ├── EndpointExists                 409  endpoint_exists
+    ├── ModelEndpointExists            409  model_endpoint_exists
     ├── LeaseLost                      409  lease_lost
     ├── ObjectExists                   409  object_exists
     ├── StorageError                   502  storage_error
     │   └── PresignUnsupported         501  presign_unsupported
     ├── ServiceUnavailable             503  service_unavailable
+    │   └── NoEndpoint                 503  no_endpoint
     ├── MediaError (ValueError)        422  media_error
     │   ├── UnsupportedMedia           422  unsupported_media
     │   ├── CorruptMedia               422  corrupt_media
@@ -118,6 +121,15 @@ class EndpointExists(FrameQueueError):
     http_status = 409
 
 
+class ModelEndpointNotFound(NotFound):
+    code = "model_endpoint_not_found"
+
+
+class ModelEndpointExists(FrameQueueError):
+    code = "model_endpoint_exists"
+    http_status = 409
+
+
 class InvalidTransition(FrameQueueError):
     code = "invalid_transition"
     http_status = 409
@@ -156,6 +168,13 @@ class ServiceUnavailable(FrameQueueError):
     code = "service_unavailable"
     http_status = 503
     retryable = True
+
+
+class NoEndpoint(ServiceUnavailable):
+    """No registered inference endpoint can take the job now: none active with weight > 0, or none of the
+    job's model version answers its health check. Retryable: an endpoint may come back."""
+
+    code = "no_endpoint"
 
 
 class MediaError(FrameQueueError, ValueError):

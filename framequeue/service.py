@@ -27,7 +27,16 @@ from framequeue.jobs import Job, JobStatus, failure_key, job_record, output_pref
 from framequeue.jobstore.base import JobStore
 from framequeue.models.repository import ModelRepository
 from framequeue.notify.ssrf import check_url
+from framequeue.pipelines.base import Pipeline
 from framequeue.pipelines.registry import get_pipeline
+from framequeue.routing import (
+    ModelEndpoint,
+    VersionBalancer,
+    check_model_endpoint,
+    check_state,
+    check_weight,
+    new_endpoint_id,
+)
 from framequeue.storage.base import ObjectStore, check_key
 from framequeue.storage.locations import Locations
 
@@ -93,6 +102,7 @@ class JobService:
         self.objects = objects
         self.models = models
         self.locations = locations or Locations(objects, "")
+        self._versions = VersionBalancer()
         self._webhook_secret = webhook_secret
         self._clock = clock
 
@@ -110,7 +120,8 @@ class JobService:
 
     def submit(self, req: SubmitRequest) -> Submitted:
         pipeline = get_pipeline(req.pipeline)
-        params = pipeline.validate(req.params, self.models)
+        job_id = uuid.uuid4().hex
+        params = self._assign_version(pipeline, req.params, job_id)
         if "://" in req.input_key:  # a location (an endpoint's InputLocation), maybe in another bucket
             objects, key = self.locations.resolve(req.input_key)
         else:
@@ -136,7 +147,7 @@ class JobService:
             raise InvalidParams(f"attributes: at most {MAX_ATTRIBUTES} entries")
         now_s = self._clock()
         job = Job(
-            id=uuid.uuid4().hex,
+            id=job_id,
             pipeline=pipeline.name,
             pipeline_version=pipeline.version,
             input_key=input_key,
@@ -168,6 +179,47 @@ class JobService:
             except Exception as exc:  # a broker client error: the 202 must not be given
                 raise ServiceUnavailable(f"the queue did not accept the job: {type(exc).__name__}") from exc
         return Submitted(self.record(stored), created)
+
+    def _assign_version(self, pipeline: Pipeline, raw: dict[str, Any], job_id: str) -> dict[str, Any]:
+        """Validated params; when the job's model has endpoints in the registry and the caller pinned no
+        version, `model_version` is the one the balancer picks by the versions' weights, recorded in the job
+        so every frame and attempt runs it (sticky A/B). Without registry
+        rows the pipeline's own default stands (the newest version)."""
+        params = pipeline.validate(raw, self.models)
+        model = params.get("model")
+        if not isinstance(model, str) or raw.get("model_version") is not None:
+            return params
+        rows = self.store.list_model_endpoints(model)
+        if not rows:
+            return params
+        return pipeline.validate({**raw, "model_version": self._versions.pick(rows)}, self.models)
+
+    # -- model endpoint registry -----------------------------------------------------------------------
+
+    def register_model_endpoint(self, model: str, version: int, url: str, weight: float = 1.0) -> dict[str, Any]:
+        """Register where (model, version) runs; the version must be in this deployment's model repository
+        (the worker prepares frames with its config even when the model runs remotely)."""
+        ep = check_model_endpoint(ModelEndpoint(new_endpoint_id(), model, version, url, weight, "active",
+                                                self._clock()))
+        self.models.get(ep.model, ep.version)  # UnknownModel when it is not there
+        return self.store.register_model_endpoint(ep).to_dict()
+
+    def list_model_endpoints(self, model: str | None = None) -> dict[str, Any]:
+        return {"model_endpoints": [e.to_dict() for e in self.store.list_model_endpoints(model)]}
+
+    def update_model_endpoint(
+        self, endpoint_id: str, *, weight: float | None = None, state: str | None = None
+    ) -> dict[str, Any]:
+        if weight is None and state is None:
+            raise InvalidParams("give weight or state")
+        if weight is not None:
+            self.store.set_model_endpoint_weight(endpoint_id, check_weight(weight))
+        if state is not None:
+            self.store.set_model_endpoint_state(endpoint_id, check_state(state))
+        return self.store.get_model_endpoint(endpoint_id).to_dict()
+
+    def remove_model_endpoint(self, endpoint_id: str) -> None:
+        self.store.remove_model_endpoint(endpoint_id)
 
     def publish(self, job_id: str) -> None:
         """Put a queued job's id on the queue and record that the broker confirmed it."""

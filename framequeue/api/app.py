@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from framequeue import __version__
 from framequeue.api import problems
-from framequeue.api.routes import endpoints, health, jobs, sagemaker, uploads
+from framequeue.api.routes import endpoints, health, jobs, model_endpoints, sagemaker, uploads
 from framequeue.config import Settings
 from framequeue.invocations import Invocations
 from framequeue.metrics import api_registry
@@ -56,6 +56,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     app.include_router(uploads.router)
     app.include_router(jobs.router)
     app.include_router(endpoints.router)
+    app.include_router(model_endpoints.router)
     app.include_router(sagemaker.router)
     return app
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,3 +41,16 @@ class EndpointIn(Strict):
     error_webhook: str | None = Field(default=None, min_length=1, max_length=2048)
     webhook_secret: str | None = Field(default=None, pattern=r"^whsec_[A-Za-z0-9+/=]{16,}$")
     max_concurrent_invocations: int = 1
+
+
+class ModelEndpointIn(Strict):
+    model: str = Field(min_length=1, max_length=64)
+    version: int = Field(ge=1)
+    #: `local`, http(s)://host:port or grpc://host:port of an Open Inference Protocol v2 server
+    url: str = Field(min_length=1, max_length=2048)
+    weight: float = Field(default=1.0, ge=0)
+
+
+class ModelEndpointPatch(Strict):
+    weight: float | None = Field(default=None, ge=0)
+    state: Literal["active", "draining"] | None = None

@@ -13,6 +13,7 @@ from typing import Protocol
 from framequeue.endpoints import Endpoint
 from framequeue.jobs import Job, JobError, JobProgress, JobStatus
 from framequeue.notify.outbox import OutboxStore
+from framequeue.routing import ModelEndpoint, State
 
 #: renders a job's webhook payload (the job record as JSON bytes) when it reaches a terminal state
 PayloadRenderer = Callable[[Job], bytes]
@@ -104,6 +105,31 @@ class JobStore(OutboxStore, Protocol):
 
     def delete_endpoint(self, name: str) -> None:
         """Remove an endpoint (its jobs keep running); EndpointNotFound when there is none."""
+        ...
+
+    def register_model_endpoint(self, ep: ModelEndpoint) -> ModelEndpoint:
+        """Store a model endpoint row (model, version) -> url; ModelEndpointExists when that model version
+        already has that URL."""
+        ...
+
+    def list_model_endpoints(self, model: str | None = None) -> list[ModelEndpoint]:
+        """Rows of one model, or all; ordered by model, version, then registration."""
+        ...
+
+    def get_model_endpoint(self, endpoint_id: str) -> ModelEndpoint:
+        """The row, or ModelEndpointNotFound."""
+        ...
+
+    def set_model_endpoint_weight(self, endpoint_id: str, weight: float) -> ModelEndpoint:
+        """Reweigh a row; ModelEndpointNotFound when there is none."""
+        ...
+
+    def set_model_endpoint_state(self, endpoint_id: str, state: State) -> ModelEndpoint:
+        """Drain (or reactivate) a row; ModelEndpointNotFound when there is none."""
+        ...
+
+    def remove_model_endpoint(self, endpoint_id: str) -> None:
+        """Delete a row; ModelEndpointNotFound when there is none."""
         ...
 
     def ping(self) -> None:

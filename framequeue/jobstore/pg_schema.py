@@ -263,6 +263,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             created_at_s double precision NOT NULL
         );
     """),
+    Migration(4, "the model endpoint registry: (model, version) -> endpoints with weights", """
+        CREATE TABLE IF NOT EXISTS {s}.model_endpoints (
+            id text PRIMARY KEY,
+            model text NOT NULL,
+            version integer NOT NULL,
+            url text NOT NULL,
+            weight double precision NOT NULL CHECK (weight >= 0),
+            state text NOT NULL CHECK (state IN ('active', 'draining')),
+            created_at_s double precision NOT NULL,
+            UNIQUE (model, version, url)
+        );
+    """),
 )
 
 

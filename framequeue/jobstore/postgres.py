@@ -33,6 +33,8 @@ from framequeue.errors import (
     IdempotencyConflict,
     JobNotFound,
     LeaseLost,
+    ModelEndpointExists,
+    ModelEndpointNotFound,
     ServiceUnavailable,
 )
 from framequeue.jobs import (
@@ -53,6 +55,7 @@ from framequeue.jobs import (
 from framequeue.jobstore.base import PayloadRenderer
 from framequeue.jobstore.pg_schema import Conn, Connections, Statements, migrate, parse_pg_url
 from framequeue.notify.outbox import OutboxEvent
+from framequeue.routing import ModelEndpoint, State
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -529,6 +532,72 @@ class PostgresJobStore:
                 raise EndpointNotFound(f"no endpoint named {name!r}")
 
         self._pool.run(work)
+
+    # -- model endpoint registry -----------------------------------------------------------------------
+
+    def register_model_endpoint(self, ep: ModelEndpoint) -> ModelEndpoint:
+        def work(conn: Conn) -> ModelEndpoint:
+            row = conn.execute(
+                self._sql(
+                    """INSERT INTO {s}.model_endpoints (id, model, version, url, weight, state, created_at_s)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id"""
+                ),
+                (ep.id, ep.model, ep.version, ep.url, ep.weight, ep.state, ep.created_at_s),
+            ).fetchone()
+            if row is None:
+                raise ModelEndpointExists(f"{ep.model} version {ep.version} already has an endpoint at {ep.url}")
+            return ep
+
+        return self._pool.run(work)
+
+    def list_model_endpoints(self, model: str | None = None) -> list[ModelEndpoint]:
+        def work(conn: Conn) -> list[ModelEndpoint]:
+            where = "WHERE model = %s" if model is not None else ""
+            rows = conn.execute(
+                self._sql(f"SELECT * FROM {{s}}.model_endpoints {where} ORDER BY model, version, created_at_s, id"),
+                (model,) if model is not None else (),
+            ).fetchall()
+            return [ModelEndpoint(**r) for r in rows]
+
+        return self._pool.run(work)
+
+    def get_model_endpoint(self, endpoint_id: str) -> ModelEndpoint:
+        def work(conn: Conn) -> ModelEndpoint:
+            row = conn.execute(
+                self._sql("SELECT * FROM {s}.model_endpoints WHERE id = %s"), (endpoint_id,)
+            ).fetchone()
+            if row is None:
+                raise ModelEndpointNotFound(f"no model endpoint {endpoint_id}")
+            return ModelEndpoint(**row)
+
+        return self._pool.run(work)
+
+    def set_model_endpoint_weight(self, endpoint_id: str, weight: float) -> ModelEndpoint:
+        return self._update_model_endpoint(endpoint_id, "weight", weight)
+
+    def set_model_endpoint_state(self, endpoint_id: str, state: State) -> ModelEndpoint:
+        return self._update_model_endpoint(endpoint_id, "state", state)
+
+    def remove_model_endpoint(self, endpoint_id: str) -> None:
+        def work(conn: Conn) -> None:
+            if conn.execute(self._sql("DELETE FROM {s}.model_endpoints WHERE id = %s"), (endpoint_id,)).rowcount == 0:
+                raise ModelEndpointNotFound(f"no model endpoint {endpoint_id}")
+
+        self._pool.run(work)
+
+    def _update_model_endpoint(self, endpoint_id: str, column: str, value: object) -> ModelEndpoint:
+        assert column in ("weight", "state")
+
+        def work(conn: Conn) -> ModelEndpoint:
+            row = conn.execute(
+                self._sql(f"UPDATE {{s}}.model_endpoints SET {column} = %s WHERE id = %s RETURNING *"),
+                (value, endpoint_id),
+            ).fetchone()
+            if row is None:
+                raise ModelEndpointNotFound(f"no model endpoint {endpoint_id}")
+            return ModelEndpoint(**row)
+
+        return self._pool.run(work, repeatable=True)
 
 
 def _lost(job_id: str, token: int, row: dict[str, Any]) -> LeaseLost:

@@ -12,6 +12,8 @@ from framequeue.errors import (
     IdempotencyConflict,
     JobNotFound,
     LeaseLost,
+    ModelEndpointExists,
+    ModelEndpointNotFound,
     ServiceUnavailable,
 )
 from framequeue.jobs import (
@@ -31,6 +33,7 @@ from framequeue.jobs import (
 )
 from framequeue.jobstore.base import PayloadRenderer
 from framequeue.notify.outbox import OutboxEvent
+from framequeue.routing import ModelEndpoint, State
 from framequeue.sqlitedb import Database, database
 
 SCHEMA = """
@@ -104,6 +107,18 @@ MIGRATIONS: tuple[str, ...] = (
         webhook_secret TEXT,
         max_concurrent_invocations INTEGER NOT NULL,
         created_at_s REAL NOT NULL
+    );
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS model_endpoints (
+        id TEXT PRIMARY KEY,
+        model TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        url TEXT NOT NULL,
+        weight REAL NOT NULL CHECK (weight >= 0),
+        state TEXT NOT NULL CHECK (state IN ('active', 'draining')),
+        created_at_s REAL NOT NULL,
+        UNIQUE (model, version, url)
     );
     """,
 )
@@ -435,6 +450,60 @@ class SQLiteJobStore:
         with self._db.write() as conn:
             if conn.execute("DELETE FROM endpoints WHERE name = ?", (name,)).rowcount == 0:
                 raise EndpointNotFound(f"no endpoint named {name!r}")
+
+    # -- model endpoint registry -----------------------------------------------------------------------
+
+    def register_model_endpoint(self, ep: ModelEndpoint) -> ModelEndpoint:
+        with self._db.write() as conn:
+            try:
+                conn.execute(
+                    """INSERT INTO model_endpoints (id, model, version, url, weight, state, created_at_s)
+                       VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                    (ep.id, ep.model, ep.version, ep.url, ep.weight, ep.state, ep.created_at_s),
+                )
+            except sqlite3.IntegrityError:
+                raise ModelEndpointExists(
+                    f"{ep.model} version {ep.version} already has an endpoint at {ep.url}"
+                ) from None
+        return ep
+
+    def list_model_endpoints(self, model: str | None = None) -> list[ModelEndpoint]:
+        where, args = ("WHERE model = ?", (model,)) if model is not None else ("", ())
+        rows = self._db.conn().execute(
+            f"SELECT * FROM model_endpoints {where} ORDER BY model, version, created_at_s, id", args
+        )
+        return [_model_endpoint(r) for r in rows]
+
+    def get_model_endpoint(self, endpoint_id: str) -> ModelEndpoint:
+        row = self._db.conn().execute("SELECT * FROM model_endpoints WHERE id = ?", (endpoint_id,)).fetchone()
+        if row is None:
+            raise ModelEndpointNotFound(f"no model endpoint {endpoint_id}")
+        return _model_endpoint(row)
+
+    def set_model_endpoint_weight(self, endpoint_id: str, weight: float) -> ModelEndpoint:
+        return self._update_model_endpoint(endpoint_id, "weight", weight)
+
+    def set_model_endpoint_state(self, endpoint_id: str, state: State) -> ModelEndpoint:
+        return self._update_model_endpoint(endpoint_id, "state", state)
+
+    def remove_model_endpoint(self, endpoint_id: str) -> None:
+        with self._db.write() as conn:
+            if conn.execute("DELETE FROM model_endpoints WHERE id = ?", (endpoint_id,)).rowcount == 0:
+                raise ModelEndpointNotFound(f"no model endpoint {endpoint_id}")
+
+    def _update_model_endpoint(self, endpoint_id: str, column: str, value: object) -> ModelEndpoint:
+        assert column in ("weight", "state")
+        with self._db.write() as conn:
+            row = conn.execute(
+                f"UPDATE model_endpoints SET {column} = ? WHERE id = ? RETURNING *", (value, endpoint_id)
+            ).fetchone()
+        if row is None:
+            raise ModelEndpointNotFound(f"no model endpoint {endpoint_id}")
+        return _model_endpoint(row)
+
+
+def _model_endpoint(row: sqlite3.Row) -> ModelEndpoint:
+    return ModelEndpoint(**dict(zip(row.keys(), row, strict=True)))
 
 
 def _endpoint(row: sqlite3.Row) -> Endpoint:

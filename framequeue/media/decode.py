@@ -76,6 +76,8 @@ def decode_frames(path: Path, info: VideoInfo, threads: int) -> Generator[Frame,
                 image = cast(npt.NDArray[np.uint8], av_frame.to_ndarray(format="bgr24"))
                 yield Frame(index, pts - first_pts, time_base, image)
                 index += 1
+        except MemoryError:  # ffmpeg's ENOMEM too (the media child's cap): not the file's fault
+            raise
         except av.error.FFmpegError as exc:
             raise CorruptMedia(f"{path.name}: decoding failed after {index} frames: {exc}") from exc
     if index == 0:

@@ -18,6 +18,7 @@ import av.video.stream
 
 from framequeue.errors import CorruptMedia, MediaLimitsExceeded, UnsupportedMedia
 from framequeue.media.frames import VideoInfo
+from framequeue.media.headers import matroska_frame_sizes
 from framequeue.pipelines.base import MediaLimits
 
 #: the demuxers framequeue opens; PyAV resolves each name inside ffmpeg's comma-separated lists
@@ -83,6 +84,8 @@ def open_container(path: Path, container_format: str) -> av.container.InputConta
     url = "file:" + str(path.resolve())
     try:
         return av.open(url, format=container_format, options={"protocol_whitelist": "file"})
+    except MemoryError:
+        raise
     except av.error.FFmpegError as exc:
         raise CorruptMedia(f"{path.name} looks like {container_format} but cannot be opened: {exc}") from exc
 
@@ -101,6 +104,14 @@ def video_stream(container: av.container.InputContainer, name: str) -> av.video.
 def probe(path: Path, limits: MediaLimits) -> VideoInfo:
     """Facts about `path`'s video stream, after checking `limits` (MediaLimitsExceeded)."""
     container_format = sniff_container(path)
+    if container_format == "matroska":
+        # ffmpeg decodes a first frame while it opens a file, and zeroes a size beyond its own maximum:
+        # the size a Matroska header declares is checked before ffmpeg sees the file
+        for width, height in matroska_frame_sizes(path):
+            if width * height > limits.max_pixels:
+                raise MediaLimitsExceeded(
+                    f"{width}x{height} (declared) exceeds the limit of {limits.max_pixels} pixels a frame"
+                )
     with open_container(path, container_format) as container:
         if len(container.streams) > limits.max_streams:
             raise MediaLimitsExceeded(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -231,3 +232,21 @@ class Lanes:
 
     def __len__(self) -> int:
         return len(self.polylines)
+
+
+class InferenceBackend(Protocol):
+    """Where a pipeline's batches run: in-process (models.onnx.OnnxModel) or on a remote OIP v2 server
+    (models.remote.RemoteModel)."""
+
+    version: ModelVersion
+    #: batches the caller may keep outstanding (1: `submit` returns a finished future)
+    max_in_flight: int
+
+    def submit(self, batch: npt.NDArray[np.float32]) -> Future[list[npt.NDArray[np.float32]]]:
+        """Raw outputs of an NCHW float32 batch, each with leading dim N; the caller leaves `batch` alone
+        until the future is done."""
+        ...
+
+    def infer(self, batch: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]: ...
+
+    def close(self) -> None: ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Final
 
@@ -114,11 +115,23 @@ def batch_matches(
 
 
 class OnnxModel:
-    """One stored model version in an ONNX Runtime session; `infer` takes N frames either way."""
+    """One stored model version in an ONNX Runtime session; `infer` takes N frames either way. An
+    InferenceBackend that runs each batch as it is submitted (one in flight)."""
+
+    max_in_flight: int = 1
 
     def __init__(self, version: ModelVersion, session: ort.InferenceSession) -> None:
         self.version = version
         self._session = session
+
+    def submit(self, batch: npt.NDArray[np.float32]) -> Future[list[npt.NDArray[np.float32]]]:
+        """Runs the batch now, in the caller's thread; the future is done when this returns."""
+        future: Future[list[npt.NDArray[np.float32]]] = Future()
+        future.set_result(self.infer(batch))
+        return future
+
+    def close(self) -> None:
+        pass
 
     @classmethod
     def load(cls, version: ModelVersion, threads: int) -> OnnxModel:

@@ -46,6 +46,9 @@ class RunContext:
     #: set by the worker to cancel; every stage watches it and the run raises JobCancelled
     stop: threading.Event
     limits: MediaLimits = field(default_factory=MediaLimits)
+    #: where the job's model runs this attempt: None in-process, else the base URL of an OIP v2 server
+    #: (chosen from the model endpoint registry when the worker claimed the job)
+    model_url: str | None = None
 
 
 @dataclass(frozen=True)

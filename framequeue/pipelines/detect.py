@@ -18,7 +18,10 @@ import math
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import IO, Any, ClassVar, Final, NamedTuple
 
@@ -32,7 +35,7 @@ from framequeue.media.encode import DEFAULT_CRF, DEFAULT_PRESET, PRESETS, VideoE
 from framequeue.media.frames import Frame, VideoInfo
 from framequeue.media.probe import probe
 from framequeue.media.sheet import ContactSheet
-from framequeue.models.base import Detections, ModelVersion
+from framequeue.models.base import Detections, InferenceBackend, ModelVersion
 from framequeue.models.formats import ModelFormat, get_format
 from framequeue.models.onnx import OnnxModel
 from framequeue.models.repository import ModelRepository
@@ -114,10 +117,22 @@ class DetectPipeline:
         params = self.validate(ctx.params, ctx.models)
         version = ctx.models.get(params["model"], params["model_version"])
         info = probe(ctx.input_path, ctx.limits)
-        model = OnnxModel.load(version, stage_threads(ctx.threads).infer)
-        fmt = get_format(version.format)(version.input_size_hw, len(version.classes))
-        ctx.output_dir.mkdir(parents=True, exist_ok=True)
-        return _DetectRun(ctx, params, version, info, model, fmt, started).execute()
+        model = open_backend(version, ctx.model_url, stage_threads(ctx.threads).infer)
+        try:
+            fmt = get_format(version.format)(version.input_size_hw, len(version.classes))
+            ctx.output_dir.mkdir(parents=True, exist_ok=True)
+            return _DetectRun(ctx, params, version, info, model, fmt, started).execute()
+        finally:
+            model.close()
+
+
+def open_backend(version: ModelVersion, url: str | None, threads: int) -> InferenceBackend:
+    """In-process ONNX Runtime, or the remote OIP v2 server at `url` (imported only then)."""
+    if url is None:
+        return OnnxModel.load(version, threads)
+    from framequeue.models.remote import RemoteModel
+
+    return RemoteModel(version, url)
 
 
 class StageThreads(NamedTuple):
@@ -256,7 +271,7 @@ class _DetectRun:
         params: dict[str, Any],
         version: ModelVersion,
         info: VideoInfo,
-        model: OnnxModel,
+        model: InferenceBackend,
         fmt: ModelFormat,
         started: float,
     ) -> None:
@@ -266,6 +281,8 @@ class _DetectRun:
         self.frames: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_FRAMES)
         self.boxed: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_FRAMES)
         self.batch_size: int = params["batch_size"]
+        #: submitted batches not yet decoded, oldest first: (future, scales, frames with their slots)
+        self.in_flight: deque[tuple[Future[list[Any]], list[float], list[tuple[Frame, int | None]]]] = deque()
         #: frames the inference stage may hold while it fills a batch (sparse sampling)
         self.max_pending = max(2 * self.batch_size, QUEUE_FRAMES)
         classes = params["classes"]
@@ -374,13 +391,34 @@ class _DetectRun:
                 pending, filled = [], 0
         if pending:
             self._flush(batch[:filled], scales, pending)
+        while self.in_flight:
+            self._complete()
         self.flow.put(self.boxed, _END)
 
     def _flush(
         self, batch: npt.NDArray[np.float32], scales: list[float], pending: list[tuple[Frame, int | None]]
     ) -> None:
+        """Submit a batch; decode the oldest ones once more than the backend keeps in flight are out. With
+        one in flight (in-process) the batch is decoded at once; a remote backend gets copies, as `batch`
+        and `scales` are refilled while it works."""
+        many = self.model.max_in_flight > 1
         t0 = time.monotonic()
-        outputs = self.model.infer(batch)
+        future = self.model.submit(batch.copy() if many else batch)
+        self.stats["infer_s"] += time.monotonic() - t0
+        self.in_flight.append((future, list(scales) if many else scales, pending))
+        while len(self.in_flight) >= self.model.max_in_flight:
+            self._complete()
+
+    def _complete(self) -> None:
+        future, scales, pending = self.in_flight.popleft()
+        t0 = time.monotonic()
+        while True:  # the wait watches the stop and failure signals like every other
+            self.flow.check()
+            try:
+                outputs = future.result(timeout=POLL_S)
+                break
+            except FutureTimeout:
+                continue
         t1 = time.monotonic()
         detections = [
             self.fmt.decode(
@@ -406,6 +444,8 @@ class _DetectRun:
             "pipeline": DetectPipeline.name,
             "pipeline_version": DetectPipeline.version,
             "model": {"name": version.name, "version": version.version},
+            # where this attempt ran the model: `local` (in-process) or the OIP v2 server's URL
+            "model_endpoint": self.ctx.model_url or "local",
         }
         encoder = VideoEncoder(
             self.parts["video"],

@@ -14,9 +14,9 @@ STOP_GRACE_S = 3.0
 
 
 class MediaChild:
-    def __init__(self, context: Any, name: str, max_jobs: int) -> None:
+    def __init__(self, context: Any, name: str, max_jobs: int, memory_mb: int = 0) -> None:
         self._conn, child_conn = context.Pipe(duplex=True)
-        self._process = context.Process(target=child_main, args=(child_conn,), name=name)
+        self._process = context.Process(target=child_main, args=(child_conn, memory_mb), name=name)
         self._process.start()
         child_conn.close()
         #: jobs this child may still take; 0 retires it after the current one

@@ -8,11 +8,14 @@ the lease token, so a worker that lost its lease (paused, partitioned) can neith
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import errno
 import json
 import logging
 import multiprocessing as mp
 import os
 import shutil
+import signal
 import socket
 import threading
 import time
@@ -24,11 +27,13 @@ from typing import Any
 
 from framequeue.brokers.base import Message
 from framequeue.config import crashpoint
-from framequeue.errors import FrameQueueError, LeaseLost, NotFound, ObjectExists
+from framequeue.errors import FrameQueueError, LeaseLost, NoEndpoint, NotFound, ObjectExists
 from framequeue.jobs import Job, JobError, JobProgress, JobStatus, attempt_output_key, failure_key, output_prefix
 from framequeue.lease import eta_s
 from framequeue.metrics import STAGES, WorkerMetrics
+from framequeue.models.remote import HealthChecks
 from framequeue.pipelines.base import MediaLimits, RunResult
+from framequeue.routing import pick_endpoint
 from framequeue.runtime import Runtime
 from framequeue.worker.child import MediaChild
 from framequeue.worker.sandbox import PRELOAD, ChildSpec
@@ -44,6 +49,15 @@ FIRST_PROGRESS_S = 0.5
 BACKEND_PAUSE_S = 0.5
 MAX_BACKEND_PAUSE_S = 10.0
 COPY_CHUNK_BYTES = 1024 * 1024
+#: a job's CPU-time budget in its media child is timeout_s x (threads + CPU_EXTRA_THREADS) + CPU_SLACK_S:
+#: the stages' native pools hold at most threads + 2 busy threads, so only a runaway passes it (a backstop
+#: to the wall-clock timeout, which a paused or lost supervisor no longer enforces)
+CPU_EXTRA_THREADS = 2
+CPU_SLACK_S = 10.0
+#: a media process killed by one of these crashed in native code (a decoder): the same bytes crash it
+#: again, so such a job gets at most this many attempts whatever its max_attempts
+NATIVE_CRASH_SIGNALS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT})
+MAX_NATIVE_CRASH_ATTEMPTS = 2
 
 
 @dataclass(frozen=True)
@@ -143,6 +157,8 @@ class Worker:
         self._next_reap = 0.0
         self._child: MediaChild | None = None
         self._children_started = 0
+        #: readiness of remote model endpoints, asked at most every few seconds
+        self._health = HealthChecks()
         self.metrics = WorkerMetrics()
 
     def run(self) -> None:
@@ -237,21 +253,45 @@ class Worker:
 
     def _run(self, job: Job, message: Message, scratch: Path) -> Outcome:
         out_dir = scratch / "out"
-        out_dir.mkdir(parents=True, exist_ok=True)
         with self._heartbeat.tracking(job, message) as beat:
             try:
+                out_dir.mkdir(parents=True, exist_ok=True)
                 input_path = self._fetch(job, scratch)
             except NotFound:
                 return self._fail(job, JobError("input_not_found", f"the input {job.input_key} is gone from the store"))
-            spec = ChildSpec(
-                pipeline=job.pipeline, params=job.params, input_path=input_path, output_dir=out_dir,
-                model_repo=Path(self.settings.model_repo), threads=self.settings.worker_threads,
-                limits=MediaLimits(),
-            )
-            reply = self._supervise(job, spec, beat)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                full = f"the worker's scratch disk is full: {exc.strerror}"
+                return self._fail(job, JobError("resource_exhausted", full))
+            try:
+                model_url = self._model_url(job)
+            except NoEndpoint as exc:  # retryable: an endpoint of the job's version may come back
+                reply = ("error", exc.code, exc.message, exc.retryable)
+            else:
+                spec = ChildSpec(
+                    pipeline=job.pipeline, params=job.params, input_path=input_path, output_dir=out_dir,
+                    model_repo=Path(self.settings.model_repo), threads=self.settings.worker_threads,
+                    limits=MediaLimits(), model_url=model_url,
+                )
+                reply = self._supervise(job, spec, beat)
             if reply[0] == "done" and beat.lost.is_set():  # no upload for a commit that would be refused
                 raise LeaseLost(f"job {job.id}: lease expired before the commit")
         return self._conclude(job, reply, out_dir)
+
+    def _model_url(self, job: Job) -> str | None:
+        """Where this attempt runs the job's model: None in-process (no registry rows for its model version,
+        or a `local` endpoint chosen), else the healthy endpoint's URL. The version was fixed at submit;
+        the endpoint is chosen per attempt, failing over within the version (NoEndpoint when none is up)."""
+        model, version = job.params.get("model"), job.params.get("model_version")
+        if not isinstance(model, str) or not isinstance(version, int):
+            return None
+        rows = [ep for ep in self.rt.store.list_model_endpoints(model) if ep.version == version]
+        if not rows:
+            return None
+        chosen = pick_endpoint(rows, version, job.id, self._health)
+        log.info("job %s: %s version %d runs at %s", job.id, model, version, chosen.url)
+        return None if chosen.local else chosen.url
 
     def _fetch(self, job: Job, scratch: Path) -> Path:
         suffix = Path(job.input_key).suffix[:10] if "." in job.input_key.rsplit("/", 1)[-1] else ""
@@ -270,7 +310,7 @@ class Worker:
         if self._child is None or not self._child.is_alive():
             self._children_started += 1
             name = f"media-{os.getpid()}-{self._children_started}"
-            self._child = MediaChild(self._mp, name, self.settings.child_max_jobs)
+            self._child = MediaChild(self._mp, name, self.settings.child_max_jobs, self.settings.child_memory_mb)
         return self._child
 
     def _retire_child(self) -> None:
@@ -283,7 +323,8 @@ class Worker:
         for what stopped it. The child is kept for the next job only when this one ended cleanly."""
         child = self._warm_child()
         started = time.monotonic()
-        child.run(spec)
+        cpu_budget_s = job.timeout_s * (spec.threads + CPU_EXTRA_THREADS) + CPU_SLACK_S
+        child.run(dataclasses.replace(spec, cpu_budget_s=cpu_budget_s))
         progress = JobProgress()
         next_report = started + FIRST_PROGRESS_S
         drain_deadline: float | None = None
@@ -303,7 +344,7 @@ class Worker:
                     if msg is not None and msg[0] != "progress":
                         reply = msg
                         return reply
-                    return ("error", "worker_crashed", f"the media process died (exit code {child.exitcode})", True)
+                    return self._died(job, child.exitcode)
                 now = time.monotonic()
                 if beat.lost.is_set():
                     raise LeaseLost(f"job {job.id}: lease expired while running")
@@ -324,6 +365,18 @@ class Worker:
             # `reply` is set only by the child's own final message: anything else left it mid-job
             if not child.reusable_after(reply):
                 self._retire_child()
+
+    @staticmethod
+    def _died(job: Job, exitcode: int | None) -> tuple[Any, ...]:
+        """The final message for a media child that died without an answer."""
+        if exitcode == -signal.SIGXCPU:
+            return ("error", "resource_exhausted", "the job ran past its CPU-time limit", False)
+        if exitcode is not None and exitcode < 0 and -exitcode in NATIVE_CRASH_SIGNALS:
+            name = signal.Signals(-exitcode).name
+            retry = job.attempts < MAX_NATIVE_CRASH_ATTEMPTS
+            times = "" if retry else f" in {job.attempts} attempts; a crash on the same input repeats"
+            return ("error", "worker_crashed", f"the media process crashed ({name}){times}", retry)
+        return ("error", "worker_crashed", f"the media process died (exit code {exitcode})", True)
 
     def _conclude(self, job: Job, reply: tuple[Any, ...], out_dir: Path) -> Outcome:
         kind = reply[0]

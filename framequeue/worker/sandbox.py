@@ -16,6 +16,9 @@ that was asked to stop is never given another job. A Ctrl-C reaches the parent o
 
 from __future__ import annotations
 
+import errno
+import math
+import resource
 import signal
 import threading
 from dataclasses import dataclass
@@ -41,14 +44,32 @@ class ChildSpec:
     model_repo: Path
     threads: int
     limits: MediaLimits
+    #: CPU seconds (all threads) this job may use; 0: no limit. Set as RLIMIT_CPU at the job's start
+    cpu_budget_s: float = 0.0
+    #: RunContext.model_url
+    model_url: str | None = None
 
 
-def child_main(conn: Connection) -> None:
+def child_main(conn: Connection, memory_mb: int = 0) -> None:
     """Run jobs from the pipe until it closes. (A multiprocessing.Event would do for stop, but setting one
-    whose waiter has died blocks forever; SIGTERM cannot.)"""
+    whose waiter has died blocks forever; SIGTERM cannot.) `memory_mb` caps the address space (RLIMIT_AS):
+    an allocation past it raises MemoryError (or ENOMEM in native code) instead of waking the OOM killer."""
     stop = threading.Event()
+    cpu_exceeded = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def on_sigxcpu(*_: Any) -> None:
+        # past the job's CPU time: stop it at its next frame; the next SIGXCPU (the kernel sends one per
+        # CPU-second past the limit) ends the process, should a native call never give the stop a chance
+        cpu_exceeded.set()
+        stop.set()
+        signal.signal(signal.SIGXCPU, signal.SIG_DFL)
+
+    signal.signal(signal.SIGXCPU, on_sigxcpu)
+    if memory_mb > 0:
+        cap = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     send_lock = threading.Lock()
 
     def send(msg: tuple[Any, ...]) -> None:
@@ -63,14 +84,31 @@ def child_main(conn: Connection) -> None:
                 return  # the parent retired this child, or died
             if request[0] != "run":
                 return
-            send(run_one(request[1], stop, send))
+            send(run_one(request[1], stop, send, cpu_exceeded))
     finally:
         conn.close()
 
 
-def run_one(spec: ChildSpec, stop: threading.Event, send: Any) -> tuple[Any, ...]:
+def run_one(
+    spec: ChildSpec, stop: threading.Event, send: Any, cpu_exceeded: threading.Event | None = None
+) -> tuple[Any, ...]:
     """One job's pipeline; returns its final message. Only an expected error keeps the child reusable:
     the parent retires a child after ("error", "internal_error" | "resource_exhausted", ...)."""
+    if spec.cpu_budget_s > 0:
+        # the child is warm: its CPU clock runs on from earlier jobs, so the limit is what it used so far
+        # plus this job's budget (the hard limit stays, so the next job can raise the soft one again)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        soft = math.ceil(usage.ru_utime + usage.ru_stime + spec.cpu_budget_s)
+        resource.setrlimit(resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+    reply = _run_pipeline(spec, stop, send)
+    if cpu_exceeded is not None and cpu_exceeded.is_set():
+        return ("error", "resource_exhausted", f"the job used more than its {spec.cpu_budget_s:.0f} s of CPU time",
+                False)
+    return reply
+
+
+def _run_pipeline(spec: ChildSpec, stop: threading.Event, send: Any) -> tuple[Any, ...]:
     try:
         pipeline = get_pipeline(spec.pipeline)
         ctx = RunContext(
@@ -82,12 +120,17 @@ def run_one(spec: ChildSpec, stop: threading.Event, send: Any) -> tuple[Any, ...
             on_progress=lambda p: send(("progress", p.frames_done, p.frames_total)),
             stop=stop,
             limits=spec.limits,
+            model_url=spec.model_url,
         )
         return ("done", pipeline.run(ctx))
     except FrameQueueError as exc:
         return ("error", exc.code, exc.message, exc.retryable)
     except MemoryError:
-        return ("error", "resource_exhausted", "the job ran out of memory", False)
+        return ("error", "resource_exhausted", "the job ran out of memory (the media process's cap)", False)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:  # the worker's scratch disk: nothing of this attempt is committed
+            return ("error", "resource_exhausted", f"the worker's scratch disk is full: {exc.strerror}", False)
+        return ("error", "internal_error", f"{type(exc).__name__}: {exc}", True)
     except Exception as exc:  # a bug or an unexpected library error: retryable once more
         return ("error", "internal_error", f"{type(exc).__name__}: {exc}", True)
 
