@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench bench-dispatch clean
+.PHONY: setup demo test lint bench bench-dispatch bench-storage bench-serving clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,14 @@ bench: setup
 bench-dispatch: setup
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.dispatch.run
+
+# object store: framequeue's S3 store vs boto3's transfer manager on moto, 1 GiB up and down (~9 min)
+bench-storage: setup
+	$(BIN)/python -m bench.storage $(BENCH_ARGS)
+
+# serve-models at 1-16 callers, dynamic batching on/off, and the dashcam job in-process vs remote (~7 min)
+bench-serving: setup
+	$(BIN)/python -m bench.serving $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .framequeue framequeue-demo

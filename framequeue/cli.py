@@ -50,11 +50,13 @@ def _fail(exc: FrameQueueError) -> None:
 @click.option("--home", envvar=env_var("home"), show_envvar=True, default=None,
               help="Folder of the embedded deployment (SQLite file, objects, models). [default: .framequeue]")
 @click.option("--log-level", envvar="FQ_LOG_LEVEL", show_envvar=True, default="info")
+@click.option("--api-key", envvar="FQ_API_KEY", show_envvar=True, default=None,
+              help="API key (fq_…) the client commands send; not needed while the API runs open.")
 @click.version_option(package_name="framequeue")
 @click.pass_context
-def main(ctx: click.Context, home: str | None, log_level: str) -> None:
+def main(ctx: click.Context, home: str | None, log_level: str, api_key: str | None) -> None:
     """framequeue: asynchronous deep-learning inference on large media, video first."""
-    ctx.obj = {"home": home, "log_level": log_level}
+    ctx.obj = {"home": home, "log_level": log_level, "api_key": api_key}
 
 
 # -- serving -------------------------------------------------------------------------------------------
@@ -144,6 +146,13 @@ _server = click.option("--server", envvar="FQ_SERVER", show_envvar=True, default
                        help="Base URL of the framequeue API.")
 
 
+def _client(server: str) -> Any:
+    """The HTTP client of the client commands, sending the --api-key given to `framequeue`."""
+    from framequeue.client import Client
+
+    return Client(server, api_key=click.get_current_context().find_root().obj.get("api_key"))
+
+
 def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for pair in pairs:
@@ -171,14 +180,13 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
 def submit(video: Path, pipeline: str, sample_fps: float | None, params: tuple[str, ...], webhook: str | None,
            idempotency_key: str | None, wait: bool, download: Path | None, server: str) -> None:
     """Upload VIDEO and submit it to a pipeline."""
-    from framequeue.client import Client
     from framequeue.progress import follow
 
     body_params = _parse_params(params)
     if sample_fps is not None:
         body_params["sample_fps"] = sample_fps
     try:
-        with Client(server) as client:
+        with _client(server) as client:
             uploaded = client.upload(video)
             body: dict[str, Any] = {"pipeline": pipeline, "input": {"key": uploaded["key"]}, "params": body_params}
             if webhook:
@@ -213,10 +221,8 @@ def _print_outcome(client: Any, record: dict[str, Any], download: Path | None) -
 @_server
 def jobs(status: str | None, limit: int, server: str) -> None:
     """List jobs, newest first."""
-    from framequeue.client import Client
-
     try:
-        with Client(server) as client:
+        with _client(server) as client:
             page = client.jobs(status, limit)
     except FrameQueueError as exc:
         _fail(exc)
@@ -235,10 +241,8 @@ def jobs(status: str | None, limit: int, server: str) -> None:
 @_server
 def job(job_id: str, download: Path | None, server: str) -> None:
     """Show one job's record (JSON)."""
-    from framequeue.client import Client
-
     try:
-        with Client(server) as client:
+        with _client(server) as client:
             record = client.job(job_id)
             click.echo(json.dumps(record, indent=2))
             if download is not None and record["status"] == "succeeded":
@@ -253,10 +257,8 @@ def job(job_id: str, download: Path | None, server: str) -> None:
 @_server
 def cancel(job_id: str, server: str) -> None:
     """Cancel a queued or running job."""
-    from framequeue.client import Client
-
     try:
-        with Client(server) as client:
+        with _client(server) as client:
             record = client.cancel(job_id)
     except FrameQueueError as exc:
         _fail(exc)
@@ -287,13 +289,11 @@ def endpoints_create(name: str, pipeline: str, params: tuple[str, ...], output_p
                      success_webhook: str | None, error_webhook: str | None, max_concurrent_invocations: int,
                      server: str) -> None:
     """Create endpoint NAME; boto3's sagemaker-runtime invoke_endpoint_async then reaches it."""
-    from framequeue.client import Client
-
     body = {"name": name, "pipeline": pipeline, "params": _parse_params(params), "output_path": output_path,
             "failure_path": failure_path, "success_webhook": success_webhook, "error_webhook": error_webhook,
             "max_concurrent_invocations": max_concurrent_invocations}
     try:
-        with Client(server) as client:
+        with _client(server) as client:
             created = client.create_endpoint(body)
     except FrameQueueError as exc:
         _fail(exc)
@@ -305,10 +305,8 @@ def endpoints_create(name: str, pipeline: str, params: tuple[str, ...], output_p
 @_server
 def endpoints_list(server: str) -> None:
     """List endpoints."""
-    from framequeue.client import Client
-
     try:
-        with Client(server) as client:
+        with _client(server) as client:
             page = client.endpoints()
     except FrameQueueError as exc:
         _fail(exc)
@@ -323,10 +321,8 @@ def endpoints_list(server: str) -> None:
 @_server
 def endpoints_delete(name: str, server: str) -> None:
     """Delete endpoint NAME (invocations already queued still run)."""
-    from framequeue.client import Client
-
     try:
-        with Client(server) as client:
+        with _client(server) as client:
             client.delete_endpoint(name)
     except FrameQueueError as exc:
         _fail(exc)
@@ -342,10 +338,8 @@ def model_endpoints() -> None:
 
 
 def _registry_call(server: str, call: Any) -> Any:
-    from framequeue.client import Client
-
     try:
-        with Client(server) as client:
+        with _client(server) as client:
             return call(client)
     except FrameQueueError as exc:
         _fail(exc)
@@ -405,6 +399,72 @@ def model_endpoints_remove(endpoint_id: str, server: str) -> None:
     click.echo(f"model endpoint {endpoint_id} removed")
 
 
+# -- API keys ------------------------------------------------------------------------------------------
+
+@main.group()
+def keys() -> None:
+    """API keys, straight on the job store (no running API needed): create, list, revoke."""
+
+
+def _keys(ctx: click.Context) -> Any:
+    from framequeue.backends import open_jobstore
+    from framequeue.keys import Keys
+
+    def no_jobs(_: Any) -> bytes:
+        raise RuntimeError("`framequeue keys` writes no job")
+
+    store = open_jobstore(_settings(ctx).database_url, no_jobs)
+    ctx.call_on_close(store.close)
+    return Keys(store)
+
+
+@keys.command("create")
+@click.option("--tenant", required=True, help="The tenant the key acts for (its jobs, uploads, quota).")
+@click.option("--scope", required=True, type=click.Choice(["read", "submit", "admin"]),
+              help="read: read jobs; submit: also upload, submit, cancel; admin: also keys and endpoints.")
+@click.option("--name", default="", help="A label for the key (who or what uses it).")
+@click.pass_context
+def keys_create(ctx: click.Context, tenant: str, scope: str, name: str) -> None:
+    """Create a key and print it, once: only its hash is kept."""
+    try:
+        row, key = _keys(ctx).create(tenant, scope, name)
+    except FrameQueueError as exc:
+        _fail(exc)
+        return
+    click.echo(key)
+    click.echo(f"key {row.id} for tenant {row.tenant}, scope {row.scopes}: store it now, it is not shown again",
+               err=True)
+
+
+@keys.command("list")
+@click.option("--tenant", default=None, help="Only this tenant's keys.")
+@click.pass_context
+def keys_list(ctx: click.Context, tenant: str | None) -> None:
+    """List keys (never the keys themselves)."""
+    try:
+        rows = _keys(ctx).list(tenant)
+    except FrameQueueError as exc:
+        _fail(exc)
+        return
+    click.echo(f"{'ID':12}  {'TENANT':20} {'SCOPE':6} {'STATE':7} NAME")
+    for k in rows:
+        state = "revoked" if k["revoked_at_s"] is not None else "active"
+        click.echo(f"{k['id']:12}  {k['tenant']:20} {k['scope']:6} {state:7} {k['name']}")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@click.pass_context
+def keys_revoke(ctx: click.Context, key_id: str) -> None:
+    """Revoke key KEY_ID for good (requests with it answer 401 at once)."""
+    try:
+        _keys(ctx).revoke(key_id)
+    except FrameQueueError as exc:
+        _fail(exc)
+        return
+    click.echo(f"key {key_id} revoked")
+
+
 # -- models --------------------------------------------------------------------------------------------
 
 @main.group()
@@ -418,18 +478,42 @@ def models() -> None:
 @click.option("--format", "fmt", required=True, help="Output layout of the model, e.g. yolox.")
 @click.option("--classes", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="Text file with one class name per line.")
+@click.option("--runtime", type=click.Choice(["onnxruntime", "openvino"]), default="onnxruntime",
+              show_default=True, help="In-process runtime; openvino is checked against ONNX Runtime fp32 first.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
+              help="OpenVINO's inference precision (bf16 runs fp32 on CPUs without bf16).")
+@click.option("--check-image", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A real frame for the openvino accuracy check (default: a synthetic pattern).")
 @click.pass_context
-def models_add(ctx: click.Context, name: str, path: Path, fmt: str, classes: Path) -> None:
+def models_add(
+    ctx: click.Context, name: str, path: Path, fmt: str, classes: Path, runtime: str, precision: str,
+    check_image: Path | None,
+) -> None:
     """Add PATH as the next version of model NAME."""
+    from framequeue.models.base import ServingConfig
     from framequeue.models.repository import ModelRepository
 
     settings = _settings(ctx)
     try:
-        version = ModelRepository(Path(settings.model_repo)).add(name, path, fmt, classes)
+        serving = ServingConfig(runtime=runtime, precision=precision)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    image = None
+    if check_image is not None:
+        import cv2
+
+        image = cv2.imread(str(check_image), cv2.IMREAD_COLOR)
+        if image is None:
+            raise click.BadParameter(f"{check_image} is not an image OpenCV can read", param_hint="--check-image")
+    try:
+        version = ModelRepository(Path(settings.model_repo)).add(
+            name, path, fmt, classes, serving=serving, check_image=None if image is None else image.astype("uint8")
+        )
     except FrameQueueError as exc:
         _fail(exc)
         return
-    click.echo(f"added {version.name} version {version.version} ({version.format}) at {version.path}")
+    click.echo(f"added {version.name} version {version.version} ({version.format}, {runtime} {precision}) "
+               f"at {version.path}")
 
 
 @models.command("list")

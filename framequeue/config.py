@@ -64,6 +64,16 @@ class Settings:
     #: development only: let webhooks reach loopback and private addresses
     webhook_allow_private: bool = False
     webhook_timeout_s: float = 10.0
+    #: `required`: every route but /healthz, /readyz and /metrics needs an API key, even while none exists.
+    #: Anything else: keys are required once the job store holds one; with none, the API runs open as
+    #: tenant `default` (single-tenant development mode, said in a warning at start-up)
+    auth: str = ""
+    #: submits and uploads a tenant may make per second, per API process (token bucket); 0: no limit
+    rate_limit_per_s: float = 0.0
+    #: the bucket's size (a burst allowed at once); 0: max(1, rate_limit_per_s)
+    rate_burst: int = 0
+    #: queued jobs a tenant may have at once; a submit past it answers 429 quota_exceeded. 0: no quota
+    max_queued_per_tenant: int = 0
     #: a worker serves Prometheus /metrics on this port (0: not at all); the API serves them at /metrics
     metrics_port: int = 0
     metrics_host: str = "127.0.0.1"

@@ -8,12 +8,18 @@
     │   ├── IdempotencyConflict        422  idempotency_key_reused
     │   ├── InputNotFound              422  input_not_found
     │   └── InvalidKey                 422  invalid_key
+    ├── Unauthorized                   401  unauthorized
+    ├── Forbidden                      403  forbidden
+    ├── TooManyRequests                429  too_many_requests
+    │   ├── RateLimited                429  rate_limited
+    │   └── QuotaExceeded              429  quota_exceeded
     ├── PayloadTooLarge                413  payload_too_large
     ├── UnsupportedContentType         415  unsupported_content_type
     ├── NotFound                       404  not_found
     │   ├── JobNotFound                404  job_not_found
     │   ├── EndpointNotFound           404  endpoint_not_found
-    │   └── ModelEndpointNotFound      404  model_endpoint_not_found
+    │   ├── ModelEndpointNotFound      404  model_endpoint_not_found
+    │   └── ApiKeyNotFound             404  api_key_not_found
     ├── InvalidTransition              409  invalid_transition
     ├── EndpointExists                 409  endpoint_exists
     ├── ModelEndpointExists            409  model_endpoint_exists
@@ -93,6 +99,39 @@ class InvalidKey(InvalidRequest):
     http_status = 422
 
 
+class Unauthorized(FrameQueueError):
+    """No usable API key: missing, malformed, unknown or revoked all answer alike (nothing to probe)."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class Forbidden(FrameQueueError):
+    """The key is valid but its scope does not allow this call."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class TooManyRequests(FrameQueueError):
+    code = "too_many_requests"
+    http_status = 429
+    retryable = True
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        #: seconds the caller should wait before trying again (the Retry-After header)
+        self.retry_after_s = retry_after_s
+
+
+class RateLimited(TooManyRequests):
+    code = "rate_limited"
+
+
+class QuotaExceeded(TooManyRequests):
+    code = "quota_exceeded"
+
+
 class PayloadTooLarge(FrameQueueError):
     code = "payload_too_large"
     http_status = 413
@@ -123,6 +162,10 @@ class EndpointExists(FrameQueueError):
 
 class ModelEndpointNotFound(NotFound):
     code = "model_endpoint_not_found"
+
+
+class ApiKeyNotFound(NotFound):
+    code = "api_key_not_found"
 
 
 class ModelEndpointExists(FrameQueueError):

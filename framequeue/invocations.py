@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from framequeue.auth import DEV_PRINCIPAL, Principal
 from framequeue.endpoints import (
     Endpoint,
     check_custom_attributes,
@@ -90,7 +91,9 @@ class Invocations:
 
     # -- invoking ---------------------------------------------------------------------------------------
 
-    def invoke(self, req: InvokeRequest) -> Invocation:
+    def invoke(self, req: InvokeRequest, caller: Principal = DEV_PRINCIPAL) -> Invocation:
+        """Queue a job for the caller's tenant. Endpoints are deployment-wide (not owned by a tenant), and
+        an InputLocation is any location this deployment's credentials reach (not confined to the tenant)."""
         ep = self._store.get_endpoint(req.endpoint)
         if (req.input_location is None) == (req.body is None):
             raise InvalidParams("InputLocation and Body: provide exactly one of them")
@@ -104,7 +107,7 @@ class Invocations:
                 attributes[name] = value[:256]
         extension = _extension(req.output_path_extension)
         filename = _filename(req.filename) or _default_filename(inference_id)
-        input_key = req.input_location if req.body is None else self._store_body(req.body)
+        input_key = req.input_location if req.body is None else self._store_body(req.body, caller)
         assert input_key is not None
         submitted = self._jobs.submit(SubmitRequest(
             pipeline=ep.pipeline,
@@ -119,15 +122,15 @@ class Invocations:
             output_uri=output_uri(ep, filename, extension),
             failure_uri=failure_uri(ep, filename, extension),
             error_webhook_url=ep.error_webhook,
-        ))
+        ), caller)
         record = submitted.record
         return Invocation(inference_id, record["output_location"], record["failure_location"], record)
 
-    def _store_body(self, body: bytes) -> str:
+    def _store_body(self, body: bytes, caller: Principal) -> str:
         if len(body) > MAX_INLINE_BODY_BYTES:
             raise PayloadTooLarge(f"Body: at most {MAX_INLINE_BODY_BYTES} bytes inline; upload larger inputs "
                                   "and pass InputLocation")
-        key = self._jobs.upload_key("body")
+        key = self._jobs.upload_key("body", caller)
         self._jobs.objects.put(key, body)
         return key
 

@@ -116,6 +116,8 @@ class Job:
     failure_uri: str | None = None
     #: where the events of a job that did not succeed go, when not to webhook_url (an endpoint's error hook)
     error_webhook_url: str | None = None
+    #: who owns the job (framequeue.auth); another tenant's job is answered as a missing one
+    tenant: str = "default"
 
     @property
     def ttl_s(self) -> float:
@@ -152,6 +154,7 @@ def job_from_columns(row: Mapping[str, Any]) -> Job:
         webhook_secret=row["webhook_secret"],
         attributes=row["attributes"],
         idempotency_key=row["idempotency_key"],
+        tenant=row["tenant"],
         endpoint=row["endpoint"],
         output_uri=row["output_uri"],
         failure_uri=row["failure_uri"],

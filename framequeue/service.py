@@ -10,17 +10,20 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
+from framequeue.auth import Principal
 from framequeue.brokers.base import Broker
 from framequeue.config import Settings, crashpoint
 from framequeue.errors import (
     FrameQueueError,
     InputNotFound,
     InvalidParams,
+    JobNotFound,
     NotFound,
     PayloadTooLarge,
+    QuotaExceeded,
     ServiceUnavailable,
 )
 from framequeue.jobs import Job, JobStatus, failure_key, job_record, output_prefix
@@ -44,6 +47,8 @@ MAX_TTL_S = 7 * 24 * 3600.0
 MAX_ATTRIBUTES = 32
 #: jobs republished or dead letters handled per reaper pass
 REAP_BATCH = 100
+#: Retry-After of a submit refused by the queued-job quota: jobs must start or end first
+QUOTA_RETRY_AFTER_S = 10.0
 
 _FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -108,17 +113,23 @@ class JobService:
 
     # -- uploads ---------------------------------------------------------------------------------------
 
-    def upload_key(self, filename: str | None) -> str:
-        """A fresh server-built key for an upload; the client's file name is kept only as a hint."""
+    def upload_key(self, filename: str | None, caller: Principal) -> str:
+        """A fresh server-built key under the caller's upload prefix (`uploads/<tenant>/<uuid>/<name>`); the
+        client's file name is kept only as a hint."""
         name = _FILENAME_UNSAFE.sub("_", (filename or "input").rsplit("/", 1)[-1]).strip("._") or "input"
-        return f"uploads/{uuid.uuid4().hex}/{name[:100]}"
+        return f"{upload_prefix(caller.tenant)}{uuid.uuid4().hex}/{name[:100]}"
 
     def open_upload(self, key: str) -> AbstractContextManager[BinaryIO]:
         return self.objects.open_write(check_key(key))
 
     # -- jobs ------------------------------------------------------------------------------------------
 
-    def submit(self, req: SubmitRequest) -> Submitted:
+    def submit(self, req: SubmitRequest, caller: Principal) -> Submitted:
+        """Validate and queue a job owned by the caller's tenant. With keys in use, an input key must be under
+        the tenant's own upload prefix; another one is answered as missing (nothing to probe)."""
+        if req.idempotency_key is not None:  # one key space per tenant
+            req = replace(req, idempotency_key=f"{caller.tenant}:{req.idempotency_key}")
+        self._check_quota(caller)
         pipeline = get_pipeline(req.pipeline)
         job_id = uuid.uuid4().hex
         params = self._assign_version(pipeline, req.params, job_id)
@@ -126,11 +137,13 @@ class JobService:
             objects, key = self.locations.resolve(req.input_key)
         else:
             objects, key = self.objects, check_key(req.input_key)
-        # a location inside this deployment's own store is kept as its key
+        # a location inside this deployment's own store is kept as its key, and must be the tenant's upload
         input_key = key if objects is self.objects else req.input_key
+        if objects is self.objects and not caller.dev and not key.startswith(upload_prefix(caller.tenant)):
+            raise _input_not_found(req.input_key)
         size_bytes = objects.size(key)
         if size_bytes is None:
-            raise InputNotFound(f"no object {req.input_key!r} in the store; upload it first (POST /v1/uploads)")
+            raise _input_not_found(req.input_key)
         if size_bytes > self.settings.max_upload_bytes:
             raise PayloadTooLarge(f"the input is {size_bytes} bytes; this deployment takes inputs up to "
                                   f"{self.settings.max_upload_bytes} bytes (FQ_MAX_UPLOAD_BYTES)")
@@ -168,6 +181,7 @@ class JobService:
             output_uri=req.output_uri,
             failure_uri=req.failure_uri,
             error_webhook_url=req.error_webhook_url,
+            tenant=caller.tenant,
         )
         stored, created = self.store.create(job, req.fingerprint() if req.idempotency_key else None)
         if created:
@@ -231,10 +245,30 @@ class JobService:
         objects, key = self.locations.resolve(uri)
         objects.put(key, body, create_only=True)
 
-    def get(self, job_id: str) -> dict[str, Any]:
-        return self.record(self.store.get(job_id))
+    def _check_quota(self, caller: Principal) -> None:
+        """The tenant's queued jobs against FQ_MAX_QUEUED_PER_TENANT. A count, then an insert: concurrent
+        submits can pass it by as many as there are at once (a soft quota)."""
+        quota = self.settings.max_queued_per_tenant
+        if quota > 0 and self.store.count_queued(caller.tenant) >= quota:
+            raise QuotaExceeded(f"this tenant has {quota} queued jobs, its quota; submit again once some have "
+                                "started", retry_after_s=QUOTA_RETRY_AFTER_S)
 
-    def list_jobs(self, status: str | None = None, limit: int = 50, after: str | None = None) -> dict[str, Any]:
+    def _owned(self, job_id: str, caller: Principal) -> Job:
+        """The caller's job; another tenant's answers exactly as a missing one."""
+        try:
+            job = self.store.get(job_id)
+        except JobNotFound:
+            raise _job_not_found() from None
+        if job.tenant != caller.tenant:
+            raise _job_not_found()
+        return job
+
+    def get(self, job_id: str, caller: Principal) -> dict[str, Any]:
+        return self.record(self._owned(job_id, caller))
+
+    def list_jobs(
+        self, caller: Principal, status: str | None = None, limit: int = 50, after: str | None = None
+    ) -> dict[str, Any]:
         try:
             wanted = None if status is None else JobStatus(status)
         except ValueError:
@@ -242,17 +276,18 @@ class JobService:
             raise InvalidParams(f"status must be one of {choices}") from None
         if not 1 <= limit <= 500:
             raise InvalidParams("limit must be between 1 and 500")
-        jobs = self.store.list_jobs(wanted, limit, after)
+        jobs = self.store.list_jobs(wanted, limit, after, tenant=caller.tenant)
         return {
             "jobs": [self.record(j) for j in jobs],
             "next_after": jobs[-1].id if len(jobs) == limit else None,
         }
 
-    def cancel(self, job_id: str) -> dict[str, Any]:
+    def cancel(self, job_id: str, caller: Principal) -> dict[str, Any]:
+        self._owned(job_id, caller)  # a job's tenant never changes, so checking first is enough
         return self.record(self.store.cancel(job_id, self._clock()))
 
-    def output_key(self, job_id: str, name: str) -> str:
-        job = self.store.get(job_id)
+    def output_key(self, job_id: str, name: str, caller: Principal) -> str:
+        job = self._owned(job_id, caller)
         key = job.outputs.get(name)
         if key is None:
             have = ", ".join(sorted(job.outputs)) or "none yet"
@@ -287,6 +322,19 @@ class JobService:
             output_location=self.objects.url(output_prefix(job.id)),
             failure_location=self.objects.url(failure_key(job.id)),
         )
+
+
+def upload_prefix(tenant: str) -> str:
+    return f"uploads/{tenant}/"
+
+
+def _job_not_found() -> JobNotFound:
+    # the same text whether the row is missing or another tenant's; the id is not echoed (it may be junk)
+    return JobNotFound("no such job")
+
+
+def _input_not_found(input_key: str) -> InputNotFound:
+    return InputNotFound(f"no object {input_key!r} in the store; upload it first (POST /v1/uploads)")
 
 
 def _bounded(name: str, value: float | None, default: float, ceiling: float) -> float:

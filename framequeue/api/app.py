@@ -11,9 +11,11 @@ from fastapi import FastAPI
 
 from framequeue import __version__
 from framequeue.api import problems
-from framequeue.api.routes import endpoints, health, jobs, model_endpoints, sagemaker, uploads
+from framequeue.api.auth import DEV_MODE_WARNING, Authenticator
+from framequeue.api.routes import endpoints, health, jobs, keys, model_endpoints, sagemaker, uploads
 from framequeue.config import Settings
 from framequeue.invocations import Invocations
+from framequeue.keys import Keys
 from framequeue.metrics import api_registry
 from framequeue.notify.outbox import Dispatcher
 from framequeue.runtime import open_runtime
@@ -28,6 +30,16 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         rt = open_runtime(settings)
         app.state.service = rt.service
         app.state.invocations = Invocations(rt.service)
+        app.state.keys = Keys(rt.store)
+        app.state.auth = Authenticator(rt.store, settings)
+        if app.state.auth.open():
+            log.warning(DEV_MODE_WARNING)
+        else:
+            log.info("authentication is on: every route but /healthz, /readyz and /metrics needs an API key")
+        if app.state.auth.limiter.enabled or settings.max_queued_per_tenant:
+            log.info("per tenant: rate %g submits/s, burst %g (per API process; 0: off), quota %d queued jobs "
+                     "(0: off)", app.state.auth.limiter.rate_per_s, app.state.auth.limiter.burst,
+                     settings.max_queued_per_tenant)
         app.state.metrics = api_registry(rt.broker.stats)
         stop = threading.Event()
         threads = []
@@ -57,6 +69,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(endpoints.router)
     app.include_router(model_endpoints.router)
+    app.include_router(keys.router)
     app.include_router(sagemaker.router)
     return app
 

@@ -10,7 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from framequeue.errors import FrameQueueError, ServiceUnavailable
+from framequeue.errors import FrameQueueError, ServiceUnavailable, TooManyRequests, Unauthorized
+from framequeue.ratelimit import retry_after
 
 log = logging.getLogger("framequeue.api")
 
@@ -19,15 +20,24 @@ PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_S = 5
 
 
-def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
+def problem(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     body = {"type": f"https://framequeue.dev/errors/{code}", "title": code.replace("_", " "), "status": status,
             "code": code, "detail": detail, **extra}
-    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    headers = dict(headers or {})
+    if status == 503:
+        headers.setdefault("Retry-After", str(RETRY_AFTER_S))
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers or None)
 
 
 def from_error(exc: FrameQueueError) -> JSONResponse:
-    return problem(exc.http_status, exc.code, exc.message)
+    headers = {}
+    if isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = 'Bearer realm="framequeue"'
+    if isinstance(exc, TooManyRequests):
+        headers["Retry-After"] = str(retry_after(exc.retry_after_s))
+    return problem(exc.http_status, exc.code, exc.message, headers)
 
 
 def validation_problem(errors: list[dict[str, Any]] | Any) -> JSONResponse:

@@ -12,7 +12,8 @@ class Strict(BaseModel):
 
 
 class InputIn(Strict):
-    key: str = Field(min_length=1, max_length=1024)
+    #: length and characters are checked by check_key (422 invalid_key), not here
+    key: str = Field(min_length=1, max_length=8192)
 
 
 class WebhookIn(Strict):

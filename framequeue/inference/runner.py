@@ -1,4 +1,5 @@
-"""One model version in an ONNX Runtime session, run with named inputs; and its OIP tensor metadata.
+"""One model version in an ONNX Runtime session (or OpenVINO, when its config says so), run with named
+inputs; and its OIP tensor metadata.
 
 The session comes from framequeue.models.onnx, so CUDA is used when this onnxruntime build has it and
 CPU otherwise, on the same code path.
@@ -6,6 +7,7 @@ CPU otherwise, on the same code path.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,23 +77,33 @@ class OnnxRunner:
     """`run(inputs) -> outputs` over an ONNX Runtime session; thread-safe (one session, many runs)."""
 
     def __init__(self, version: ModelVersion, threads: int = 1) -> None:
+        self.version = version
+        if version.serving.runtime == "openvino":  # the config's choice; same graph, same specs
+            from framequeue.models.openvino import OpenVinoModel
+
+            model = OpenVinoModel.load(version, threads)
+            self._run: Callable[[list[str], Arrays], list[Any]] = model.run
+            self.inputs, self.outputs = read_specs(version)
+            self._providers = [f"OpenVINO CPU {model.precision}"]
+            return
         from framequeue.models.onnx import create_session
 
-        self.version = version
-        self._session = create_session(version.model_path, threads)
-        self.inputs = tuple(_spec(i.name, i.type, i.shape) for i in self._session.get_inputs())
-        self.outputs = tuple(_spec(o.name, o.type, o.shape) for o in self._session.get_outputs())
+        session = create_session(version.model_path, threads)
+        self._run = session.run
+        self.inputs = tuple(_spec(i.name, i.type, i.shape) for i in session.get_inputs())
+        self.outputs = tuple(_spec(o.name, o.type, o.shape) for o in session.get_outputs())
+        self._providers = list(session.get_providers())
 
     @property
     def providers(self) -> list[str]:
-        return list(self._session.get_providers())
+        return list(self._providers)
 
     def run(self, inputs: Arrays) -> Arrays:
         names = [o.name for o in self.outputs]
         if self.version.batch_native:
-            results = self._session.run(names, inputs)
+            results = self._run(names, inputs)
         else:  # a graph with a fixed batch of 1 (its rewrite failed the check at `models add`)
             rows = next(iter(inputs.values())).shape[0]
-            runs = [self._session.run(names, {k: v[i : i + 1] for k, v in inputs.items()}) for i in range(rows)]
+            runs = [self._run(names, {k: v[i : i + 1] for k, v in inputs.items()}) for i in range(rows)]
             results = [np.concatenate([r[k] for r in runs]) for k in range(len(names))]
         return dict(zip(names, results, strict=True))

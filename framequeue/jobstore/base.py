@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from framequeue.auth import ApiKey
 from framequeue.endpoints import Endpoint
 from framequeue.jobs import Job, JobError, JobProgress, JobStatus
 from framequeue.notify.outbox import OutboxStore
@@ -29,8 +30,14 @@ class JobStore(OutboxStore, Protocol):
         """The job, or JobNotFound."""
         ...
 
-    def list_jobs(self, status: JobStatus | None = None, limit: int = 50, after: str | None = None) -> list[Job]:
-        """Newest first; `after` is the id of the last job of the previous page."""
+    def list_jobs(
+        self, status: JobStatus | None = None, limit: int = 50, after: str | None = None, tenant: str | None = None
+    ) -> list[Job]:
+        """Newest first; `after` is the id of the last job of the previous page; only `tenant`'s when given."""
+        ...
+
+    def count_queued(self, tenant: str) -> int:
+        """How many of the tenant's jobs are queued (its quota counts them)."""
         ...
 
     def claim(self, job_id: str, owner: str, lease_s: float, now_s: float) -> Job | None:
@@ -130,6 +137,31 @@ class JobStore(OutboxStore, Protocol):
 
     def remove_model_endpoint(self, endpoint_id: str) -> None:
         """Delete a row; ModelEndpointNotFound when there is none."""
+        ...
+
+    def create_api_key(self, key: ApiKey) -> ApiKey:
+        """Store a key's row (its hash, never the key)."""
+        ...
+
+    def get_api_key(self, key_id: str) -> ApiKey:
+        """The row, revoked or not, or ApiKeyNotFound."""
+        ...
+
+    def find_api_key(self, key_hash: str) -> ApiKey | None:
+        """The row with this hash, revoked or not."""
+        ...
+
+    def list_api_keys(self, tenant: str | None = None) -> list[ApiKey]:
+        """Rows of one tenant, or all; oldest first."""
+        ...
+
+    def revoke_api_key(self, key_id: str, now_s: float) -> ApiKey:
+        """Revoke a key for good (a second revoke keeps the first time); ApiKeyNotFound when there is none."""
+        ...
+
+    def has_api_keys(self) -> bool:
+        """Whether any key was ever created, revoked ones included (none: the API runs open, in development
+        mode)."""
         ...
 
     def ping(self) -> None:

@@ -275,6 +275,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             UNIQUE (model, version, url)
         );
     """),
+    Migration(5, "tenants: every job belongs to one; hashed, scoped, revocable API keys", """
+        ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS tenant text NOT NULL DEFAULT 'default';
+        CREATE INDEX IF NOT EXISTS jobs_tenant ON {s}.jobs (tenant, status, seq);
+        CREATE TABLE IF NOT EXISTS {s}.api_keys (
+            id text PRIMARY KEY,
+            tenant text NOT NULL,
+            name text NOT NULL,
+            scopes text NOT NULL CHECK (scopes IN ('read', 'submit', 'admin')),
+            key_hash text NOT NULL UNIQUE,
+            created_at_s double precision NOT NULL,
+            revoked_at_s double precision
+        );
+        CREATE INDEX IF NOT EXISTS api_keys_tenant ON {s}.api_keys (tenant, created_at_s);
+    """),
 )
 
 

@@ -26,8 +26,10 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.types.json import Jsonb
 
+from framequeue.auth import ApiKey
 from framequeue.endpoints import Endpoint
 from framequeue.errors import (
+    ApiKeyNotFound,
     EndpointExists,
     EndpointNotFound,
     IdempotencyConflict,
@@ -135,8 +137,8 @@ class PostgresJobStore:
                     """INSERT INTO {s}.jobs (id, pipeline, pipeline_version, input_key, params, status,
                        created_at_s, updated_at_s, expires_at_s, timeout_s, max_attempts, webhook_url,
                        webhook_secret, attributes, idempotency_key, request_hash, endpoint, output_uri,
-                       failure_uri, error_webhook_url)
-                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                       failure_uri, error_webhook_url, tenant)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                        ON CONFLICT (idempotency_key) DO NOTHING RETURNING *"""
                 ),
                 (
@@ -144,7 +146,7 @@ class PostgresJobStore:
                     JobStatus.QUEUED.value, job.created_at_s, job.updated_at_s, job.expires_at_s,
                     job.timeout_s, job.max_attempts, job.webhook_url, job.webhook_secret,
                     Jsonb(job.attributes), job.idempotency_key, request_hash, job.endpoint, job.output_uri,
-                    job.failure_uri, job.error_webhook_url,
+                    job.failure_uri, job.error_webhook_url, job.tenant,
                 ),
             ).fetchone()
             if row is not None:
@@ -164,18 +166,32 @@ class PostgresJobStore:
     def get(self, job_id: str) -> Job:
         return self._pool.run(lambda conn: self._get(conn, job_id))
 
-    def list_jobs(self, status: JobStatus | None = None, limit: int = 50, after: str | None = None) -> list[Job]:
+    def list_jobs(
+        self, status: JobStatus | None = None, limit: int = 50, after: str | None = None, tenant: str | None = None
+    ) -> list[Job]:
         def work(conn: Conn) -> list[Job]:
             rows = conn.execute(
                 self._sql(
                     """SELECT * FROM {s}.jobs
                        WHERE (%(status)s::text IS NULL OR status = %(status)s)
+                         AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s)
                          AND (%(after)s::text IS NULL OR seq < (SELECT seq FROM {s}.jobs WHERE id = %(after)s))
                        ORDER BY seq DESC LIMIT %(limit)s"""
                 ),
-                {"status": None if status is None else status.value, "after": after, "limit": limit},
+                {"status": None if status is None else status.value, "after": after, "limit": limit,
+                 "tenant": tenant},
             ).fetchall()
             return [_job(r) for r in rows]
+
+        return self._pool.run(work)
+
+    def count_queued(self, tenant: str) -> int:
+        def work(conn: Conn) -> int:
+            row = conn.execute(
+                self._sql("SELECT COUNT(*) AS n FROM {s}.jobs WHERE tenant = %s AND status = 'queued'"), (tenant,)
+            ).fetchone()
+            assert row is not None
+            return int(row["n"])
 
         return self._pool.run(work)
 
@@ -369,6 +385,69 @@ class PostgresJobStore:
             return True
 
         return self._pool.run(work)
+
+    # -- API keys --------------------------------------------------------------------------------------
+
+    def create_api_key(self, key: ApiKey) -> ApiKey:
+        self._pool.run(
+            lambda conn: conn.execute(
+                self._sql(
+                    """INSERT INTO {s}.api_keys (id, tenant, name, scopes, key_hash, created_at_s, revoked_at_s)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s)"""
+                ),
+                (key.id, key.tenant, key.name, key.scopes, key.key_hash, key.created_at_s, key.revoked_at_s),
+            )
+        )
+        return key
+
+    def get_api_key(self, key_id: str) -> ApiKey:
+        row = self._pool.run(
+            lambda conn: conn.execute(self._sql("SELECT * FROM {s}.api_keys WHERE id = %s"), (key_id,)).fetchone()
+        )
+        if row is None:
+            raise ApiKeyNotFound(f"no API key {key_id}")
+        return ApiKey(**row)
+
+    def find_api_key(self, key_hash: str) -> ApiKey | None:
+        row = self._pool.run(
+            lambda conn: conn.execute(
+                self._sql("SELECT * FROM {s}.api_keys WHERE key_hash = %s"), (key_hash,)
+            ).fetchone()
+        )
+        return None if row is None else ApiKey(**row)
+
+    def list_api_keys(self, tenant: str | None = None) -> list[ApiKey]:
+        def work(conn: Conn) -> list[ApiKey]:
+            rows = conn.execute(
+                self._sql(
+                    """SELECT * FROM {s}.api_keys WHERE (%(tenant)s::text IS NULL OR tenant = %(tenant)s)
+                       ORDER BY created_at_s, id"""
+                ),
+                {"tenant": tenant},
+            ).fetchall()
+            return [ApiKey(**r) for r in rows]
+
+        return self._pool.run(work)
+
+    def revoke_api_key(self, key_id: str, now_s: float) -> ApiKey:
+        row = self._pool.run(
+            lambda conn: conn.execute(
+                self._sql(
+                    """UPDATE {s}.api_keys SET revoked_at_s = COALESCE(revoked_at_s, %s) WHERE id = %s
+                       RETURNING *"""
+                ),
+                (now_s, key_id),
+            ).fetchone(),
+            repeatable=True,
+        )
+        if row is None:
+            raise ApiKeyNotFound(f"no API key {key_id}")
+        return ApiKey(**row)
+
+    def has_api_keys(self) -> bool:
+        return self._pool.run(
+            lambda conn: conn.execute(self._sql("SELECT 1 FROM {s}.api_keys LIMIT 1")).fetchone() is not None
+        )
 
     def ping(self) -> None:
         self._pool.run(lambda conn: conn.execute("SELECT 1").fetchone())

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import sqlite3
 
+from framequeue.auth import ApiKey
 from framequeue.endpoints import Endpoint
 from framequeue.errors import (
+    ApiKeyNotFound,
     EndpointExists,
     EndpointNotFound,
     IdempotencyConflict,
@@ -121,6 +123,20 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (model, version, url)
     );
     """,
+    """
+    ALTER TABLE jobs ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+    CREATE INDEX IF NOT EXISTS jobs_tenant ON jobs (tenant, status, seq);
+    CREATE TABLE IF NOT EXISTS api_keys (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        name TEXT NOT NULL,
+        scopes TEXT NOT NULL CHECK (scopes IN ('read', 'submit', 'admin')),
+        key_hash TEXT NOT NULL UNIQUE,
+        created_at_s REAL NOT NULL,
+        revoked_at_s REAL
+    );
+    CREATE INDEX IF NOT EXISTS api_keys_tenant ON api_keys (tenant, created_at_s);
+    """,
 )
 
 
@@ -163,14 +179,14 @@ class SQLiteJobStore:
                 """INSERT INTO jobs (id, seq, pipeline, pipeline_version, input_key, params, status,
                    created_at_s, updated_at_s, expires_at_s, timeout_s, max_attempts, webhook_url,
                    webhook_secret, attributes, idempotency_key, request_hash, endpoint, output_uri,
-                   failure_uri, error_webhook_url)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   failure_uri, error_webhook_url, tenant)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     job.id, seq, job.pipeline, job.pipeline_version, job.input_key, json.dumps(job.params),
                     JobStatus.QUEUED.value, job.created_at_s, job.updated_at_s, job.expires_at_s,
                     job.timeout_s, job.max_attempts, job.webhook_url, job.webhook_secret,
                     json.dumps(job.attributes), job.idempotency_key, request_hash, job.endpoint,
-                    job.output_uri, job.failure_uri, job.error_webhook_url,
+                    job.output_uri, job.failure_uri, job.error_webhook_url, job.tenant,
                 ),
             )
             return self._get(conn, job.id), True
@@ -178,9 +194,14 @@ class SQLiteJobStore:
     def get(self, job_id: str) -> Job:
         return self._get(self._db.conn(), job_id)
 
-    def list_jobs(self, status: JobStatus | None = None, limit: int = 50, after: str | None = None) -> list[Job]:
+    def list_jobs(
+        self, status: JobStatus | None = None, limit: int = 50, after: str | None = None, tenant: str | None = None
+    ) -> list[Job]:
         conn = self._db.conn()
         clauses, args = [], []
+        if tenant is not None:
+            clauses.append("tenant = ?")
+            args.append(tenant)
         if status is not None:
             clauses.append("status = ?")
             args.append(status.value)
@@ -190,6 +211,12 @@ class SQLiteJobStore:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = conn.execute(f"SELECT * FROM jobs {where} ORDER BY seq DESC LIMIT ?", (*args, limit))
         return [_job(r) for r in rows]
+
+    def count_queued(self, tenant: str) -> int:
+        row = self._db.conn().execute(
+            "SELECT COUNT(*) FROM jobs WHERE tenant = ? AND status = 'queued'", (tenant,)
+        ).fetchone()
+        return int(row[0])
 
     # -- the worker's writes, each fenced by the lease token ---------------------------------------------
 
@@ -324,6 +351,45 @@ class SQLiteJobStore:
                 return False
             self._end(conn, _job(row), JobStatus.FAILED, now_s, DEAD_LETTERED)
             return True
+
+    # -- API keys --------------------------------------------------------------------------------------
+
+    def create_api_key(self, key: ApiKey) -> ApiKey:
+        with self._db.write() as conn:
+            conn.execute(
+                """INSERT INTO api_keys (id, tenant, name, scopes, key_hash, created_at_s, revoked_at_s)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                (key.id, key.tenant, key.name, key.scopes, key.key_hash, key.created_at_s, key.revoked_at_s),
+            )
+        return key
+
+    def get_api_key(self, key_id: str) -> ApiKey:
+        row = self._db.conn().execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone()
+        if row is None:
+            raise ApiKeyNotFound(f"no API key {key_id}")
+        return _api_key(row)
+
+    def find_api_key(self, key_hash: str) -> ApiKey | None:
+        row = self._db.conn().execute("SELECT * FROM api_keys WHERE key_hash = ?", (key_hash,)).fetchone()
+        return None if row is None else _api_key(row)
+
+    def list_api_keys(self, tenant: str | None = None) -> list[ApiKey]:
+        where, args = ("WHERE tenant = ?", (tenant,)) if tenant is not None else ("", ())
+        rows = self._db.conn().execute(f"SELECT * FROM api_keys {where} ORDER BY created_at_s, id", args)
+        return [_api_key(r) for r in rows]
+
+    def revoke_api_key(self, key_id: str, now_s: float) -> ApiKey:
+        with self._db.write() as conn:
+            row = conn.execute(
+                "UPDATE api_keys SET revoked_at_s = COALESCE(revoked_at_s, ?) WHERE id = ? RETURNING *",
+                (now_s, key_id),
+            ).fetchone()
+        if row is None:
+            raise ApiKeyNotFound(f"no API key {key_id}")
+        return _api_key(row)
+
+    def has_api_keys(self) -> bool:
+        return self._db.conn().execute("SELECT 1 FROM api_keys LIMIT 1").fetchone() is not None
 
     def ping(self) -> None:
         try:
@@ -500,6 +566,10 @@ class SQLiteJobStore:
         if row is None:
             raise ModelEndpointNotFound(f"no model endpoint {endpoint_id}")
         return _model_endpoint(row)
+
+
+def _api_key(row: sqlite3.Row) -> ApiKey:
+    return ApiKey(**dict(zip(row.keys(), row, strict=True)))
 
 
 def _model_endpoint(row: sqlite3.Row) -> ModelEndpoint:

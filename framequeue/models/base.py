@@ -21,6 +21,10 @@ DEFAULT_INSTANCES: Final = 1
 #: memory_bytes when a config does not give it = model file size x this: ONNX Runtime holds the weights
 #: (once, plus a pre-packed copy for some kernels), its arena and a batch of activations
 MEMORY_FACTOR: Final = 4
+#: where a version's batches run in-process: ONNX Runtime (CUDA when present, else CPU) or OpenVINO (CPU)
+RUNTIMES: Final = ("onnxruntime", "openvino")
+#: OpenVINO's inference precision; bf16 only takes effect on CPUs with BF16 (else fp32, logged)
+PRECISIONS: Final = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -86,8 +90,18 @@ class ServingConfig:
     #: memory charged against the server's budget while loaded; 0 = MEMORY_FACTOR x the file size
     memory_bytes: int = 0
     version_policy: VersionPolicy = field(default_factory=VersionPolicy)
+    #: one of RUNTIMES
+    runtime: str = "onnxruntime"
+    #: one of PRECISIONS; anything but fp32 needs runtime openvino
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"runtime: {self.runtime!r} must be one of {', '.join(RUNTIMES)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision: {self.precision!r} must be one of {', '.join(PRECISIONS)}")
+        if self.precision != "fp32" and self.runtime != "openvino":
+            raise ValueError(f"precision: {self.precision} needs runtime openvino (onnxruntime runs fp32)")
         for name in ("max_batch_size", "instances"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: {getattr(self, name)} must be at least 1")
@@ -105,6 +119,9 @@ class ServingConfig:
                 if not isinstance(value, int) or isinstance(value, bool):
                     raise ValueError(f"{name}: {value!r} must be an integer")
                 values[name] = value
+        for name in ("runtime", "precision"):
+            if config.get(name) is not None:
+                values[name] = str(config[name])
         return cls(**values, version_policy=VersionPolicy.parse(config.get("version_policy")))
 
     def to_yaml(self) -> dict[str, Any]:
@@ -114,6 +131,8 @@ class ServingConfig:
             "instances": self.instances,
             "memory_bytes": self.memory_bytes,
             "version_policy": self.version_policy.to_yaml(),
+            "runtime": self.runtime,
+            "precision": self.precision,
         }
 
 
@@ -235,8 +254,8 @@ class Lanes:
 
 
 class InferenceBackend(Protocol):
-    """Where a pipeline's batches run: in-process (models.onnx.OnnxModel) or on a remote OIP v2 server
-    (models.remote.RemoteModel)."""
+    """Where a pipeline's batches run: in-process (models.onnx.OnnxModel, models.openvino.OpenVinoModel,
+    chosen by `models.backends.load_backend`) or on a remote OIP v2 server (models.remote.RemoteModel)."""
 
     version: ModelVersion
     #: batches the caller may keep outstanding (1: `submit` returns a finished future)

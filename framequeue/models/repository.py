@@ -11,11 +11,14 @@ import builtins
 import hashlib
 import re
 import shutil
+import tempfile
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
+import numpy.typing as npt
 import yaml
 
 from framequeue.errors import InvalidParams, UnknownModel
@@ -41,11 +44,15 @@ class ModelRepository:
         classes_path: Path,
         input_size_hw: tuple[int, int] | None = None,
         serving: ServingConfig | None = None,
+        check_image: npt.NDArray[np.uint8] | None = None,
     ) -> ModelVersion:
         """Copy an ONNX model in as the next version of `name`; InvalidParams says what to fix.
 
-        `serving` (batching, instances, memory, version policy) is written into config.yaml, defaults
-        included, so an operator edits it there.
+        `serving` (batching, instances, memory, version policy, runtime, precision) is written into
+        config.yaml, defaults included, so an operator edits it there. With runtime openvino the model
+        is first run in ONNX Runtime fp32 and in OpenVINO at the chosen precision on `check_image`
+        (a BGR frame; a deterministic pattern when None), refused when they differ beyond
+        framequeue.models.accuracy's limits, and the measured deviation goes into `accuracy_check`.
         """
         # imported here: the API process validates params through this class without loading ONNX Runtime
         from framequeue.models.formats import get_format, get_result_format, is_result_format
@@ -90,6 +97,7 @@ class ModelRepository:
                 batch_native = False
         stored = candidate if batch_native and candidate is not None else data
 
+        serving = serving or ServingConfig()
         config: dict[str, Any] = {
             "format": format,
             "input_name": image_input.name,
@@ -100,11 +108,13 @@ class ModelRepository:
             "source_sha256": hashlib.sha256(data).hexdigest(),
             "source_name": source_path.name,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            **(serving or ServingConfig()).to_yaml(),
+            **serving.to_yaml(),
         }
         if not config["memory_bytes"]:
             # written out so an operator sees, and can correct, what the budget charges
             config["memory_bytes"] = MEMORY_FACTOR * len(stored)
+        if serving.runtime != "onnxruntime":
+            config["accuracy_check"] = _check_runtime(name, stored, config, check_image)
         return self._publish(name, stored, config)
 
     def get(self, name: str, version: int | None = None) -> ModelVersion:
@@ -205,6 +215,48 @@ class ModelRepository:
     @staticmethod
     def _all_version_dirs(folder: Path) -> builtins.list[int]:
         return [int(p.name) for p in folder.iterdir() if p.name.isdigit()]
+
+
+def _check_runtime(
+    name: str, model: bytes, config: dict[str, Any], image: npt.NDArray[np.uint8] | None
+) -> dict[str, Any]:
+    """The accuracy_check record of config's runtime against ONNX Runtime fp32; InvalidParams when it
+    cannot run or is off by more than the limits."""
+    from framequeue.models.accuracy import check_pattern, compare
+    from framequeue.models.onnx import OnnxModel
+    from framequeue.models.openvino import OpenVinoModel
+
+    serving = ServingConfig.parse(config)
+    with tempfile.TemporaryDirectory(prefix="fq-check-") as tmp:
+        path = Path(tmp)
+        (path / MODEL_FILE).write_bytes(model)
+        height, width = config["input_size_hw"]
+        version = ModelVersion(
+            name=name, version=0, path=path, format=config["format"], input_name=config["input_name"],
+            input_size_hw=(height, width), classes=tuple(config["classes"]),
+            batch_native=config["batch_native"], sha256=config["sha256"],
+            source_sha256=config["source_sha256"], created_at=config["created_at"], serving=serving,
+        )
+        try:
+            candidate = OpenVinoModel.load(version, threads=1)
+        except ImportError as exc:
+            raise InvalidParams(f"runtime: {exc}") from exc
+        except Exception as exc:  # OpenVINO raises RuntimeError subclasses for graphs it cannot compile
+            raise InvalidParams(f"runtime: OpenVINO cannot compile {config['source_name']}: {str(exc)[:300]}") from exc
+        reference = OnnxModel.load(version, threads=1)
+        report = compare(version, check_pattern() if image is None else image, reference, candidate)
+    if not report.passed:
+        raise InvalidParams(
+            f"precision: OpenVINO {candidate.precision} differs from ONNX Runtime fp32 beyond the limits "
+            f"({report.describe()}); use --precision fp32 or --runtime onnxruntime"
+        )
+    return {
+        "reference": "onnxruntime fp32",
+        "runtime": serving.runtime,
+        "precision": candidate.precision,
+        "input": "synthetic pattern" if image is None else "image",
+        **report.to_yaml(),
+    }
 
 
 def _read_classes(path: Path) -> list[str]:

@@ -35,9 +35,9 @@ from framequeue.media.encode import DEFAULT_CRF, DEFAULT_PRESET, PRESETS, VideoE
 from framequeue.media.frames import Frame, VideoInfo
 from framequeue.media.probe import probe
 from framequeue.media.sheet import ContactSheet
+from framequeue.models.backends import load_backend
 from framequeue.models.base import Detections, InferenceBackend, ModelVersion
 from framequeue.models.formats import ModelFormat, get_format
-from framequeue.models.onnx import OnnxModel
 from framequeue.models.repository import ModelRepository
 from framequeue.pipelines.base import Progress, RunContext, RunResult
 
@@ -127,9 +127,10 @@ class DetectPipeline:
 
 
 def open_backend(version: ModelVersion, url: str | None, threads: int) -> InferenceBackend:
-    """In-process ONNX Runtime, or the remote OIP v2 server at `url` (imported only then)."""
+    """In-process (ONNX Runtime or OpenVINO, as the version's config says), or the remote OIP v2 server
+    at `url` (imported only then)."""
     if url is None:
-        return OnnxModel.load(version, threads)
+        return load_backend(version, threads)
     from framequeue.models.remote import RemoteModel
 
     return RemoteModel(version, url)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -89,12 +90,18 @@ def wait_done(dep: Deployment, worker: subprocess.Popen[bytes], job_id: str) -> 
     return record
 
 
-def commits(dep: Deployment, *workers: str) -> Counter[str]:
-    """How many times each job was committed as succeeded, from the workers' logs."""
-    found: Counter[str] = Counter()
-    for name in workers:
-        found.update(re.findall(r"job ([0-9a-f]{32}): succeeded", dep.log(name)))
-    return found
+def commits(dep: Deployment, *workers: str, expect: set[str] | None = None, timeout_s: float = 15.0) -> Counter[str]:
+    """How many times each job was committed as succeeded, from the workers' logs. A worker logs the commit
+    after its ack, so a job's record may say succeeded a moment before its line is written: with `expect`,
+    wait (up to timeout_s) until every expected job has its line."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found: Counter[str] = Counter()
+        for name in workers:
+            found.update(re.findall(r"job ([0-9a-f]{32}): succeeded", dep.log(name)))
+        if expect is None or expect <= set(found) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
 
 
 def publish_duplicate(dep: Deployment, job_id: str) -> None:
@@ -115,7 +122,7 @@ def test_queued_jobs_survive_a_broker_restart(instance: Instance, deployment: De
     for job in jobs:
         record = wait_done(dep, worker, job["id"])
         assert record["status"] == "succeeded" and record["attempts"] == 1, record
-    assert commits(dep, "w1") == Counter({job["id"]: 1 for job in jobs})
+    assert commits(dep, "w1", expect={j["id"] for j in jobs}) == Counter({job["id"]: 1 for job in jobs})
     after = wait_done(dep, worker, submit_noop(dep, tmp_path)["id"])
     assert after["status"] == "succeeded", after
 
@@ -141,7 +148,7 @@ def test_a_job_running_while_the_broker_restarts_ends_once(
     again = dep.client.job(job["id"])
     assert (again["status"], again["attempts"], again["finished_at"], again["outputs"]) == (
         "succeeded", record["attempts"], record["finished_at"], record["outputs"])
-    assert commits(dep, "w1")[job["id"]] == 1
+    assert commits(dep, "w1", expect={job["id"]})[job["id"]] == 1
 
 
 @pytest.mark.parametrize("instance", ["redis", "nats", "nats-wiped", "rabbitmq", "postgres"], indirect=True)
@@ -154,4 +161,4 @@ def test_an_idle_worker_rides_out_a_broker_restart(instance: Instance, deploymen
     job = submit_noop(dep, tmp_path)
     record = wait_done(dep, worker, job["id"])
     assert record["status"] == "succeeded" and record["attempts"] == 1, record
-    assert commits(dep, "w1") == Counter({first["id"]: 1, job["id"]: 1})
+    assert commits(dep, "w1", expect={first["id"], job["id"]}) == Counter({first["id"]: 1, job["id"]: 1})

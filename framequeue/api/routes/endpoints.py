@@ -1,4 +1,5 @@
-"""Async endpoint routes (framequeue's own JSON API): create, read, list, delete."""
+"""Async endpoint routes (framequeue's own JSON API): create, read, list, delete. Endpoints are
+deployment-wide, not a tenant's: managing them takes an admin key."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from framequeue.api.auth import require
 from framequeue.api.deps import invocations_of, service_of
 from framequeue.api.problems import validation_problem
 from framequeue.api.routes.jobs import read_json
 from framequeue.api.schemas import EndpointIn
 from framequeue.endpoints import Endpoint
 
-router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
+router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"], dependencies=[require("admin")])
 
 
 @router.post("", status_code=201)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
+from framequeue.api.auth import require
 from framequeue.api.deps import service_of
 from framequeue.pipelines.registry import available_pipelines
 
@@ -31,12 +32,12 @@ async def metrics(request: Request) -> Response:
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/v1/pipelines", tags=["pipelines"])
+@router.get("/v1/pipelines", tags=["pipelines"], dependencies=[require("read")])
 async def pipelines() -> dict[str, list[str]]:
     return {"pipelines": available_pipelines()}
 
 
-@router.get("/v1/models", tags=["models"])
+@router.get("/v1/models", tags=["models"], dependencies=[require("read")])
 async def models(request: Request) -> dict[str, object]:
     repo = service_of(request).models
     return {"models": [{"name": m.name, "version": m.version, "format": m.format} for m in repo.list()]}

@@ -10,9 +10,11 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from framequeue.api.auth import READ, SUBMIT, SUBMIT_LIMITED
 from framequeue.api.deps import service_of
 from framequeue.api.problems import validation_problem
 from framequeue.api.schemas import JobIn
+from framequeue.auth import Principal
 from framequeue.errors import InvalidRequest, PayloadTooLarge, UnsupportedContentType
 from framequeue.service import SubmitRequest
 
@@ -41,7 +43,11 @@ async def read_json(request: Request, max_bytes: int) -> Any:
 
 
 @router.post("", status_code=202)
-async def submit(request: Request, idempotency_key: str | None = Header(default=None)) -> JSONResponse:
+async def submit(
+    request: Request,
+    idempotency_key: str | None = Header(default=None),
+    caller: Principal = SUBMIT_LIMITED,
+) -> JSONResponse:
     service = service_of(request)
     raw = await read_json(request, service.settings.max_json_bytes)
     try:
@@ -61,7 +67,7 @@ async def submit(request: Request, idempotency_key: str | None = Header(default=
         attributes=body.attributes,
         idempotency_key=idempotency_key,
     )
-    submitted = await run_in_threadpool(service.submit, req)
+    submitted = await run_in_threadpool(service.submit, req, caller)
     headers = {"Location": f"/v1/jobs/{submitted.record['id']}"}
     if not submitted.created:
         headers["Idempotent-Replayed"] = "true"
@@ -74,24 +80,27 @@ async def list_jobs(
     status: str | None = Query(default=None),
     limit: int = Query(default=50),
     after: str | None = Query(default=None),
+    caller: Principal = READ,
 ) -> dict[str, Any]:
-    return await run_in_threadpool(service_of(request).list_jobs, status, limit, after)
+    return await run_in_threadpool(service_of(request).list_jobs, caller, status, limit, after)
 
 
 @router.get("/{job_id}")
-async def get_job(request: Request, job_id: str) -> dict[str, Any]:
-    return await run_in_threadpool(service_of(request).get, job_id)
+async def get_job(request: Request, job_id: str, caller: Principal = READ) -> dict[str, Any]:
+    return await run_in_threadpool(service_of(request).get, job_id, caller)
 
 
 @router.post("/{job_id}/cancel", status_code=202)
-async def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
-    return await run_in_threadpool(service_of(request).cancel, job_id)
+async def cancel_job(request: Request, job_id: str, caller: Principal = SUBMIT) -> dict[str, Any]:
+    return await run_in_threadpool(service_of(request).cancel, job_id, caller)
 
 
 @router.get("/{job_id}/outputs/{name}")
-async def get_output(request: Request, job_id: str, name: str) -> StreamingResponse:
+async def get_output(
+    request: Request, job_id: str, name: str, caller: Principal = READ
+) -> StreamingResponse:
     service = service_of(request)
-    key = await run_in_threadpool(service.output_key, job_id, name)
+    key = await run_in_threadpool(service.output_key, job_id, name, caller)
     size = service.objects.size(key)
     media_type = _MEDIA_TYPES.get(key.rsplit(".", 1)[-1], "application/octet-stream")
 

@@ -1,4 +1,5 @@
-"""Model endpoint registry routes: register where a (model, version) runs, list, reweigh or drain, remove."""
+"""Model endpoint registry routes: register where a (model, version) runs, list, reweigh or drain, remove.
+The registry is deployment-wide: every route takes an admin key."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from framequeue.api.auth import require
 from framequeue.api.deps import service_of
 from framequeue.api.problems import validation_problem
 from framequeue.api.routes.jobs import read_json
 from framequeue.api.schemas import ModelEndpointIn, ModelEndpointPatch
 
-router = APIRouter(prefix="/v1/model-endpoints", tags=["model-endpoints"])
+router = APIRouter(prefix="/v1/model-endpoints", tags=["model-endpoints"], dependencies=[require("admin")])
 
 
 @router.post("", status_code=201)

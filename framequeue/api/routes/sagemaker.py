@@ -9,7 +9,8 @@ unchanged with `endpoint_url=` pointing here (botocore's service model, rest-jso
 Errors are the model's shapes, told apart by the `x-amzn-ErrorType` header as botocore reads them:
 ValidationError (400: a bad request, an unknown endpoint, as SageMaker answers one), ServiceUnavailable
 (503), InternalFailure (500). The request's SigV4 signature is not checked here: the API's own
-authentication applies (see the README).
+authentication applies, with the key in an `X-Api-Key` header (boto3 adds one from an event hook, see the
+README); the job belongs to the key's tenant. A request without a usable key answers 401 problem+json.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from framequeue.api.auth import SUBMIT_LIMITED
 from framequeue.api.deps import invocations_of
+from framequeue.auth import Principal
 from framequeue.errors import EndpointNotFound, FrameQueueError, InvalidParams, PayloadTooLarge
 from framequeue.invocations import MAX_INLINE_BODY_BYTES, InvokeRequest
 
@@ -31,7 +34,9 @@ H = "x-amzn-sagemaker-"
 
 
 @router.post("/endpoints/{endpoint_name}/async-invocations")
-async def invoke_endpoint_async(request: Request, endpoint_name: str) -> JSONResponse:
+async def invoke_endpoint_async(
+    request: Request, endpoint_name: str, caller: Principal = SUBMIT_LIMITED
+) -> JSONResponse:
     try:
         req = InvokeRequest(
             endpoint=endpoint_name,
@@ -46,7 +51,7 @@ async def invoke_endpoint_async(request: Request, endpoint_name: str) -> JSONRes
             output_path_extension=request.headers.get(f"{H}s3outputpathextension"),
             filename=request.headers.get(f"{H}filename"),
         )
-        done = await run_in_threadpool(invocations_of(request).invoke, req)
+        done = await run_in_threadpool(invocations_of(request).invoke, req, caller)
     except EndpointNotFound:
         # SageMaker answers an unknown endpoint with a ValidationError, not a 404
         return sagemaker_error(InvalidParams(f"Endpoint {endpoint_name} not found."))

@@ -8,7 +8,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from framequeue.api.auth import SUBMIT_LIMITED
 from framequeue.api.deps import service_of
+from framequeue.auth import Principal
 from framequeue.errors import InvalidRequest, PayloadTooLarge
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
@@ -19,13 +21,17 @@ class _TooLarge(Exception):
 
 
 @router.post("", status_code=201)
-async def upload(request: Request, filename: str | None = Query(default=None, max_length=255)) -> JSONResponse:
+async def upload(
+    request: Request,
+    filename: str | None = Query(default=None, max_length=255),
+    caller: Principal = SUBMIT_LIMITED,
+) -> JSONResponse:
     service = service_of(request)
     limit = service.settings.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"uploads are limited to {limit} bytes")
-    key = service.upload_key(filename)
+    key = service.upload_key(filename, caller)
     size = 0
     try:
         with service.open_upload(key) as fh:
