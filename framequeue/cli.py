@@ -267,6 +267,67 @@ def cancel(job_id: str, server: str) -> None:
     click.echo(f"job {job_id}: {state}")
 
 
+# -- webhook deliveries --------------------------------------------------------------------------------
+
+@main.group()
+def deliveries() -> None:
+    """A job's webhook events: list them, replay one."""
+
+
+@deliveries.command("list")
+@click.argument("job_id")
+@_server
+def deliveries_list(job_id: str, server: str) -> None:
+    """List a job's webhook events (JSON lines): state, attempts, last error, next attempt."""
+    try:
+        with _client(server) as client:
+            for d in client.deliveries(job_id):
+                click.echo(json.dumps(d))
+    except FrameQueueError as exc:
+        _fail(exc)
+
+
+@deliveries.command("replay")
+@click.argument("event_id")
+@_server
+def deliveries_replay(event_id: str, server: str) -> None:
+    """Deliver an event again now, with the same webhook-id."""
+    try:
+        with _client(server) as client:
+            click.echo(json.dumps(client.replay(event_id)))
+    except FrameQueueError as exc:
+        _fail(exc)
+
+
+@main.group()
+def webhooks() -> None:
+    """Webhook URLs disabled by a 410 Gone answer (admin key): list them, enable one again."""
+
+
+@webhooks.command("disabled")
+@_server
+def webhooks_disabled(server: str) -> None:
+    try:
+        with _client(server) as client:
+            for d in client.disabled_webhooks():
+                click.echo(json.dumps(d))
+    except FrameQueueError as exc:
+        _fail(exc)
+
+
+@webhooks.command("enable")
+@click.argument("url")
+@_server
+def webhooks_enable(url: str, server: str) -> None:
+    try:
+        with _client(server) as client:
+            client.enable_webhook(url)
+    except FrameQueueError as exc:
+        _fail(exc)
+        return
+    click.echo(f"enabled {url}")
+
+
 # -- async endpoints -----------------------------------------------------------------------------------
 
 @main.group()

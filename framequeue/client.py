@@ -115,6 +115,22 @@ class Client:
     def remove_model_endpoint(self, endpoint_id: str) -> None:
         self._call("DELETE", f"/v1/model-endpoints/{endpoint_id}")
 
+    def deliveries(self, job_id: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", f"/v1/jobs/{job_id}/deliveries")["deliveries"]
+        return result
+
+    def replay(self, event_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", f"/v1/deliveries/{event_id}/replay")
+        return result
+
+    def disabled_webhooks(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", "/v1/webhooks/disabled")["disabled_webhooks"]
+        return result
+
+    def enable_webhook(self, url: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", "/v1/webhooks/enable", json={"url": url})
+        return result
+
     def cancel(self, job_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("POST", f"/v1/jobs/{job_id}/cancel")
         return result

@@ -64,6 +64,8 @@ class Settings:
     #: development only: let webhooks reach loopback and private addresses
     webhook_allow_private: bool = False
     webhook_timeout_s: float = 10.0
+    #: a running job with a webhook sends `job.progress` at most this often, seconds (0: never)
+    webhook_progress_s: float = 10.0
     #: `required`: every route but /healthz, /readyz and /metrics needs an API key, even while none exists.
     #: Anything else: keys are required once the job store holds one; with none, the API runs open as
     #: tenant `default` (single-tenant development mode, said in a warning at start-up)

@@ -5,6 +5,7 @@
     │   ├── UnknownPipeline            422  unknown_pipeline
     │   ├── UnknownModel               422  unknown_model
     │   ├── InvalidParams              422  invalid_params
+    │   │   └── WebhookDisabled        422  webhook_disabled
     │   ├── IdempotencyConflict        422  idempotency_key_reused
     │   ├── InputNotFound              422  input_not_found
     │   └── InvalidKey                 422  invalid_key
@@ -19,7 +20,8 @@
     │   ├── JobNotFound                404  job_not_found
     │   ├── EndpointNotFound           404  endpoint_not_found
     │   ├── ModelEndpointNotFound      404  model_endpoint_not_found
-    │   └── ApiKeyNotFound             404  api_key_not_found
+    │   ├── ApiKeyNotFound             404  api_key_not_found
+    │   └── DeliveryNotFound           404  delivery_not_found
     ├── InvalidTransition              409  invalid_transition
     ├── EndpointExists                 409  endpoint_exists
     ├── ModelEndpointExists            409  model_endpoint_exists
@@ -90,6 +92,12 @@ class IdempotencyConflict(InvalidRequest):
 class InputNotFound(InvalidRequest):
     code = "input_not_found"
     http_status = 422
+
+
+class WebhookDisabled(InvalidParams):
+    """The webhook URL answered 410 Gone; it stays disabled for the tenant until an admin enables it."""
+
+    code = "webhook_disabled"
 
 
 class InvalidKey(InvalidRequest):
@@ -166,6 +174,10 @@ class ModelEndpointNotFound(NotFound):
 
 class ApiKeyNotFound(NotFound):
     code = "api_key_not_found"
+
+
+class DeliveryNotFound(NotFound):
+    code = "delivery_not_found"
 
 
 class ModelEndpointExists(FrameQueueError):

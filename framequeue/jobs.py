@@ -189,6 +189,11 @@ def event_url(job: Job) -> str | None:
     return job.webhook_url
 
 
+def progress_event_id(job_id: str, n: int) -> str:
+    """The webhook-id of a job's n-th `job.progress` event (n from 1)."""
+    return f"evt_{job_id}_progress_{n}"
+
+
 def job_record(job: Job, *, output_location: str, failure_location: str) -> dict[str, Any]:
     """The job as clients see it (API, CLI, webhook payloads). Secrets never appear here."""
     return {

@@ -11,7 +11,7 @@ from pathlib import Path
 from framequeue.backends import open_broker, open_jobstore, open_storage
 from framequeue.brokers.base import Broker
 from framequeue.config import Settings
-from framequeue.jobs import Job, failure_key, iso, job_record, output_prefix
+from framequeue.jobs import Job, JobStatus, failure_key, iso, job_record, output_prefix
 from framequeue.jobstore.base import JobStore
 from framequeue.models.repository import ModelRepository
 from framequeue.notify.webhooks import generate_secret
@@ -38,11 +38,14 @@ def open_runtime(settings: Settings) -> Runtime:
     objects = open_storage(settings.storage_url)
 
     def render(job: Job) -> bytes:
-        """The webhook payload of a job's terminal event, fixed when the event is written."""
+        """The webhook payload of a job's event, fixed when the event is written: `job.<terminal state>`, or
+        `job.progress` while it runs (receivers drop one older than what they have: `data.progress` and
+        `timestamp` say how far and when)."""
         record = job_record(
             job, output_location=objects.url(output_prefix(job.id)), failure_location=objects.url(failure_key(job.id))
         )
-        event = {"type": f"job.{job.status.value}", "timestamp": iso(time.time()), "data": record}
+        kind = "progress" if job.status is JobStatus.RUNNING else job.status.value
+        event = {"type": f"job.{kind}", "timestamp": iso(time.time()), "data": record}
         return json.dumps(event, separators=(",", ":")).encode()
 
     store = open_jobstore(settings.database_url, render)

@@ -17,6 +17,7 @@ from framequeue.auth import Principal
 from framequeue.brokers.base import Broker
 from framequeue.config import Settings, crashpoint
 from framequeue.errors import (
+    DeliveryNotFound,
     FrameQueueError,
     InputNotFound,
     InvalidParams,
@@ -25,10 +26,12 @@ from framequeue.errors import (
     PayloadTooLarge,
     QuotaExceeded,
     ServiceUnavailable,
+    WebhookDisabled,
 )
-from framequeue.jobs import Job, JobStatus, failure_key, job_record, output_prefix
+from framequeue.jobs import Job, JobStatus, failure_key, iso, job_record, output_prefix
 from framequeue.jobstore.base import JobStore
 from framequeue.models.repository import ModelRepository
+from framequeue.notify.outbox import Delivery
 from framequeue.notify.ssrf import check_url
 from framequeue.pipelines.base import Pipeline
 from framequeue.pipelines.registry import get_pipeline
@@ -153,6 +156,7 @@ class JobService:
         for url in (req.webhook_url, req.error_webhook_url):
             if url is not None:
                 check_url(url, allow_private=self.settings.webhook_allow_private)
+                self._check_not_disabled(caller.tenant, url)
         ttl_s = _bounded("ttl_s", req.ttl_s, self.settings.queue_ttl_s, MAX_TTL_S)
         timeout_s = _bounded("timeout_s", req.timeout_s, self.settings.max_runtime_s,
                              self.settings.max_runtime_ceiling_s)
@@ -294,6 +298,48 @@ class JobService:
             raise NotFound(f"job {job_id} has no output {name!r} (outputs: {have})")
         return key
 
+    # -- webhook deliveries ----------------------------------------------------------------------------
+
+    def deliveries(self, job_id: str, caller: Principal) -> dict[str, Any]:
+        """The caller's job's webhook events (and documents) with their delivery state; never a secret."""
+        self._owned(job_id, caller)
+        return {"deliveries": [delivery_record(d) for d in self.store.list_deliveries(job_id)]}
+
+    def replay(self, event_id: str, caller: Principal) -> dict[str, Any]:
+        """Deliver an event again now, with the same webhook-id (its attempts count on). Another tenant's
+        event answers as a missing one; an event for a disabled endpoint is refused until it is enabled."""
+        try:
+            delivery = self.store.get_delivery(event_id)
+            self._owned(delivery.job_id, caller)
+        except (DeliveryNotFound, JobNotFound):
+            raise DeliveryNotFound("no such delivery") from None
+        if delivery.url.startswith(("https://", "http://")):
+            self._check_not_disabled(caller.tenant, delivery.url)
+        return delivery_record(self.store.replay_delivery(event_id, self._clock()))
+
+    def disabled_webhooks(self, caller: Principal) -> dict[str, Any]:
+        return {
+            "disabled_webhooks": [
+                {"url": d.url, "disabled_at": iso(d.disabled_at_s), "event_id": d.event_id}
+                for d in self.store.list_disabled_webhooks(caller.tenant)
+            ]
+        }
+
+    def enable_webhook(self, url: str, caller: Principal) -> dict[str, Any]:
+        """Send to a URL disabled by a 410 again (events written from now on; replay older ones)."""
+        if not self.store.enable_webhook(caller.tenant, url):
+            raise NotFound("that webhook URL is not disabled for this tenant")
+        return {"url": url, "enabled": True}
+
+    def _check_not_disabled(self, tenant: str, url: str) -> None:
+        disabled = self.store.webhook_disabled(tenant, url)
+        if disabled is not None:
+            raise WebhookDisabled(
+                f"this webhook URL is disabled: it answered 410 Gone at {iso(disabled.disabled_at_s)} (event "
+                f"{disabled.event_id}); enable it again with POST /v1/webhooks/enable or "
+                "`framequeue webhooks enable URL`"
+            )
+
     def reap(self) -> list[str]:
         """Expire and requeue what needs it; publish the requeued ids (returned); end the queued jobs the
         broker dead-lettered."""
@@ -322,6 +368,27 @@ class JobService:
             output_location=self.objects.url(output_prefix(job.id)),
             failure_location=self.objects.url(failure_key(job.id)),
         )
+
+
+def delivery_record(d: Delivery) -> dict[str, Any]:
+    """An outbox event as the API shows it: no secret, no payload (the job record is at GET /v1/jobs/{id})."""
+    try:
+        kind = json.loads(d.payload).get("type")
+    except (ValueError, AttributeError):
+        kind = None
+    state = "delivered" if d.delivered_at_s is not None else "dead" if d.dead else "pending"
+    return {
+        "id": d.id,
+        "job_id": d.job_id,
+        "type": kind,
+        "url": d.url,
+        "state": state,
+        "attempts": d.attempts,
+        "delivered_at": iso(d.delivered_at_s),
+        "dead": d.dead,
+        "last_error": d.last_error,
+        "next_attempt_at": iso(d.next_attempt_at_s) if state == "pending" else None,
+    }
 
 
 def upload_prefix(tenant: str) -> str:

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from framequeue import __version__
 from framequeue.api import problems
 from framequeue.api.auth import DEV_MODE_WARNING, Authenticator
-from framequeue.api.routes import endpoints, health, jobs, keys, model_endpoints, sagemaker, uploads
+from framequeue.api.routes import endpoints, health, jobs, keys, model_endpoints, sagemaker, uploads, webhooks
 from framequeue.config import Settings
 from framequeue.invocations import Invocations
 from framequeue.keys import Keys
@@ -71,6 +71,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     app.include_router(model_endpoints.router)
     app.include_router(keys.router)
     app.include_router(sagemaker.router)
+    app.include_router(webhooks.router)
     return app
 
 

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from framequeue.notify.webhooks import SECRETS_PATTERN
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -18,8 +20,9 @@ class InputIn(Strict):
 
 class WebhookIn(Strict):
     url: str = Field(min_length=1, max_length=2048)
-    #: a Standard Webhooks secret (whsec_…); the server's own is used when absent
-    secret: str | None = Field(default=None, pattern=r"^whsec_[A-Za-z0-9+/=]{16,}$")
+    #: a Standard Webhooks secret (whsec_…), or two separated by a space while rotating (both sign); the
+    #: server's own is used when absent
+    secret: str | None = Field(default=None, pattern=SECRETS_PATTERN)
 
 
 class JobIn(Strict):
@@ -40,7 +43,7 @@ class EndpointIn(Strict):
     failure_path: str | None = Field(default=None, min_length=6, max_length=1024)
     success_webhook: str | None = Field(default=None, min_length=1, max_length=2048)
     error_webhook: str | None = Field(default=None, min_length=1, max_length=2048)
-    webhook_secret: str | None = Field(default=None, pattern=r"^whsec_[A-Za-z0-9+/=]{16,}$")
+    webhook_secret: str | None = Field(default=None, pattern=SECRETS_PATTERN)
     max_concurrent_invocations: int = 1
 
 

@@ -13,7 +13,7 @@ from typing import Protocol
 from framequeue.auth import ApiKey
 from framequeue.endpoints import Endpoint
 from framequeue.jobs import Job, JobError, JobProgress, JobStatus
-from framequeue.notify.outbox import OutboxStore
+from framequeue.notify.outbox import Delivery, DisabledWebhook, OutboxStore
 from framequeue.routing import ModelEndpoint, State
 
 #: renders a job's webhook payload (the job record as JSON bytes) when it reaches a terminal state
@@ -49,8 +49,12 @@ class JobStore(OutboxStore, Protocol):
         """Push the lease deadline; returns whether a cancel was requested. LeaseLost if token is stale."""
         ...
 
-    def report_progress(self, job_id: str, token: int, progress: JobProgress, now_s: float) -> bool:
-        """Store progress; returns whether a cancel was requested. LeaseLost if token is stale."""
+    def report_progress(
+        self, job_id: str, token: int, progress: JobProgress, now_s: float, *, event: bool = False
+    ) -> bool:
+        """Store progress; returns whether a cancel was requested. LeaseLost if token is stale. With `event`
+        and a job with a webhook, a `job.progress` outbox event (id `progress_event_id(job, n)`, n counting
+        from 1) is written in the same transaction; the terminal state later ends those still unsent."""
         ...
 
     def finish(
@@ -162,6 +166,31 @@ class JobStore(OutboxStore, Protocol):
     def has_api_keys(self) -> bool:
         """Whether any key was ever created, revoked ones included (none: the API runs open, in development
         mode)."""
+        ...
+
+    def list_deliveries(self, job_id: str) -> list[Delivery]:
+        """The job's outbox events (webhook events and documents), oldest first."""
+        ...
+
+    def get_delivery(self, event_id: str) -> Delivery:
+        """One outbox event, or DeliveryNotFound."""
+        ...
+
+    def replay_delivery(self, event_id: str, now_s: float) -> Delivery:
+        """Make an event (delivered, dead or pending) due again at now_s, its attempts kept; DeliveryNotFound
+        when there is none."""
+        ...
+
+    def webhook_disabled(self, tenant: str, url: str) -> DisabledWebhook | None:
+        """The record when the tenant's URL answered 410 Gone (see OutboxStore.disable_endpoint)."""
+        ...
+
+    def list_disabled_webhooks(self, tenant: str | None = None) -> list[DisabledWebhook]:
+        """Disabled URLs of one tenant, or all; oldest first."""
+        ...
+
+    def enable_webhook(self, tenant: str, url: str) -> bool:
+        """Enable a disabled URL again (events written from now on are sent); whether it was disabled."""
         ...
 
     def ping(self) -> None:

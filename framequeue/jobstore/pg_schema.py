@@ -289,6 +289,17 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         CREATE INDEX IF NOT EXISTS api_keys_tenant ON {s}.api_keys (tenant, created_at_s);
     """),
+    Migration(6, "deliveries per job; webhook endpoints disabled by a 410, per tenant", """
+        ALTER TABLE {s}.outbox ADD COLUMN IF NOT EXISTS created_at_s double precision;
+        CREATE INDEX IF NOT EXISTS outbox_job ON {s}.outbox (job_id);
+        CREATE TABLE IF NOT EXISTS {s}.disabled_webhooks (
+            tenant text NOT NULL,
+            url text NOT NULL,
+            disabled_at_s double precision NOT NULL,
+            event_id text NOT NULL,
+            PRIMARY KEY (tenant, url)
+        );
+    """),
 )
 
 

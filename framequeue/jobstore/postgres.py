@@ -30,6 +30,7 @@ from framequeue.auth import ApiKey
 from framequeue.endpoints import Endpoint
 from framequeue.errors import (
     ApiKeyNotFound,
+    DeliveryNotFound,
     EndpointExists,
     EndpointNotFound,
     IdempotencyConflict,
@@ -53,10 +54,11 @@ from framequeue.jobs import (
     expired_error,
     job_from_columns,
     lease_expired_verdict,
+    progress_event_id,
 )
 from framequeue.jobstore.base import PayloadRenderer
 from framequeue.jobstore.pg_schema import Conn, Connections, Statements, migrate, parse_pg_url
-from framequeue.notify.outbox import OutboxEvent
+from framequeue.notify.outbox import ENDPOINT_DISABLED, Delivery, DisabledWebhook, OutboxEvent
 from framequeue.routing import ModelEndpoint, State
 
 T = TypeVar("T")
@@ -238,18 +240,29 @@ class PostgresJobStore:
 
         return self._pool.run(work)
 
-    def report_progress(self, job_id: str, token: int, progress: JobProgress, now_s: float) -> bool:
+    def report_progress(
+        self, job_id: str, token: int, progress: JobProgress, now_s: float, *, event: bool = False
+    ) -> bool:
         def work(conn: Conn) -> bool:
             row = conn.execute(
                 self._sql(
                     """UPDATE {s}.jobs SET frames_done = %s, frames_total = %s, fps = %s, eta_s = %s,
                        updated_at_s = %s
-                       WHERE id = %s AND lease_token = %s AND status = 'running' RETURNING cancel_requested"""
+                       WHERE id = %s AND lease_token = %s AND status = 'running' RETURNING *"""
                 ),
                 (progress.frames_done, progress.frames_total, progress.fps, progress.eta_s, now_s, job_id, token),
             ).fetchone()
             if row is None:
                 raise self._lease_lost(conn, job_id, token)
+            job = _job(row)
+            if event and job.webhook_url and job.webhook_secret:
+                # the UPDATE holds the row lock until commit: the count below is this job's alone
+                count = conn.execute(
+                    self._sql("SELECT COUNT(*) AS n FROM {s}.outbox WHERE job_id = %s AND id LIKE %s"),
+                    (job_id, _progress_like(job_id)),
+                ).fetchone()
+                assert count is not None
+                self._write_event(conn, job, progress_event_id(job_id, count["n"] + 1), job.webhook_url, now_s)
             return bool(row["cancel_requested"])
 
         return self._pool.run(work)
@@ -500,7 +513,117 @@ class PostgresJobStore:
             )
         )
 
+    def disable_endpoint(self, event_id: str, attempts: int, error: str, now_s: float) -> None:
+        def work(conn: Conn) -> None:
+            row = conn.execute(
+                self._sql(
+                    """UPDATE {s}.outbox o SET dead = true, attempts = %s, last_error = %s FROM {s}.jobs j
+                       WHERE o.id = %s AND j.id = o.job_id RETURNING o.url, j.tenant"""
+                ),
+                (attempts, error[:500], event_id),
+            ).fetchone()
+            if row is None:
+                return
+            conn.execute(
+                self._sql(
+                    """INSERT INTO {s}.disabled_webhooks (tenant, url, disabled_at_s, event_id)
+                       VALUES (%s, %s, %s, %s) ON CONFLICT (tenant, url) DO NOTHING"""
+                ),
+                (row["tenant"], row["url"], now_s, event_id),
+            )
+            conn.execute(
+                self._sql(
+                    """UPDATE {s}.outbox SET dead = true, last_error = %s WHERE url = %s AND delivered_at_s IS NULL
+                       AND NOT dead AND job_id IN (SELECT id FROM {s}.jobs WHERE tenant = %s)"""
+                ),
+                (ENDPOINT_DISABLED, row["url"], row["tenant"]),
+            )
+
+        self._pool.run(work)
+
+    # -- deliveries and disabled webhooks ---------------------------------------------------------------
+
+    def list_deliveries(self, job_id: str) -> list[Delivery]:
+        def work(conn: Conn) -> list[Delivery]:
+            rows = conn.execute(
+                self._sql("SELECT * FROM {s}.outbox WHERE job_id = %s ORDER BY COALESCE(created_at_s, 0), id"),
+                (job_id,),
+            ).fetchall()
+            return [_delivery(r) for r in rows]
+
+        return self._pool.run(work, repeatable=True)
+
+    def get_delivery(self, event_id: str) -> Delivery:
+        row = self._pool.run(
+            lambda conn: conn.execute(self._sql("SELECT * FROM {s}.outbox WHERE id = %s"), (event_id,)).fetchone(),
+            repeatable=True,
+        )
+        if row is None:
+            raise DeliveryNotFound("no such delivery")
+        return _delivery(row)
+
+    def replay_delivery(self, event_id: str, now_s: float) -> Delivery:
+        row = self._pool.run(
+            lambda conn: conn.execute(
+                self._sql(
+                    """UPDATE {s}.outbox SET dead = false, delivered_at_s = NULL, next_attempt_at_s = %s
+                       WHERE id = %s RETURNING *"""
+                ),
+                (now_s, event_id),
+            ).fetchone(),
+            repeatable=True,
+        )
+        if row is None:
+            raise DeliveryNotFound("no such delivery")
+        return _delivery(row)
+
+    def webhook_disabled(self, tenant: str, url: str) -> DisabledWebhook | None:
+        row = self._pool.run(
+            lambda conn: conn.execute(
+                self._sql("SELECT * FROM {s}.disabled_webhooks WHERE tenant = %s AND url = %s"), (tenant, url)
+            ).fetchone(),
+            repeatable=True,
+        )
+        return None if row is None else DisabledWebhook(**row)
+
+    def list_disabled_webhooks(self, tenant: str | None = None) -> list[DisabledWebhook]:
+        def work(conn: Conn) -> list[DisabledWebhook]:
+            if tenant is None:
+                rows = conn.execute(self._sql("SELECT * FROM {s}.disabled_webhooks ORDER BY disabled_at_s, url"))
+            else:
+                rows = conn.execute(
+                    self._sql("SELECT * FROM {s}.disabled_webhooks WHERE tenant = %s ORDER BY disabled_at_s, url"),
+                    (tenant,),
+                )
+            return [DisabledWebhook(**r) for r in rows.fetchall()]
+
+        return self._pool.run(work, repeatable=True)
+
+    def enable_webhook(self, tenant: str, url: str) -> bool:
+        deleted = self._pool.run(
+            lambda conn: conn.execute(
+                self._sql("DELETE FROM {s}.disabled_webhooks WHERE tenant = %s AND url = %s"), (tenant, url)
+            ).rowcount,
+            repeatable=True,
+        )
+        return deleted > 0
+
     # -- internals -------------------------------------------------------------------------------------
+
+    def _write_event(self, conn: Conn, job: Job, event_id: str, url: str, now_s: float) -> None:
+        """Write a webhook event of the job (in the caller's transaction); dead at once when its endpoint is
+        disabled for the job's tenant."""
+        disabled = conn.execute(
+            self._sql("SELECT 1 FROM {s}.disabled_webhooks WHERE tenant = %s AND url = %s"), (job.tenant, url)
+        ).fetchone() is not None
+        conn.execute(
+            self._sql(
+                """INSERT INTO {s}.outbox (id, job_id, url, secret, payload, next_attempt_at_s, created_at_s, dead,
+                   last_error) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING"""
+            ),
+            (event_id, job.id, url, job.webhook_secret, self._render(job), now_s, now_s, disabled,
+             ENDPOINT_DISABLED if disabled else None),
+        )
 
     def _get(self, conn: Conn, job_id: str) -> Job:
         row = conn.execute(self._sql("SELECT * FROM {s}.jobs WHERE id = %s"), (job_id,)).fetchone()
@@ -551,21 +674,23 @@ class PostgresJobStore:
         assert row is not None
         ended = _job(row)
         url = event_url(ended)
+        # progress events not yet sent would only arrive stale: the terminal event supersedes them
+        conn.execute(
+            self._sql(
+                """UPDATE {s}.outbox SET dead = true, last_error = %s WHERE job_id = %s AND id LIKE %s
+                   AND delivered_at_s IS NULL AND NOT dead"""
+            ),
+            (f"superseded by job.{status.value}", job.id, _progress_like(job.id)),
+        )
         if url and ended.webhook_secret:
-            conn.execute(
-                self._sql(
-                    """INSERT INTO {s}.outbox (id, job_id, url, secret, payload, next_attempt_at_s)
-                       VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING"""
-                ),
-                (f"evt_{job.id}_{status.value}", job.id, url, ended.webhook_secret, self._render(ended), now_s),
-            )
+            self._write_event(conn, ended, f"evt_{job.id}_{status.value}", url, now_s)
         if ended.failure_uri and status is not JobStatus.SUCCEEDED:  # the failure document, same transaction
             conn.execute(
                 self._sql(
-                    """INSERT INTO {s}.outbox (id, job_id, url, secret, payload, next_attempt_at_s)
-                       VALUES (%s, %s, %s, '', %s, %s) ON CONFLICT (id) DO NOTHING"""
+                    """INSERT INTO {s}.outbox (id, job_id, url, secret, payload, next_attempt_at_s, created_at_s)
+                       VALUES (%s, %s, %s, '', %s, %s, %s) ON CONFLICT (id) DO NOTHING"""
                 ),
-                (f"doc_{job.id}_{status.value}", job.id, ended.failure_uri, self._render(ended), now_s),
+                (f"doc_{job.id}_{status.value}", job.id, ended.failure_uri, self._render(ended), now_s, now_s),
             )
         return ended
 
@@ -677,6 +802,18 @@ class PostgresJobStore:
             return ModelEndpoint(**row)
 
         return self._pool.run(work, repeatable=True)
+
+
+def _progress_like(job_id: str) -> str:
+    return progress_event_id(job_id, 0)[:-1] + "%"
+
+
+def _delivery(row: dict[str, Any]) -> Delivery:
+    return Delivery(
+        id=row["id"], job_id=row["job_id"], url=row["url"], payload=bytes(row["payload"]), attempts=row["attempts"],
+        next_attempt_at_s=row["next_attempt_at_s"], delivered_at_s=row["delivered_at_s"], dead=bool(row["dead"]),
+        last_error=row["last_error"],
+    )
 
 
 def _lost(job_id: str, token: int, row: dict[str, Any]) -> LeaseLost:

@@ -9,6 +9,7 @@ from framequeue.auth import ApiKey
 from framequeue.endpoints import Endpoint
 from framequeue.errors import (
     ApiKeyNotFound,
+    DeliveryNotFound,
     EndpointExists,
     EndpointNotFound,
     IdempotencyConflict,
@@ -32,9 +33,10 @@ from framequeue.jobs import (
     expired_error,
     job_from_columns,
     lease_expired_verdict,
+    progress_event_id,
 )
 from framequeue.jobstore.base import PayloadRenderer
-from framequeue.notify.outbox import OutboxEvent
+from framequeue.notify.outbox import ENDPOINT_DISABLED, Delivery, DisabledWebhook, OutboxEvent
 from framequeue.routing import ModelEndpoint, State
 from framequeue.sqlitedb import Database, database
 
@@ -136,6 +138,17 @@ MIGRATIONS: tuple[str, ...] = (
         revoked_at_s REAL
     );
     CREATE INDEX IF NOT EXISTS api_keys_tenant ON api_keys (tenant, created_at_s);
+    """,
+    """
+    ALTER TABLE outbox ADD COLUMN created_at_s REAL;
+    CREATE INDEX IF NOT EXISTS outbox_job ON outbox (job_id);
+    CREATE TABLE IF NOT EXISTS disabled_webhooks (
+        tenant TEXT NOT NULL,
+        url TEXT NOT NULL,
+        disabled_at_s REAL NOT NULL,
+        event_id TEXT NOT NULL,
+        PRIMARY KEY (tenant, url)
+    );
     """,
 )
 
@@ -249,7 +262,9 @@ class SQLiteJobStore:
             )
             return bool(conn.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()[0])
 
-    def report_progress(self, job_id: str, token: int, progress: JobProgress, now_s: float) -> bool:
+    def report_progress(
+        self, job_id: str, token: int, progress: JobProgress, now_s: float, *, event: bool = False
+    ) -> bool:
         with self._db.write() as conn:
             row = self._fenced(conn, job_id, token)
             conn.execute(
@@ -257,6 +272,13 @@ class SQLiteJobStore:
                    WHERE id = ?""",
                 (progress.frames_done, progress.frames_total, progress.fps, progress.eta_s, now_s, job_id),
             )
+            if event:
+                job = self._get(conn, job_id)
+                if job.webhook_url and job.webhook_secret:
+                    count = conn.execute(
+                        "SELECT COUNT(*) FROM outbox WHERE job_id = ? AND id LIKE ?", (job_id, _progress_like(job_id))
+                    ).fetchone()[0]
+                    self._write_event(conn, job, progress_event_id(job_id, count + 1), job.webhook_url, now_s)
             return bool(row["cancel_requested"])
 
     def finish(
@@ -436,7 +458,83 @@ class SQLiteJobStore:
                 (attempts, error[:500], event_id),
             )
 
+    def disable_endpoint(self, event_id: str, attempts: int, error: str, now_s: float) -> None:
+        with self._db.write() as conn:
+            row = conn.execute(
+                "SELECT o.url, j.tenant FROM outbox o JOIN jobs j ON j.id = o.job_id WHERE o.id = ?", (event_id,)
+            ).fetchone()
+            conn.execute(
+                "UPDATE outbox SET dead = 1, attempts = ?, last_error = ? WHERE id = ?",
+                (attempts, error[:500], event_id),
+            )
+            if row is None:
+                return
+            conn.execute(
+                """INSERT OR IGNORE INTO disabled_webhooks (tenant, url, disabled_at_s, event_id)
+                   VALUES (?, ?, ?, ?)""",
+                (row["tenant"], row["url"], now_s, event_id),
+            )
+            conn.execute(
+                """UPDATE outbox SET dead = 1, last_error = ? WHERE url = ? AND delivered_at_s IS NULL AND dead = 0
+                   AND job_id IN (SELECT id FROM jobs WHERE tenant = ?)""",
+                (ENDPOINT_DISABLED, row["url"], row["tenant"]),
+            )
+
+    # -- deliveries and disabled webhooks ---------------------------------------------------------------
+
+    def list_deliveries(self, job_id: str) -> list[Delivery]:
+        rows = self._db.conn().execute(
+            "SELECT * FROM outbox WHERE job_id = ? ORDER BY COALESCE(created_at_s, 0), rowid", (job_id,)
+        )
+        return [_delivery(r) for r in rows]
+
+    def get_delivery(self, event_id: str) -> Delivery:
+        row = self._db.conn().execute("SELECT * FROM outbox WHERE id = ?", (event_id,)).fetchone()
+        if row is None:
+            raise DeliveryNotFound("no such delivery")
+        return _delivery(row)
+
+    def replay_delivery(self, event_id: str, now_s: float) -> Delivery:
+        with self._db.write() as conn:
+            row = conn.execute(
+                """UPDATE outbox SET dead = 0, delivered_at_s = NULL, next_attempt_at_s = ? WHERE id = ?
+                   RETURNING *""",
+                (now_s, event_id),
+            ).fetchone()
+        if row is None:
+            raise DeliveryNotFound("no such delivery")
+        return _delivery(row)
+
+    def webhook_disabled(self, tenant: str, url: str) -> DisabledWebhook | None:
+        row = self._db.conn().execute(
+            "SELECT * FROM disabled_webhooks WHERE tenant = ? AND url = ?", (tenant, url)
+        ).fetchone()
+        return None if row is None else DisabledWebhook(**dict(zip(row.keys(), row, strict=True)))
+
+    def list_disabled_webhooks(self, tenant: str | None = None) -> list[DisabledWebhook]:
+        where, args = ("WHERE tenant = ?", (tenant,)) if tenant is not None else ("", ())
+        rows = self._db.conn().execute(f"SELECT * FROM disabled_webhooks {where} ORDER BY disabled_at_s, url", args)
+        return [DisabledWebhook(**dict(zip(r.keys(), r, strict=True))) for r in rows]
+
+    def enable_webhook(self, tenant: str, url: str) -> bool:
+        with self._db.write() as conn:
+            cur = conn.execute("DELETE FROM disabled_webhooks WHERE tenant = ? AND url = ?", (tenant, url))
+            return cur.rowcount > 0
+
     # -- internals -------------------------------------------------------------------------------------
+
+    def _write_event(self, conn: sqlite3.Connection, job: Job, event_id: str, url: str, now_s: float) -> None:
+        """Write a webhook event of the job (in the caller's transaction); dead at once when its endpoint is
+        disabled for the job's tenant."""
+        disabled = conn.execute(
+            "SELECT 1 FROM disabled_webhooks WHERE tenant = ? AND url = ?", (job.tenant, url)
+        ).fetchone() is not None
+        conn.execute(
+            """INSERT OR IGNORE INTO outbox (id, job_id, url, secret, payload, next_attempt_at_s, created_at_s,
+               dead, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (event_id, job.id, url, job.webhook_secret, self._render(job), now_s, now_s, int(disabled),
+             ENDPOINT_DISABLED if disabled else None),
+        )
 
     def _get(self, conn: sqlite3.Connection, job_id: str) -> Job:
         row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -472,17 +570,19 @@ class SQLiteJobStore:
         )
         ended = self._get(conn, job.id)
         url = event_url(ended)
+        # progress events not yet sent would only arrive stale: the terminal event supersedes them
+        conn.execute(
+            """UPDATE outbox SET dead = 1, last_error = ? WHERE job_id = ? AND id LIKE ?
+               AND delivered_at_s IS NULL AND dead = 0""",
+            (f"superseded by job.{status.value}", job.id, _progress_like(job.id)),
+        )
         if url and ended.webhook_secret:
-            conn.execute(
-                """INSERT OR IGNORE INTO outbox (id, job_id, url, secret, payload, next_attempt_at_s)
-                   VALUES (?, ?, ?, ?, ?, ?)""",
-                (f"evt_{job.id}_{status.value}", job.id, url, ended.webhook_secret, self._render(ended), now_s),
-            )
+            self._write_event(conn, ended, f"evt_{job.id}_{status.value}", url, now_s)
         if ended.failure_uri and status is not JobStatus.SUCCEEDED:  # the failure document, same transaction
             conn.execute(
-                """INSERT OR IGNORE INTO outbox (id, job_id, url, secret, payload, next_attempt_at_s)
-                   VALUES (?, ?, ?, '', ?, ?)""",
-                (f"doc_{job.id}_{status.value}", job.id, ended.failure_uri, self._render(ended), now_s),
+                """INSERT OR IGNORE INTO outbox (id, job_id, url, secret, payload, next_attempt_at_s, created_at_s)
+                   VALUES (?, ?, ?, '', ?, ?, ?)""",
+                (f"doc_{job.id}_{status.value}", job.id, ended.failure_uri, self._render(ended), now_s, now_s),
             )
         return ended
 
@@ -566,6 +666,18 @@ class SQLiteJobStore:
         if row is None:
             raise ModelEndpointNotFound(f"no model endpoint {endpoint_id}")
         return _model_endpoint(row)
+
+
+def _progress_like(job_id: str) -> str:
+    return progress_event_id(job_id, 0)[:-1] + "%"
+
+
+def _delivery(row: sqlite3.Row) -> Delivery:
+    return Delivery(
+        id=row["id"], job_id=row["job_id"], url=row["url"], payload=bytes(row["payload"]), attempts=row["attempts"],
+        next_attempt_at_s=row["next_attempt_at_s"], delivered_at_s=row["delivered_at_s"], dead=bool(row["dead"]),
+        last_error=row["last_error"],
+    )
 
 
 def _api_key(row: sqlite3.Row) -> ApiKey:

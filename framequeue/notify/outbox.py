@@ -19,13 +19,15 @@ from framequeue.errors import FrameQueueError, ObjectExists
 from framequeue.notify.ssrf import Resolver, resolve_host
 from framequeue.notify.webhooks import DeliveryResult, backoff_s, deliver, signed_headers
 
-__all__ = ["Dispatcher", "OutboxEvent", "OutboxStore"]
+__all__ = ["ENDPOINT_DISABLED", "Delivery", "DisabledWebhook", "Dispatcher", "OutboxEvent", "OutboxStore"]
 
 log = logging.getLogger(__name__)
 
 #: due events fetched per run_once, per delivery thread: enough to keep the threads busy, small enough
 #: that a batch full of hanging receivers still ends within a few timeouts
 _EVENTS_PER_THREAD = 4
+#: last_error of an event not sent because its endpoint answered 410 Gone earlier
+ENDPOINT_DISABLED = "endpoint disabled (410)"
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,34 @@ class OutboxEvent:
     next_attempt_at_s: float
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """An outbox event as its job's owner sees it (GET /v1/jobs/{id}/deliveries): never the secret."""
+
+    id: str
+    job_id: str
+    url: str
+    payload: bytes
+    attempts: int
+    #: epoch seconds; when a pending event is tried next
+    next_attempt_at_s: float
+    delivered_at_s: float | None
+    dead: bool
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class DisabledWebhook:
+    """A (tenant, URL) that answered 410 Gone: no event is sent to it, no submit may name it, until enabled."""
+
+    tenant: str
+    url: str
+    #: epoch seconds
+    disabled_at_s: float
+    #: the event whose delivery got the 410
+    event_id: str
+
+
 class OutboxStore(Protocol):
     """Where events wait; the dispatcher calls it from one thread at a time (the one in run_once).
 
@@ -63,6 +93,11 @@ class OutboxStore(Protocol):
     def mark_retry(self, event_id: str, attempts: int, next_attempt_at_s: float, error: str) -> None: ...
 
     def mark_dead(self, event_id: str, attempts: int, error: str) -> None: ...
+
+    def disable_endpoint(self, event_id: str, attempts: int, error: str, now_s: float) -> None:
+        """Like mark_dead, and the event's endpoint (its job's tenant and the event's URL) is disabled: the
+        endpoint's other pending events end dead with ENDPOINT_DISABLED, and so do later ones when written."""
+        ...
 
 
 class Dispatcher:
@@ -160,7 +195,11 @@ class Dispatcher:
             log.info("webhook %s delivered (job %s, attempt %d)", event.id, event.job_id, attempts)
             return
         delay_s = None if result.disable else backoff_s(attempts)
-        if delay_s is None:
+        if result.status_code == 410:  # the receiver is gone for good: its endpoint, not just this event
+            self._store.disable_endpoint(event.id, attempts, result.error, self._clock())
+            log.warning("webhook %s: receiver answered 410 Gone; endpoint disabled for job %s's tenant",
+                        event.id, event.job_id)
+        elif delay_s is None:
             self._store.mark_dead(event.id, attempts, result.error)
             log.warning("webhook %s dead after %d attempts: %s", event.id, attempts, result.error)
         else:

@@ -18,9 +18,13 @@ import httpx
 from framequeue.errors import InvalidParams
 from framequeue.notify.ssrf import Resolver, check_url, resolve_host
 
-__all__ = ["DeliveryResult", "backoff_s", "deliver", "generate_secret", "sign", "signed_headers"]
+__all__ = [
+    "SECRETS_PATTERN", "DeliveryResult", "backoff_s", "deliver", "generate_secret", "sign", "signed_headers",
+]
 
 _SECRET_PREFIX = "whsec_"
+#: one secret, or two separated by one space while rotating (the new one first): "whsec_new whsec_old"
+SECRETS_PATTERN = r"^whsec_[A-Za-z0-9+/=]{16,}( whsec_[A-Za-z0-9+/=]{16,})?$"
 #: random bytes in a generated secret (the spec asks for 24 to 64)
 SECRET_BYTES = 24
 #: wait after the n-th failed delivery (index n - 1): the Standard Webhooks / Svix schedule, ~27.6 h in all
@@ -40,11 +44,16 @@ def sign(secret: str, msg_id: str, timestamp_s: int, body: bytes) -> str:
 
 
 def signed_headers(secret: str, msg_id: str, timestamp_s: int, body: bytes) -> dict[str, str]:
-    """The Standard Webhooks headers for one attempt, plus the JSON content type."""
+    """The Standard Webhooks headers for one attempt, plus the JSON content type.
+
+    ``secret`` may be several secrets separated by spaces (``"whsec_new whsec_old"``, while a secret is
+    rotated): the signature header then carries one space-separated ``v1,`` signature per secret, and a
+    receiver holding any one of them verifies the request.
+    """
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(int(timestamp_s)),
-        "webhook-signature": sign(secret, msg_id, timestamp_s, body),
+        "webhook-signature": " ".join(sign(s, msg_id, timestamp_s, body) for s in secret.split()),
         "content-type": "application/json",
     }
 

@@ -327,6 +327,9 @@ class Worker:
         child.run(dataclasses.replace(spec, cpu_budget_s=cpu_budget_s))
         progress = JobProgress()
         next_report = started + FIRST_PROGRESS_S
+        # job.progress webhook events ride on progress writes, at most one per FQ_WEBHOOK_PROGRESS_S
+        event_every_s = self.settings.webhook_progress_s
+        next_event = started + event_every_s if event_every_s > 0 and job.webhook_url else float("inf")
         drain_deadline: float | None = None
         reply: tuple[Any, ...] = ("unfinished",)
         try:
@@ -350,7 +353,10 @@ class Worker:
                     raise LeaseLost(f"job {job.id}: lease expired while running")
                 if now >= next_report:
                     next_report = now + PROGRESS_EVERY_S
-                    if self.rt.store.report_progress(job.id, job.lease_token, progress, self._clock()):
+                    event = now >= next_event
+                    if event:
+                        next_event = now + event_every_s
+                    if self.rt.store.report_progress(job.id, job.lease_token, progress, self._clock(), event=event):
                         beat.cancel_requested.set()
                 if beat.cancel_requested.is_set():
                     return ("cancel",)

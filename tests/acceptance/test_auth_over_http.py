@@ -241,3 +241,29 @@ def test_auth_required_with_no_key(tmp_path: Path) -> None:
         assert "the API is OPEN" not in dep.log("api")
     finally:
         dep.stop()
+
+
+def test_deliveries_and_replay_are_tenant_scoped(secured: tuple[Deployment, Keys], tmp_path: Path) -> None:
+    dep, keys = secured
+    with http(dep, keys.by_name["a-submit"]) as a, http(dep, keys.by_name["b-submit"]) as b, \
+            http(dep, keys.by_name["a-read"]) as reader:
+        key = upload(a, tmp_path)
+        # nothing listens on port 9: the event stays pending, retried
+        r = a.post("/v1/jobs", json={"pipeline": "noop", "input": {"key": key},
+                                     "webhook": {"url": "http://127.0.0.1:9/hook"}})
+        assert r.status_code == 202, r.text
+        job_id = r.json()["id"]
+        event_id = f"evt_{job_id}_succeeded"
+        deadline = time.monotonic() + 60
+        while not (listed := a.get(f"/v1/jobs/{job_id}/deliveries").json()["deliveries"]):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert [d["id"] for d in listed] == [event_id]
+        assert reader.get(f"/v1/jobs/{job_id}/deliveries").status_code == 200
+        assert reader.post(f"/v1/deliveries/{event_id}/replay").status_code == 403  # needs submit
+        theirs, absent = b.get(f"/v1/jobs/{job_id}/deliveries"), b.get("/v1/jobs/0123456789abcdef/deliveries")
+        assert theirs.status_code == absent.status_code == 404 and theirs.content == absent.content
+        theirs, absent = b.post(f"/v1/deliveries/{event_id}/replay"), b.post("/v1/deliveries/evt_nope/replay")
+        assert theirs.status_code == absent.status_code == 404 and theirs.content == absent.content
+        assert a.post(f"/v1/deliveries/{event_id}/replay").status_code == 202
+        assert b.get("/v1/webhooks/disabled").status_code == 403  # admin only

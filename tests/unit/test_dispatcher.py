@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from framequeue.notify.outbox import Dispatcher, OutboxEvent, OutboxStore
+from framequeue.notify.outbox import ENDPOINT_DISABLED, Dispatcher, OutboxEvent, OutboxStore
 from framequeue.notify.ssrf import check_url
 from framequeue.notify.webhooks import generate_secret
 
@@ -37,6 +37,8 @@ class InMemoryOutbox:
 
     def __init__(self) -> None:
         self.rows: dict[str, Row] = {}
+        #: url -> when a 410 disabled it
+        self.disabled: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def add(self, event: OutboxEvent) -> None:
@@ -69,6 +71,15 @@ class InMemoryOutbox:
             row = self.rows[event_id]
             row.state, row.error = "dead", error
             row.event = replace(row.event, attempts=attempts)
+
+    def disable_endpoint(self, event_id: str, attempts: int, error: str, now_s: float) -> None:
+        self.mark_dead(event_id, attempts, error)
+        with self._lock:
+            url = self.rows[event_id].event.url
+            self.disabled[url] = now_s  # one tenant here
+            for row in self.rows.values():
+                if row.event.url == url and row.state == "pending":
+                    row.state, row.error = "dead", ENDPOINT_DISABLED
 
 
 def _store_type_checks(store: InMemoryOutbox) -> OutboxStore:
@@ -265,6 +276,57 @@ def test_410_marks_dead_and_is_never_retried(receiver: Callable[..., Receiver]) 
     assert (row.state, row.event.attempts) == ("dead", 1)
     assert "410" in row.error
     assert len(rx.requests) == 1
+    assert store.disabled == {rx.url: 1000.0}  # the endpoint, not just the event
+
+
+def test_410_disables_the_endpoint_and_its_other_pending_events(receiver: Callable[..., Receiver]) -> None:
+    gone, other = receiver(statuses=[410]), receiver(statuses=[500])
+    store = InMemoryOutbox()
+    store.add(event(gone.url, event_id="evt_a", at_s=0.0))
+    store.add(event(gone.url, event_id="evt_b", at_s=50.0))  # not due yet when the 410 arrives
+    store.add(event(other.url, event_id="evt_c", at_s=0.0))
+    Dispatcher(store, clock=FakeClock(10.0), allow_private=True).run_once()
+    assert store.rows["evt_b"].state == "dead" and store.rows["evt_b"].error == ENDPOINT_DISABLED
+    assert store.rows["evt_b"].event.attempts == 0 and len(gone.requests) == 1
+    assert store.rows["evt_c"].state == "pending"  # a 500 elsewhere disables nothing
+    assert list(store.disabled) == [gone.url]
+
+
+def test_ssrf_refusal_at_send_kills_the_event_but_disables_no_endpoint() -> None:
+    store = InMemoryOutbox()
+    ev = event("http://hooks.example.com/cb")
+    store.add(ev)
+    Dispatcher(store, clock=FakeClock(0.0), resolve=lambda host, port: ["10.0.0.5"]).run_once()
+    assert store.rows[ev.id].state == "dead" and store.rows[ev.id].error.startswith("refused:")
+    assert store.disabled == {}
+
+
+def test_redirect_to_an_internal_address_is_not_followed(receiver: Callable[..., Receiver]) -> None:
+    internal = receiver()  # stands for 169.254.169.254: it must never see a request
+    redirector = receiver(statuses=[307], location="http://169.254.169.254/latest/meta-data/")
+    redirector2 = receiver(statuses=[301], location=internal.url)
+    store = InMemoryOutbox()
+    store.add(event(redirector.url, event_id="evt_1"))
+    store.add(event(redirector2.url, event_id="evt_2"))
+    Dispatcher(store, clock=FakeClock(0.0), allow_private=True).run_once()
+    assert internal.requests == []
+    for event_id, code in (("evt_1", "307"), ("evt_2", "301")):
+        row = store.rows[event_id]
+        assert (row.state, row.event.attempts) == ("pending", 1)  # a failure, retried on the schedule
+        assert code in row.error and "not followed" in row.error
+
+
+def test_rotating_secret_signs_with_both_and_either_verifies(receiver: Callable[..., Receiver]) -> None:
+    rx = receiver()
+    new, old = generate_secret(), generate_secret()
+    store = InMemoryOutbox()
+    ev = replace(event(rx.url), secret=f"{new} {old}")
+    store.add(ev)
+    Dispatcher(store, allow_private=True).run_once()
+    (request,) = rx.requests
+    assert len(request.headers["webhook-signature"].split(" ")) == 2
+    for secret in (new, old):
+        assert Webhook(secret).verify(request.body, request.headers) is not None
 
 
 def test_redirect_is_a_failure_and_is_not_followed(receiver: Callable[..., Receiver]) -> None:

@@ -12,6 +12,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from framequeue.notify.webhooks import (
     RETRY_SCHEDULE_S,
+    SECRETS_PATTERN,
     backoff_s,
     deliver,
     generate_secret,
@@ -88,3 +89,24 @@ def test_dns_failure_at_send_is_retried_not_disabled() -> None:
     result = deliver("https://hooks.example.com/cb", BODY, {}, resolve=fail)
     assert (result.ok, result.retry, result.disable) == (False, True, False)
     assert "could not be resolved" in result.error
+
+
+def test_two_secrets_while_rotating_give_two_signatures_each_verifying() -> None:
+    new, old = generate_secret(), generate_secret()
+    headers = signed_headers(f"{new} {old}", "evt_1", int(time.time()), BODY)
+    signatures = headers["webhook-signature"].split(" ")
+    assert signatures == [sign(new, "evt_1", int(headers["webhook-timestamp"]), BODY),
+                          sign(old, "evt_1", int(headers["webhook-timestamp"]), BODY)]
+    for secret in (new, old):  # a receiver holding either one verifies, with the reference library
+        assert Webhook(secret).verify(BODY, headers) is not None
+    with pytest.raises(WebhookVerificationError):
+        Webhook(generate_secret()).verify(BODY, headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(old).verify(BODY.replace(b"job_123", b"job_124"), headers)
+
+
+def test_secrets_pattern_takes_one_or_two_secrets() -> None:
+    one, two = generate_secret(), generate_secret()
+    assert re.fullmatch(SECRETS_PATTERN, one) and re.fullmatch(SECRETS_PATTERN, f"{one} {two}")
+    for bad in (f"{one}  {two}", f"{one} {two} {one}", f"{one} plain", "whsec_short"):
+        assert not re.fullmatch(SECRETS_PATTERN, bad)

@@ -95,6 +95,12 @@ async def cancel_job(request: Request, job_id: str, caller: Principal = SUBMIT) 
     return await run_in_threadpool(service_of(request).cancel, job_id, caller)
 
 
+@router.get("/{job_id}/deliveries")
+async def deliveries(request: Request, job_id: str, caller: Principal = READ) -> dict[str, Any]:
+    """The job's webhook events: state, attempts, last error, next attempt (never the secret)."""
+    return await run_in_threadpool(service_of(request).deliveries, job_id, caller)
+
+
 @router.get("/{job_id}/outputs/{name}")
 async def get_output(
     request: Request, job_id: str, name: str, caller: Principal = READ

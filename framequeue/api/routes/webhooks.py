@@ -1,0 +1,43 @@
+"""Webhook deliveries of the caller's tenant: replay one event; list and enable the URLs a 410 disabled."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from framequeue.api.auth import ADMIN, SUBMIT
+from framequeue.api.deps import service_of
+from framequeue.api.problems import validation_problem
+from framequeue.api.routes.jobs import read_json
+from framequeue.api.schemas import Strict
+from framequeue.auth import Principal
+
+router = APIRouter(tags=["webhooks"])
+
+
+class EnableIn(Strict):
+    url: str = Field(min_length=1, max_length=2048)
+
+
+@router.post("/v1/deliveries/{event_id}/replay", status_code=202)
+async def replay(request: Request, event_id: str, caller: Principal = SUBMIT) -> dict[str, Any]:
+    return await run_in_threadpool(service_of(request).replay, event_id, caller)
+
+
+@router.get("/v1/webhooks/disabled")
+async def disabled(request: Request, caller: Principal = ADMIN) -> dict[str, Any]:
+    return await run_in_threadpool(service_of(request).disabled_webhooks, caller)
+
+
+@router.post("/v1/webhooks/enable", response_model=None)
+async def enable(request: Request, caller: Principal = ADMIN) -> dict[str, Any] | JSONResponse:
+    raw = await read_json(request, service_of(request).settings.max_json_bytes)
+    try:
+        body = EnableIn.model_validate(raw)
+    except ValidationError as exc:
+        return validation_problem(exc.errors())
+    return await run_in_threadpool(service_of(request).enable_webhook, body.url, caller)
