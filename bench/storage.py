@@ -43,6 +43,7 @@ from typing import Any, Final
 
 from bench.common import RESULTS, ROOT, cpu_model, median, rounded, wait_quiet
 from bench.storage_child import WRITE_PIECE_BYTES
+from framequeue.storage.s3 import READ_CHUNK_BYTES
 
 SECTION_TITLE: Final = "## Object store: framequeue's S3 store vs boto3's transfer manager"
 BUCKET: Final = "fq-bench"
@@ -296,8 +297,11 @@ def verdicts(results: list[dict[str, Any]], rows: list[dict[str, Any]], size_mib
             "ratio_vs_best": fq["mib_s"] / best["mib_s"],
             "paired_ratio_vs_best": paired_ratio(results, size_mib, op, "fq", best["system"]),
             "ratio_vs_defaults": fq["mib_s"] / default["mib_s"] if default else float("nan"),
-            "met": fq["mib_s"] / best["mib_s"] >= GOAL_RATIO,
         }
+        # met when the ratio of medians and the median of per-repeat pairs agree; borderline when they straddle it
+        above = [out[op]["ratio_vs_best"] >= GOAL_RATIO, out[op]["paired_ratio_vs_best"] >= GOAL_RATIO]
+        out[op]["met"] = all(above)
+        out[op]["verdict"] = "met" if all(above) else "borderline" if any(above) else "not met"
     memory: dict[str, Any] = {}
     for op, system in (("upload", "fq"), ("upload", "fq-create"), ("download", "fq")):
         big, small = _row(rows, size_mib, op, system), _row(rows, small_mib, op, system)
@@ -414,7 +418,8 @@ def markdown(data: dict[str, Any]) -> str:
             f"- **{op}**: framequeue {_f(o['fq_mib_s'])} MiB/s vs {SHORT[o['best_boto3']]} "
             f"{_f(o['best_boto3_mib_s'])} MiB/s (boto3's fastest row here) = **{o['ratio_vs_best']:.2f}×** "
             f"(median of per-repeat pairs {o['paired_ratio_vs_best']:.2f}×); vs boto3's defaults "
-            f"{o['ratio_vs_defaults']:.2f}× → goal **{'met' if o['met'] else 'not met'}**"
+            f"{o['ratio_vs_defaults']:.2f}× → goal **{o['verdict']}**"
+            + (f" (the two ratios straddle {GOAL_RATIO:.2f})" if o["verdict"] == "borderline" else "")
             + (f" (moto's CPU per GiB, {SHORT[o['best_boto3']]} ÷ framequeue: {o['server_cpu_ratio_vs_best']:.2f}×, "
                "the ratio to expect where moto alone is the bound; it moves less with other load)."
                if op == "upload" else ".")
@@ -508,21 +513,29 @@ def auto_notes(data: dict[str, Any]) -> list[str]:
             f"{b_cpu:.2f} s, moto about {one['server_cpu_s_per_gib']:.1f} s: on 2 cores the client is most of the "
             "work, so its CPU decides the rate. "
         )
+        piece = f"{READ_CHUNK_BYTES // 1024} KiB"
         if fq_cpu > 1.1 * b_cpu:
             text += (
-                "framequeue's extra CPU is obstore's own read path (its Rust runtime reads the socket and hands "
-                "1 MiB chunks over to Python: more system time than http.client's reads straight into the "
-                "caller's buffer) plus one copy of each chunk into the bytes `read` returns. "
+                "framequeue's extra CPU is obstore's own read path (its Rust runtime reads the socket on its own "
+                f"threads and hands {piece} pieces over to Python: thread wake-ups and more system time than "
+                "http.client's reads straight into the caller's buffer) plus one copy of each piece into the "
+                "bytes `read` returns. "
             )
         else:
             text += (
-                "The two cost about the same here; in single runs while this benchmark was written framequeue's "
-                "download took up to 0.3 s/GiB more (obstore's Rust runtime reads the socket and hands 1 MiB "
-                "chunks over to Python, with more system time than http.client's reads into the caller's buffer, "
-                "and each chunk is copied once into the bytes `read` returns). "
+                "The two cost about the same here; in other runs while this benchmark was written framequeue's "
+                "download took up to 0.3 s/GiB more (obstore's Rust runtime reads the socket on its own threads "
+                f"and hands {piece} pieces over to Python, with more system time than http.client's reads into "
+                "the caller's buffer, and each piece is copied once into the bytes `read` returns). "
             )
-        text += ("framequeue's peak RSS growth on a download is its 1 MiB chunk and buffer; boto3's one-GET "
-                 "download stays under 1 MiB.")
+        text += (
+            "boto3's one-GET download also overlaps the two halves of the work, a thread reading the socket and "
+            "another writing the file, while framequeue's reader receives only while its caller asks for the "
+            "next piece; on an idle 2-core machine that overlap is worth the most. A read-ahead thread in the "
+            "store (a few pieces queued) is the next lever; tried while writing this benchmark under ~1 core "
+            f"of other load it gained nothing measurable, so it is not in. framequeue's peak RSS growth on a "
+            f"download is a few {piece} pieces and its buffer; boto3's one-GET download stays under 1 MiB."
+        )
         notes.append(text)
     writes = write_refs(data["references"])
     if MIB in writes and WRITE_PIECE_BYTES in writes:

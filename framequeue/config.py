@@ -61,7 +61,7 @@ class Settings:
     max_json_bytes: int = 1024 * 1024
     #: server-wide Standard Webhooks secret (whsec_…) used when a job names no secret of its own
     webhook_secret: str = ""
-    #: development only: let webhooks reach loopback and private addresses
+    #: development only: let webhooks reach loopback and private addresses, over plain http or low ports
     webhook_allow_private: bool = False
     webhook_timeout_s: float = 10.0
     #: a running job with a webhook sends `job.progress` at most this often, seconds (0: never)

@@ -51,9 +51,11 @@ def resolve_host(host: str, port: int) -> list[str]:
 def check_url(url: str, *, allow_private: bool = False, resolve: Resolver = resolve_host) -> list[IPAddress]:
     """Addresses to connect to for url; raises InvalidParams when the URL may not be called.
 
-    Refused: a scheme other than http/https, userinfo, no host, or a host with any address that is not
-    globally routable (``allow_private`` lets loopback/private/shared addresses through, never
-    link-local, unspecified, multicast or reserved ones). A resolver failure is raised as InvalidParams
+    Refused: a scheme other than https (plain http only with ``allow_private``, the development flag),
+    userinfo, no host, a port below 1024 other than 80 and 443 (SSH, SMTP and the like: only with
+    ``allow_private``), or a host with any address that is not globally routable (``allow_private`` lets
+    loopback/private/shared addresses through, never link-local, unspecified, multicast or reserved ones).
+    A resolver failure is raised as InvalidParams
     chained from the OSError, so that a caller at send time can tell a transient DNS failure (retry)
     from a refusal (give up).
     """
@@ -62,7 +64,9 @@ def check_url(url: str, *, allow_private: bool = False, resolve: Resolver = reso
     except (httpx.InvalidURL, TypeError) as exc:
         raise InvalidParams(f"URL is not valid: {exc}") from None
     if parsed.scheme not in _DEFAULT_PORTS:
-        raise InvalidParams(f"URL scheme must be http or https, not {parsed.scheme or 'missing'!r}")
+        raise InvalidParams(f"URL scheme must be https, not {parsed.scheme or 'missing'!r}")
+    if parsed.scheme == "http" and not allow_private:
+        raise InvalidParams("URL scheme must be https (plain http only with FQ_WEBHOOK_ALLOW_PRIVATE, for development)")
     # httpx drops an empty userinfo ("http://@host/"); look at the raw authority too
     if parsed.userinfo or "@" in urllib.parse.urlsplit(url).netloc:
         raise InvalidParams("URL must not contain a user name or password (user:password@host)")
@@ -70,6 +74,8 @@ def check_url(url: str, *, allow_private: bool = False, resolve: Resolver = reso
     if not host:
         raise InvalidParams("URL needs a host name or address")
     port = parsed.port or _DEFAULT_PORTS[parsed.scheme]
+    if port < 1024 and port not in (80, 443) and not allow_private:
+        raise InvalidParams(f"URL port {port} is not allowed: use 443, or a port from 1024 up")
 
     literal = _parse_literal(host)
     if literal is not None:

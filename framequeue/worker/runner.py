@@ -48,7 +48,8 @@ FIRST_PROGRESS_S = 0.5
 #: after a backend error, the worker waits this long before it tries again, doubling up to the maximum
 BACKEND_PAUSE_S = 0.5
 MAX_BACKEND_PAUSE_S = 10.0
-COPY_CHUNK_BYTES = 1024 * 1024
+#: 256 KiB: large enough to stream fast, and clear of 1 MiB-aligned writes, which some kernels handle slowly
+COPY_CHUNK_BYTES = 256 * 1024
 #: a job's CPU-time budget in its media child is timeout_s x (threads + CPU_EXTRA_THREADS) + CPU_SLACK_S:
 #: the stages' native pools hold at most threads + 2 busy threads, so only a runaway passes it (a backstop
 #: to the wall-clock timeout, which a paused or lost supervisor no longer enforces)

@@ -358,7 +358,7 @@ def test_name_rebound_to_loopback_after_submit_is_refused_at_send(receiver: Call
     rx = receiver()
     answers = ["93.184.216.34"]
     resolve = lambda host, port: list(answers)  # noqa: E731
-    url = f"http://rebind.test:{rx.port}/hook"
+    url = f"https://rebind.test:{rx.port}/hook"  # refused before any connection: TLS never matters
     assert check_url(url, resolve=resolve)  # accepted at submit
     answers[:] = ["127.0.0.1"]  # the attacker's DNS now points at the service's own machine
     store = InMemoryOutbox()

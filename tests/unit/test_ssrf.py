@@ -27,35 +27,38 @@ class resolves_to:
 
 # The stub answers with a public address, so each refusal must come from parsing the URL itself.
 REFUSED = [
-    "http://127.0.0.1/",
-    "http://[::1]/",
-    "http://10.0.0.5/",
-    "http://169.254.169.254/latest/meta-data/",
-    "http://0.0.0.0/",
-    "http://2130706433/",
-    "http://0x7f.1/",
-    "http://017700000001/",
-    "http://127.1/",
-    "http://127.0.0.1./",
-    "http://[::ffff:127.0.0.1]/",
-    "http://[::ffff:a9fe:a9fe]/",  # mapped 169.254.169.254 in hex
-    "http://[64:ff9b::7f00:1]/",  # NAT64 of 127.0.0.1
-    "http://[2002:a00:5::]/",  # 6to4 of 10.0.0.5
-    "http://[::7f00:1]/",  # deprecated IPv4-compatible
-    "http://[fe80::1]/",
-    "http://[fc00::1]/",
-    "http://100.64.0.1/",
-    "http://224.0.0.1/",
-    "http://255.255.255.255/",
-    "http://08.1/",  # looks numeric, is not a valid address
+    "https://127.0.0.1/",
+    "https://[::1]/",
+    "https://10.0.0.5/",
+    "https://169.254.169.254/latest/meta-data/",
+    "https://0.0.0.0/",
+    "https://2130706433/",
+    "https://0x7f.1/",
+    "https://017700000001/",
+    "https://127.1/",
+    "https://127.0.0.1./",
+    "https://[::ffff:127.0.0.1]/",
+    "https://[::ffff:a9fe:a9fe]/",  # mapped 169.254.169.254 in hex
+    "https://[64:ff9b::7f00:1]/",  # NAT64 of 127.0.0.1
+    "https://[2002:a00:5::]/",  # 6to4 of 10.0.0.5
+    "https://[::7f00:1]/",  # deprecated IPv4-compatible
+    "https://[fe80::1]/",
+    "https://[fc00::1]/",
+    "https://100.64.0.1/",
+    "https://224.0.0.1/",
+    "https://255.255.255.255/",
+    "https://08.1/",  # looks numeric, is not a valid address
     "file:///etc/passwd",
     "gopher://example.com:70/_x",
     "ftp://example.com/",
-    "http://user:pw@example.com/",
-    "http://user@example.com/",
-    "http://@example.com/",
-    "http:///no-host",
+    "https://user:pw@example.com/",
+    "https://user@example.com/",
+    "https://@example.com/",
+    "https:///no-host",
     "example.com/no-scheme",
+    "http://hooks.example.com/",  # plain http: only behind the development flag
+    "https://hooks.example.com:22/",  # a well-known port other than 80/443
+    "https://hooks.example.com:25/",
 ]
 
 
@@ -94,8 +97,8 @@ def test_public_name_resolving_to_public_addresses_is_accepted_without_connectin
 
 def test_public_literals_and_nat64_of_a_public_address_are_accepted() -> None:
     resolve = resolves_to("127.0.0.1")  # must not be consulted for literals
-    assert check_url(f"http://{PUBLIC_V4}:8080/", resolve=resolve) == [ipaddress.IPv4Address(PUBLIC_V4)]
-    assert check_url("http://[64:ff9b::5db8:d822]/", resolve=resolve)
+    assert check_url(f"https://{PUBLIC_V4}:8080/", resolve=resolve) == [ipaddress.IPv4Address(PUBLIC_V4)]
+    assert check_url("https://[64:ff9b::5db8:d822]/", resolve=resolve)
     assert resolve.asked == []
 
 
@@ -122,4 +125,16 @@ def test_resolver_failure_is_refused_and_chained_to_the_os_error() -> None:
 
 def test_default_resolver_is_used_and_refuses_localhost() -> None:
     with pytest.raises(InvalidParams, match="loopback"):
-        check_url("http://localhost/")  # /etc/hosts: no traffic leaves the machine
+        check_url("https://localhost/")  # /etc/hosts: no traffic leaves the machine
+
+
+def test_plain_http_and_low_ports_only_behind_the_development_flag() -> None:
+    resolve = resolves_to(PUBLIC_V4)
+    assert check_url("https://hooks.example.com:8443/", resolve=resolve)
+    assert check_url("https://hooks.example.com:80/", resolve=resolve)
+    assert check_url("http://hooks.example.com/", allow_private=True, resolve=resolve)
+    assert check_url("https://hooks.example.com:22/", allow_private=True, resolve=resolve)
+    with pytest.raises(InvalidParams, match="https"):
+        check_url("http://hooks.example.com/", resolve=resolve)
+    with pytest.raises(InvalidParams, match="port 22"):
+        check_url("https://hooks.example.com:22/", resolve=resolve)
