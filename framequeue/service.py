@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import time
 import uuid
@@ -45,6 +46,8 @@ from framequeue.routing import (
 )
 from framequeue.storage.base import ObjectStore, check_key
 from framequeue.storage.locations import Locations
+
+log = logging.getLogger("framequeue.service")
 
 MAX_TTL_S = 7 * 24 * 3600.0
 MAX_ATTRIBUTES = 32
@@ -190,13 +193,32 @@ class JobService:
         stored, created = self.store.create(job, req.fingerprint() if req.idempotency_key else None)
         if created:
             crashpoint(self.settings, "after_insert")
-            try:
-                self.publish(stored.id)
-            except FrameQueueError:
-                raise
-            except Exception as exc:  # a broker client error: the 202 must not be given
-                raise ServiceUnavailable(f"the queue did not accept the job: {type(exc).__name__}") from exc
+            self._publish_new(stored.id)
         return Submitted(self.record(stored), created)
+
+    def _publish_new(self, job_id: str) -> None:
+        """Publish a just-inserted job. A broker that refuses it gets the row deleted again and the caller a
+        503, so a failed submit leaves no job behind to run later (no orphan row); only when the store fails
+        too does the row stay, and the reaper publishes it (an idempotency key then finds it on retry). Once
+        the broker has the message the job is accepted: a failed mark_published costs a turned-away
+        duplicate at most."""
+        try:
+            self.broker.publish(job_id)
+        except Exception as exc:
+            try:
+                self.store.discard_unpublished(job_id)
+            except Exception:
+                log.warning("job %s: the broker refused it and the row could not be removed; the reaper "
+                            "will publish it", job_id)
+            if isinstance(exc, FrameQueueError) and not isinstance(exc, ServiceUnavailable):
+                raise
+            why = exc.message if isinstance(exc, FrameQueueError) else type(exc).__name__
+            raise ServiceUnavailable(f"the queue did not accept the job ({why}); nothing was created, "
+                                     "try again") from exc
+        try:
+            self.store.mark_published(job_id, self._clock())
+        except Exception:
+            log.warning("job %s: published, but not marked so; the reaper may publish it once more", job_id)
 
     def _assign_version(self, pipeline: Pipeline, raw: dict[str, Any], job_id: str) -> dict[str, Any]:
         """Validated params; when the job's model has endpoints in the registry and the caller pinned no

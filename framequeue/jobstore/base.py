@@ -87,6 +87,11 @@ class JobStore(OutboxStore, Protocol):
         until mark_published)."""
         ...
 
+    def discard_unpublished(self, job_id: str) -> bool:
+        """Delete a queued job whose message was never published (the broker refused it at submit);
+        returns whether a row went. A published or started job is never touched."""
+        ...
+
     def mark_published(self, job_id: str, now_s: float) -> None:
         """The broker confirmed this job's message (at submit, or after a requeue)."""
         ...

@@ -368,6 +368,19 @@ class PostgresJobStore:
 
         return self._pool.run(work)
 
+    def discard_unpublished(self, job_id: str) -> bool:
+        def work(conn: Conn) -> bool:
+            cur = conn.execute(
+                self._sql(
+                    """DELETE FROM {s}.jobs WHERE id = %s AND status = 'queued' AND published_at_s IS NULL
+                       AND attempts = 0"""
+                ),
+                (job_id,),
+            )
+            return cur.rowcount > 0
+
+        return self._pool.run(work)
+
     def mark_published(self, job_id: str, now_s: float) -> None:
         self._pool.run(
             lambda conn: conn.execute(

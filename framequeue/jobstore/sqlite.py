@@ -353,6 +353,14 @@ class SQLiteJobStore:
                     requeued.append(job.id)
         return requeued
 
+    def discard_unpublished(self, job_id: str) -> bool:
+        with self._db.write() as conn:
+            cur = conn.execute(
+                "DELETE FROM jobs WHERE id = ? AND status = 'queued' AND published_at_s IS NULL AND attempts = 0",
+                (job_id,),
+            )
+            return cur.rowcount > 0
+
     def mark_published(self, job_id: str, now_s: float) -> None:
         with self._db.write() as conn:
             conn.execute("UPDATE jobs SET published_at_s = ? WHERE id = ?", (now_s, job_id))

@@ -232,3 +232,16 @@ def test_jobs_queued_long_after_their_publish_are_found_again(store: JobStore) -
     job = store.claim("waiting", "w", LEASE_S, T0 + 800)
     assert job is not None  # a running job is never republished
     assert store.unpublished(T0 + 10_000, 10, stale_before_s=T0 + 10_000) == []
+
+
+def test_discard_unpublished_removes_only_a_job_the_broker_never_got(store: JobStore) -> None:
+    store.create(new_job("refused"))
+    store.create(new_job("published"))
+    store.mark_published("published", T0 + 1)
+    store.create(new_job("started"))
+    assert store.claim("started", "w1", LEASE_S, T0 + 1) is not None
+    assert store.discard_unpublished("refused") is True
+    assert store.discard_unpublished("published") is False
+    assert store.discard_unpublished("started") is False
+    assert store.discard_unpublished("refused") is False
+    assert sorted(j.id for j in store.list_jobs()) == ["published", "started"]

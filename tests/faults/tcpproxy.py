@@ -102,5 +102,8 @@ class FaultProxy:
         self._loop.call_soon_threadsafe(abort)
 
     def close(self) -> None:
+        """Stop listening and forwarding; closing twice is harmless."""
+        if not self._thread.is_alive():
+            return
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
