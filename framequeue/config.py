@@ -80,7 +80,8 @@ class Settings:
     metrics_port: int = 0
     metrics_host: str = "127.0.0.1"
     #: fault injection for the fault tests only: the process exits (status 137, like kill -9) when it
-    #: reaches this point of the lifecycle (after_insert, after_claim, after_upload, after_commit, before_ack)
+    #: reaches this point of the lifecycle (after_insert, after_claim, after_upload, after_commit, before_ack,
+    #: before_webhook: the API, about to deliver a webhook event)
     crash_at: str = ""
 
     @classmethod

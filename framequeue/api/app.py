@@ -13,7 +13,7 @@ from framequeue import __version__
 from framequeue.api import problems
 from framequeue.api.auth import DEV_MODE_WARNING, Authenticator
 from framequeue.api.routes import endpoints, health, jobs, keys, model_endpoints, sagemaker, uploads, webhooks
-from framequeue.config import Settings
+from framequeue.config import Settings, crashpoint
 from framequeue.invocations import Invocations
 from framequeue.keys import Keys
 from framequeue.metrics import api_registry
@@ -47,6 +47,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
             dispatcher = Dispatcher(
                 rt.store, timeout_s=settings.webhook_timeout_s, allow_private=settings.webhook_allow_private,
                 write_document=rt.service.write_document,
+                before_send=lambda: crashpoint(settings, "before_webhook"),
             )
             threads = [
                 threading.Thread(target=dispatcher.run_forever, args=(stop,), name="webhooks", daemon=True),

@@ -113,6 +113,7 @@ class Dispatcher:
         max_parallel: int = 8,
         resolve: Resolver = resolve_host,
         write_document: Callable[[str, bytes], None] | None = None,
+        before_send: Callable[[], None] = lambda: None,
     ) -> None:
         if max_parallel < 1:
             raise ValueError(f"max_parallel must be at least 1, got {max_parallel}")
@@ -125,6 +126,8 @@ class Dispatcher:
         self._resolve = resolve
         #: writes a payload to an object location, create-only (ObjectExists when it is there already)
         self._write_document = write_document
+        #: called before each delivery attempt (the fault tests' crash point "before_webhook")
+        self._before_send = before_send
 
     def run_once(self) -> int:
         """Try every due event once (up to a batch); returns how many were tried.
@@ -163,6 +166,7 @@ class Dispatcher:
                 stop.wait(interval_s)
 
     def _attempt(self, event: OutboxEvent) -> DeliveryResult:
+        self._before_send()
         if not event.url.startswith(("https://", "http://")):
             return self._write(event)
         # webhook-timestamp is this attempt's time: receivers refuse stale timestamps (replay protection)

@@ -242,3 +242,33 @@ def test_progress_events_are_throttled_signed_and_distinct(
     for _, payload in progress:  # what a receiver needs to drop a stale one
         assert payload["data"]["status"] == "running" and payload["timestamp"]
         assert isinstance(payload["data"]["progress"]["frames_done"], int)
+
+
+def test_an_api_that_dies_before_sending_a_webhook_sends_it_after_its_restart(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """The terminal event is in the outbox with the job's end; a dispatcher that dies before sending it
+    (crash point before_webhook) leaves it there, and the restarted API delivers it, once, same id."""
+    dep = Deployment(tmp_path, lease_s=10, heartbeat_s=2, reap_interval_s=1, drain_s=2)
+    try:
+        dep.start("api", "api", crash_at="before_webhook")
+        dep.wait_ready()
+        dep.start("w1", "worker")
+        payload = tmp_path / "payload.bin"
+        payload.write_bytes(b"x")
+        key = dep.client.upload(payload)["key"]
+        job = dep.client.submit({"pipeline": "noop", "input": {"key": key},
+                                 "webhook": {"url": receiver.url, "secret": SECRET}})
+        assert dep.procs["api"].wait(60) == 137  # it died with the event in hand, unsent
+        assert receiver.received == []
+        dep.start("api2", "api")
+        dep.wait_ready()
+        receiver.wait(1)
+        time.sleep(2)  # a second delivery, if any, would arrive now
+        assert len(receiver.received) == 1
+        headers, body = receiver.received[0]
+        assert headers["webhook-id"] == f"evt_{job['id']}_succeeded"
+        event = Webhook(SECRET).verify(body, headers)
+        assert event["type"] == "job.succeeded" and event["data"]["id"] == job["id"]
+    finally:
+        dep.stop()
