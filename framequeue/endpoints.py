@@ -37,6 +37,8 @@ class Endpoint:
     #: how many of this endpoint's invocations one worker process runs at a time
     max_concurrent_invocations: int = 1
     created_at_s: float = 0.0
+    #: the tenant that owns it: only that tenant sees, manages and invokes it
+    tenant: str = "default"
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -66,7 +66,7 @@ class Invocations:
 
     # -- endpoints -------------------------------------------------------------------------------------
 
-    def create_endpoint(self, ep: Endpoint) -> dict[str, Any]:
+    def create_endpoint(self, ep: Endpoint, caller: Principal = DEV_PRINCIPAL) -> dict[str, Any]:
         check_endpoint(ep)
         pipeline = get_pipeline(ep.pipeline)
         params = pipeline.validate(ep.params, self._jobs.models)
@@ -77,24 +77,25 @@ class Invocations:
             if path is not None:  # reachable from this deployment's object store
                 self._jobs.locations.resolve(path.rstrip("/") + "/probe")
         stored = self._store.create_endpoint(replace(ep, pipeline=pipeline.name, params=params,
-                                                     created_at_s=self._clock()))
+                                                     created_at_s=self._clock(), tenant=caller.tenant))
         return stored.to_dict()
 
-    def get_endpoint(self, name: str) -> dict[str, Any]:
-        return self._store.get_endpoint(name).to_dict()
+    def get_endpoint(self, name: str, caller: Principal = DEV_PRINCIPAL) -> dict[str, Any]:
+        return self._store.get_endpoint(name, caller.tenant).to_dict()
 
-    def list_endpoints(self) -> dict[str, Any]:
-        return {"endpoints": [ep.to_dict() for ep in self._store.list_endpoints()]}
+    def list_endpoints(self, caller: Principal = DEV_PRINCIPAL) -> dict[str, Any]:
+        return {"endpoints": [ep.to_dict() for ep in self._store.list_endpoints(caller.tenant)]}
 
-    def delete_endpoint(self, name: str) -> None:
-        self._store.delete_endpoint(name)
+    def delete_endpoint(self, name: str, caller: Principal = DEV_PRINCIPAL) -> None:
+        self._store.delete_endpoint(name, caller.tenant)
 
     # -- invoking ---------------------------------------------------------------------------------------
 
     def invoke(self, req: InvokeRequest, caller: Principal = DEV_PRINCIPAL) -> Invocation:
-        """Queue a job for the caller's tenant. Endpoints are deployment-wide (not owned by a tenant), and
-        an InputLocation is any location this deployment's credentials reach (not confined to the tenant)."""
-        ep = self._store.get_endpoint(req.endpoint)
+        """Queue a job for the caller's tenant, through one of its own endpoints (another tenant's is not
+        found). An InputLocation is any location this deployment's credentials reach (not confined to the
+        tenant)."""
+        ep = self._store.get_endpoint(req.endpoint, caller.tenant)
         if (req.input_location is None) == (req.body is None):
             raise InvalidParams("InputLocation and Body: provide exactly one of them")
         inference_id = check_inference_id(req.inference_id)

@@ -113,13 +113,13 @@ class JobStore(OutboxStore, Protocol):
         """Store a new async endpoint; EndpointExists when the name is taken."""
         ...
 
-    def get_endpoint(self, name: str) -> Endpoint:
-        """The endpoint, or EndpointNotFound."""
+    def get_endpoint(self, name: str, tenant: str) -> Endpoint:
+        """The tenant's endpoint, or EndpointNotFound (also for another tenant's: the same answer)."""
         ...
 
-    def list_endpoints(self) -> list[Endpoint]: ...
+    def list_endpoints(self, tenant: str) -> list[Endpoint]: ...
 
-    def delete_endpoint(self, name: str) -> None:
+    def delete_endpoint(self, name: str, tenant: str) -> None:
         """Remove an endpoint (its jobs keep running); EndpointNotFound when there is none."""
         ...
 

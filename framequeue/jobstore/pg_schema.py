@@ -300,6 +300,9 @@ MIGRATIONS: tuple[Migration, ...] = (
             PRIMARY KEY (tenant, url)
         );
     """),
+    Migration(7, "async endpoints belong to a tenant", """
+        ALTER TABLE {s}.endpoints ADD COLUMN IF NOT EXISTS tenant text NOT NULL DEFAULT 'default';
+    """),
 )
 
 

@@ -714,12 +714,13 @@ class PostgresJobStore:
             row = conn.execute(
                 self._sql(
                     """INSERT INTO {s}.endpoints (name, pipeline, params, output_path, failure_path,
-                       success_webhook, error_webhook, webhook_secret, max_concurrent_invocations, created_at_s)
-                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                       success_webhook, error_webhook, webhook_secret, max_concurrent_invocations, created_at_s,
+                       tenant)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                        ON CONFLICT (name) DO NOTHING RETURNING name"""
                 ),
                 (ep.name, ep.pipeline, Jsonb(ep.params), ep.output_path, ep.failure_path, ep.success_webhook,
-                 ep.error_webhook, ep.webhook_secret, ep.max_concurrent_invocations, ep.created_at_s),
+                 ep.error_webhook, ep.webhook_secret, ep.max_concurrent_invocations, ep.created_at_s, ep.tenant),
             ).fetchone()
             if row is None:
                 raise EndpointExists(f"an endpoint named {ep.name!r} exists; delete it first")
@@ -727,25 +728,32 @@ class PostgresJobStore:
 
         return self._pool.run(work)
 
-    def get_endpoint(self, name: str) -> Endpoint:
+    def get_endpoint(self, name: str, tenant: str) -> Endpoint:
         def work(conn: Conn) -> Endpoint:
-            row = conn.execute(self._sql("SELECT * FROM {s}.endpoints WHERE name = %s"), (name,)).fetchone()
+            row = conn.execute(
+                self._sql("SELECT * FROM {s}.endpoints WHERE name = %s AND tenant = %s"), (name, tenant)
+            ).fetchone()
             if row is None:
                 raise EndpointNotFound(f"no endpoint named {name!r}")
             return Endpoint(**row)
 
         return self._pool.run(work)
 
-    def list_endpoints(self) -> list[Endpoint]:
+    def list_endpoints(self, tenant: str) -> list[Endpoint]:
         def work(conn: Conn) -> list[Endpoint]:
-            rows = conn.execute(self._sql("SELECT * FROM {s}.endpoints ORDER BY name")).fetchall()
+            rows = conn.execute(
+                self._sql("SELECT * FROM {s}.endpoints WHERE tenant = %s ORDER BY name"), (tenant,)
+            ).fetchall()
             return [Endpoint(**r) for r in rows]
 
         return self._pool.run(work)
 
-    def delete_endpoint(self, name: str) -> None:
+    def delete_endpoint(self, name: str, tenant: str) -> None:
         def work(conn: Conn) -> None:
-            if conn.execute(self._sql("DELETE FROM {s}.endpoints WHERE name = %s"), (name,)).rowcount == 0:
+            deleted = conn.execute(
+                self._sql("DELETE FROM {s}.endpoints WHERE name = %s AND tenant = %s"), (name, tenant)
+            ).rowcount
+            if deleted == 0:
                 raise EndpointNotFound(f"no endpoint named {name!r}")
 
         self._pool.run(work)

@@ -150,6 +150,9 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (tenant, url)
     );
     """,
+    """
+    ALTER TABLE endpoints ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+    """,
 )
 
 
@@ -601,28 +604,31 @@ class SQLiteJobStore:
             try:
                 conn.execute(
                     """INSERT INTO endpoints (name, pipeline, params, output_path, failure_path, success_webhook,
-                       error_webhook, webhook_secret, max_concurrent_invocations, created_at_s)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       error_webhook, webhook_secret, max_concurrent_invocations, created_at_s, tenant)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     (ep.name, ep.pipeline, json.dumps(ep.params), ep.output_path, ep.failure_path,
                      ep.success_webhook, ep.error_webhook, ep.webhook_secret, ep.max_concurrent_invocations,
-                     ep.created_at_s),
+                     ep.created_at_s, ep.tenant),
                 )
             except sqlite3.IntegrityError:
                 raise EndpointExists(f"an endpoint named {ep.name!r} exists; delete it first") from None
         return ep
 
-    def get_endpoint(self, name: str) -> Endpoint:
-        row = self._db.conn().execute("SELECT * FROM endpoints WHERE name = ?", (name,)).fetchone()
+    def get_endpoint(self, name: str, tenant: str) -> Endpoint:
+        row = self._db.conn().execute(
+            "SELECT * FROM endpoints WHERE name = ? AND tenant = ?", (name, tenant)
+        ).fetchone()
         if row is None:
             raise EndpointNotFound(f"no endpoint named {name!r}")
         return _endpoint(row)
 
-    def list_endpoints(self) -> list[Endpoint]:
-        return [_endpoint(r) for r in self._db.conn().execute("SELECT * FROM endpoints ORDER BY name")]
+    def list_endpoints(self, tenant: str) -> list[Endpoint]:
+        rows = self._db.conn().execute("SELECT * FROM endpoints WHERE tenant = ? ORDER BY name", (tenant,))
+        return [_endpoint(r) for r in rows]
 
-    def delete_endpoint(self, name: str) -> None:
+    def delete_endpoint(self, name: str, tenant: str) -> None:
         with self._db.write() as conn:
-            if conn.execute("DELETE FROM endpoints WHERE name = ?", (name,)).rowcount == 0:
+            if conn.execute("DELETE FROM endpoints WHERE name = ? AND tenant = ?", (name, tenant)).rowcount == 0:
                 raise EndpointNotFound(f"no endpoint named {name!r}")
 
     # -- model endpoint registry -----------------------------------------------------------------------

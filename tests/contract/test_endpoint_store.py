@@ -30,17 +30,17 @@ def _endpoint(name: str = "dashcam-detect", **kw: object) -> Endpoint:
 def test_endpoints_are_created_read_listed_and_deleted(store: JobStore) -> None:
     store.create_endpoint(_endpoint("b-endpoint"))
     store.create_endpoint(_endpoint("a-endpoint", failure_path=None, success_webhook=None))
-    assert store.get_endpoint("b-endpoint") == _endpoint("b-endpoint")
-    assert [e.name for e in store.list_endpoints()] == ["a-endpoint", "b-endpoint"]
-    assert store.get_endpoint("a-endpoint").failure_path is None
+    assert store.get_endpoint("b-endpoint", "default") == _endpoint("b-endpoint")
+    assert [e.name for e in store.list_endpoints("default")] == ["a-endpoint", "b-endpoint"]
+    assert store.get_endpoint("a-endpoint", "default").failure_path is None
     with pytest.raises(EndpointExists):
         store.create_endpoint(_endpoint("b-endpoint", pipeline="noop"))
-    assert store.get_endpoint("b-endpoint").pipeline == "detect"
-    store.delete_endpoint("b-endpoint")
+    assert store.get_endpoint("b-endpoint", "default").pipeline == "detect"
+    store.delete_endpoint("b-endpoint", "default")
     with pytest.raises(EndpointNotFound):
-        store.get_endpoint("b-endpoint")
+        store.get_endpoint("b-endpoint", "default")
     with pytest.raises(EndpointNotFound):
-        store.delete_endpoint("b-endpoint")
+        store.delete_endpoint("b-endpoint", "default")
 
 
 def test_a_job_keeps_its_endpoint_and_delivery_locations(store: JobStore) -> None:
@@ -81,5 +81,19 @@ def test_a_sqlite_store_from_before_endpoints_is_migrated_in_place(tmp_path: Pat
     store.create_endpoint(_endpoint("e1"))
     store.close()
     store = SQLiteJobStore(f"sqlite:///{path}", render)  # opening again applies nothing twice
-    assert store.get_endpoint("e1").name == "e1"
+    assert store.get_endpoint("e1", "default").name == "e1"
     store.close()
+
+
+def test_an_endpoint_is_its_tenants_alone(store: JobStore) -> None:
+    store.create_endpoint(_endpoint("cam-a", tenant="tenant-a"))
+    assert store.get_endpoint("cam-a", "tenant-a").tenant == "tenant-a"
+    assert store.list_endpoints("tenant-b") == []
+    with pytest.raises(EndpointNotFound) as other:
+        store.get_endpoint("cam-a", "tenant-b")
+    with pytest.raises(EndpointNotFound) as missing:
+        store.get_endpoint("cam-z", "tenant-b")
+    assert str(other.value).replace("cam-a", "X") == str(missing.value).replace("cam-z", "X")
+    with pytest.raises(EndpointNotFound):
+        store.delete_endpoint("cam-a", "tenant-b")
+    assert [e.name for e in store.list_endpoints("tenant-a")] == ["cam-a"]

@@ -96,3 +96,24 @@ def test_endpoints_are_checked_when_created(rt: Runtime, inv: Invocations) -> No
         with pytest.raises(InvalidParams, match=words):
             inv.create_endpoint(Endpoint(**{**good, **kw}))  # type: ignore[arg-type]
     assert [e["name"] for e in inv.list_endpoints()["endpoints"]] == ["noop-ep"]
+
+
+def test_an_endpoint_is_seen_managed_and_invoked_by_its_own_tenant_only(rt: Runtime, inv: Invocations) -> None:
+    from framequeue.auth import Principal
+
+    alice, bob = Principal("alice", "admin", "k1"), Principal("bob", "admin", "k2")
+    root = rt.objects.url("k")[:-1]
+    rt.store.create_endpoint(Endpoint(name="alice-ep", pipeline="noop", output_path=f"{root}answers",
+                                      tenant="alice"))
+    assert [e["name"] for e in inv.list_endpoints(alice)["endpoints"]] == ["alice-ep"]
+    assert inv.list_endpoints(bob)["endpoints"] == []
+    with pytest.raises(EndpointNotFound):
+        inv.get_endpoint("alice-ep", bob)
+    with pytest.raises(EndpointNotFound):
+        inv.invoke(InvokeRequest("alice-ep", body=b"x"), bob)
+    with pytest.raises(EndpointNotFound):
+        inv.delete_endpoint("alice-ep", bob)
+    done = inv.invoke(InvokeRequest("alice-ep", body=b"x"), Principal("alice", "submit", "k3"))
+    assert rt.store.get(done.job["id"]).endpoint == "alice-ep"
+    inv.delete_endpoint("alice-ep", alice)
+    assert inv.list_endpoints(alice)["endpoints"] == []

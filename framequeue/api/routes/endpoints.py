@@ -1,5 +1,5 @@
-"""Async endpoint routes (framequeue's own JSON API): create, read, list, delete. Endpoints are
-deployment-wide, not a tenant's: managing them takes an admin key."""
+"""Async endpoint routes (framequeue's own JSON API): create, read, list, delete. An endpoint belongs to
+the tenant that created it (another tenant's answers as missing); managing them takes an admin key."""
 
 from __future__ import annotations
 
@@ -10,38 +10,40 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from framequeue.api.auth import require
+from framequeue.api.auth import ADMIN
 from framequeue.api.deps import invocations_of, service_of
 from framequeue.api.problems import validation_problem
 from framequeue.api.routes.jobs import read_json
 from framequeue.api.schemas import EndpointIn
+from framequeue.auth import Principal
 from framequeue.endpoints import Endpoint
 
-router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"], dependencies=[require("admin")])
+router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
 
 
 @router.post("", status_code=201)
-async def create(request: Request) -> JSONResponse:
+async def create(request: Request, caller: Principal = ADMIN) -> JSONResponse:
     raw = await read_json(request, service_of(request).settings.max_json_bytes)
     try:
         body = EndpointIn.model_validate(raw)
     except ValidationError as exc:
         return validation_problem(exc.errors())
-    created = await run_in_threadpool(invocations_of(request).create_endpoint, Endpoint(**body.model_dump()))
+    created = await run_in_threadpool(invocations_of(request).create_endpoint, Endpoint(**body.model_dump()),
+                                      caller)
     return JSONResponse(created, status_code=201, headers={"Location": f"/v1/endpoints/{created['name']}"})
 
 
 @router.get("")
-async def list_endpoints(request: Request) -> dict[str, Any]:
-    return await run_in_threadpool(invocations_of(request).list_endpoints)
+async def list_endpoints(request: Request, caller: Principal = ADMIN) -> dict[str, Any]:
+    return await run_in_threadpool(invocations_of(request).list_endpoints, caller)
 
 
 @router.get("/{name}")
-async def get(request: Request, name: str) -> dict[str, Any]:
-    return await run_in_threadpool(invocations_of(request).get_endpoint, name)
+async def get(request: Request, name: str, caller: Principal = ADMIN) -> dict[str, Any]:
+    return await run_in_threadpool(invocations_of(request).get_endpoint, name, caller)
 
 
 @router.delete("/{name}", status_code=204)
-async def delete(request: Request, name: str) -> Response:
-    await run_in_threadpool(invocations_of(request).delete_endpoint, name)
+async def delete(request: Request, name: str, caller: Principal = ADMIN) -> Response:
+    await run_in_threadpool(invocations_of(request).delete_endpoint, name, caller)
     return Response(status_code=204)
