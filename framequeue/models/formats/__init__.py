@@ -74,6 +74,37 @@ class ResultFormat(Protocol[ResultT_co]):
         ...
 
 
+def check_single_output(
+    family: str,
+    output_shapes: Sequence[Shape],
+    input_size_hw: tuple[int, int],
+    *,
+    anchors: int,
+    box_fields: int,
+    num_classes: int,
+    anchors_last: bool = False,
+    hint: str = "",
+) -> None:
+    """The shape check shared by the one-output detector layouts: [N, anchors, box_fields + classes], or
+    [N, box_fields + classes, anchors] with `anchors_last`. InvalidParams says what was expected."""
+    columns = box_fields + num_classes
+    expected = f"one output [N, {columns}, {anchors}]" if anchors_last else f"one output [N, {anchors}, {columns}]"
+    if len(output_shapes) != 1 or len(output_shapes[0]) != 3:
+        raise InvalidParams(f"format: {family} model has {expected}, this one has {list(output_shapes)}")
+    _, second, third = output_shapes[0]
+    got_columns, got_anchors = (second, third) if anchors_last else (third, second)
+    if isinstance(got_anchors, int) and got_anchors != anchors:
+        raise InvalidParams(
+            f"format: {family} model has {expected} for input {input_size_hw}, "
+            f"this one has {got_anchors} anchors (wrong input size{hint}?)"
+        )
+    if isinstance(got_columns, int) and got_columns != columns:
+        raise InvalidParams(
+            f"classes: the model predicts {got_columns - box_fields} classes but the classes file "
+            f"lists {num_classes}"
+        )
+
+
 #: builds a format for a model of (input_size_hw, number of classes)
 FormatFactory = Callable[[tuple[int, int], int], ModelFormat]
 #: the same for formats that decode into faces or lanes

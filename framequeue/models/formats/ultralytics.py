@@ -13,10 +13,9 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from framequeue.errors import InvalidParams
 from framequeue.media.letterbox import letterbox, to_image_xyxy
 from framequeue.models.base import Detections
-from framequeue.models.formats import Shape
+from framequeue.models.formats import Shape, check_single_output
 from framequeue.models.formats.yolox import MAX_DETECTIONS, PRE_NMS_TOP_K, nms
 
 #: feature-map strides of the three heads
@@ -70,19 +69,9 @@ class UltralyticsFormat:
         self.num_anchors = grid_cells(input_size_hw)
 
     def check_outputs(self, output_shapes: Sequence[Shape]) -> None:
-        expected = f"one output [N, {4 + self.num_classes}, {self.num_anchors}]"
-        if len(output_shapes) != 1 or len(output_shapes[0]) != 3:
-            raise InvalidParams(f"format: an ultralytics model has {expected}, this one has {list(output_shapes)}")
-        _, columns, anchors = output_shapes[0]
-        if isinstance(anchors, int) and anchors != self.num_anchors:
-            raise InvalidParams(
-                f"format: an ultralytics model has {expected} for input {self.input_size_hw}, "
-                f"this one has {anchors} anchors (wrong input size, or not an Ultralytics export?)"
-            )
-        if isinstance(columns, int) and columns != 4 + self.num_classes:
-            raise InvalidParams(
-                f"classes: the model predicts {columns - 4} classes but the classes file lists {self.num_classes}"
-            )
+        check_single_output("an ultralytics", output_shapes, self.input_size_hw, anchors=self.num_anchors,
+                            box_fields=4, num_classes=self.num_classes, anchors_last=True,
+                            hint=", or not an Ultralytics export")
 
     def preprocess(self, image: npt.NDArray[np.uint8], out: npt.NDArray[np.float32]) -> float:
         return letterbox_rgb01(image, self.input_size_hw, out)

@@ -13,9 +13,8 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from framequeue.errors import InvalidParams
 from framequeue.models.base import Detections
-from framequeue.models.formats import Shape
+from framequeue.models.formats import Shape, check_single_output
 from framequeue.models.formats.ultralytics import decode_cxcywh, grid_cells, letterbox_rgb01
 
 #: anchor boxes per grid cell
@@ -31,19 +30,9 @@ class Yolov5Format:
         self.num_anchors = ANCHORS_PER_CELL * grid_cells(input_size_hw)
 
     def check_outputs(self, output_shapes: Sequence[Shape]) -> None:
-        expected = f"one output [N, {self.num_anchors}, {5 + self.num_classes}]"
-        if len(output_shapes) != 1 or len(output_shapes[0]) != 3:
-            raise InvalidParams(f"format: a yolov5 model has {expected}, this one has {list(output_shapes)}")
-        _, anchors, columns = output_shapes[0]
-        if isinstance(anchors, int) and anchors != self.num_anchors:
-            raise InvalidParams(
-                f"format: a yolov5 model has {expected} for input {self.input_size_hw}, "
-                f"this one has {anchors} anchors (wrong input size, or not YOLOv5?)"
-            )
-        if isinstance(columns, int) and columns != 5 + self.num_classes:
-            raise InvalidParams(
-                f"classes: the model predicts {columns - 5} classes but the classes file lists {self.num_classes}"
-            )
+        check_single_output("a yolov5", output_shapes, self.input_size_hw, anchors=self.num_anchors,
+                            box_fields=5, num_classes=self.num_classes,
+                            hint=", or not YOLOv5")
 
     def preprocess(self, image: npt.NDArray[np.uint8], out: npt.NDArray[np.float32]) -> float:
         return letterbox_rgb01(image, self.input_size_hw, out)

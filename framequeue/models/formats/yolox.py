@@ -16,7 +16,7 @@ import numpy.typing as npt
 from framequeue.errors import InvalidParams
 from framequeue.media.letterbox import letterbox, to_image_xyxy
 from framequeue.models.base import Detections
-from framequeue.models.formats import Shape
+from framequeue.models.formats import Shape, check_single_output
 
 #: feature-map strides of the three YOLOX heads, in output order
 STRIDES: Final = (8, 16, 32)
@@ -89,20 +89,9 @@ class YoloxFormat:
         return len(self._grid)
 
     def check_outputs(self, output_shapes: Sequence[Shape]) -> None:
-        expected = f"one output [N, {self.num_anchors}, {5 + self.num_classes}]"
-        if len(output_shapes) != 1 or len(output_shapes[0]) != 3:
-            raise InvalidParams(f"format: a yolox model has {expected}, this one has {list(output_shapes)}")
-        _, anchors, columns = output_shapes[0]
-        if isinstance(anchors, int) and anchors != self.num_anchors:
-            raise InvalidParams(
-                f"format: a yolox model has {expected} for input {self.input_size_hw}, "
-                f"this one has {anchors} anchors (wrong input size, or not YOLOX?)"
-            )
-        if isinstance(columns, int) and columns != 5 + self.num_classes:
-            raise InvalidParams(
-                f"classes: the model predicts {columns - 5} classes but the classes file "
-                f"lists {self.num_classes}"
-            )
+        check_single_output("a yolox", output_shapes, self.input_size_hw, anchors=self.num_anchors,
+                            box_fields=5, num_classes=self.num_classes,
+                            hint=", or not YOLOX")
 
     def preprocess(self, image: npt.NDArray[np.uint8], out: npt.NDArray[np.float32]) -> float:
         return letterbox(image, self.input_size_hw, out=out)[1]
