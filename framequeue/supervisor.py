@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -86,6 +87,9 @@ def run_up(settings: Settings, log_level: str) -> int:
     pool.start()
     log.info("framequeue up: API on http://%s:%d, %d worker(s), home %s", settings.host, settings.port,
              settings.workers, settings.home)
+    # uvicorn re-raises the SIGTERM it caught once it has shut down; with the default handler that would
+    # end this process before the workers are stopped (orphaning them): exit through `finally` instead
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
     finally:
