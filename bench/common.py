@@ -160,3 +160,17 @@ def wait_quiet(max_wait_s: float = 60.0, log: Callable[[str], None] = print) -> 
             return time.monotonic() - t0
     log(f"  (machine still busy after {max_wait_s:.0f} s: measuring anyway, see foreign_cores)")
     return time.monotonic() - t0
+
+
+def replace_section(doc: Path, title: str, section: str) -> None:
+    """Replace the section of DOC headed TITLE (up to the next '## ' heading), or append it; the rest of
+    the file is left as it is (re-read just before writing)."""
+    text = doc.read_text() if doc.is_file() else "# Benchmarks\n"
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip("\n") == title), None)
+    if start is None:
+        doc.write_text(text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n")
+        return
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    tail = "".join(lines[end:])
+    doc.write_text("".join(lines[:start]) + section.rstrip("\n") + "\n" + ("\n" + tail if tail else ""))

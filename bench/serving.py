@@ -22,7 +22,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from bench.common import CORES, DASHCAM, RESULTS, ROOT, cpu_flags, cpu_model, rounded
+from bench.common import CORES, DASHCAM, RESULTS, ROOT, cpu_flags, cpu_model, replace_section, rounded
 from bench.serving_run import (
     Deployment,
     ModelServer,
@@ -338,20 +338,6 @@ def auto_notes(data: dict[str, Any]) -> list[str]:
     return notes
 
 
-def update_doc(doc: Path, section: str) -> None:
-    """Replace the section headed SECTION_TITLE (up to the next '## ' heading), or append it; the rest of
-    the file is left as it is (re-read just before writing)."""
-    text = doc.read_text() if doc.is_file() else "# Benchmarks\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip("\n") == SECTION_TITLE), None)
-    if start is None:
-        doc.write_text(text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n")
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    tail = "".join(lines[end:])
-    doc.write_text("".join(lines[:start]) + section.rstrip("\n") + "\n" + ("\n" + tail if tail else ""))
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--requests-per-caller", type=int, default=24)
@@ -393,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "serving.json").write_text(json.dumps(rounded(data), indent=1))
     (args.out / "serving.md").write_text(section)
     if not args.no_doc:
-        update_doc(args.doc, section)
+        replace_section(args.doc, SECTION_TITLE, section)
     shutil.rmtree(work, ignore_errors=True)
     print(section)
     log(f"done in {data['duration_s'] / 60:.1f} min: {args.out / 'serving.json'}")

@@ -41,7 +41,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Final
 
-from bench.common import RESULTS, ROOT, cpu_model, median, rounded, wait_quiet
+from bench.common import RESULTS, ROOT, cpu_model, median, replace_section, rounded, wait_quiet
 from bench.storage_child import WRITE_PIECE_BYTES
 from framequeue.storage.s3 import READ_CHUNK_BYTES
 
@@ -565,19 +565,6 @@ def auto_notes(data: dict[str, Any]) -> list[str]:
     return notes
 
 
-def update_doc(doc: Path, section: str) -> None:
-    """Replace the section headed SECTION_TITLE (up to the next '## ' heading), or append it."""
-    text = doc.read_text() if doc.is_file() else "# Benchmarks\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip("\n") == SECTION_TITLE), None)
-    if start is None:
-        doc.write_text(text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n")
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    tail = "".join(lines[end:])
-    doc.write_text("".join(lines[:start]) + section.rstrip("\n") + "\n" + ("\n" + tail if tail else ""))
-
-
 def machine() -> dict[str, Any]:
     mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
     return {"nproc": os.cpu_count() or 1, "cpu_model": cpu_model(), "memory_gib": round(mem_kb / 1024**2, 1),
@@ -650,7 +637,7 @@ def write_report(args: argparse.Namespace, data: dict[str, Any]) -> int:
     (args.out / "storage.json").write_text(json.dumps(rounded(data), indent=1) + "\n")
     (args.out / "storage.md").write_text(md)
     if not args.no_doc:
-        update_doc(args.doc, md)
+        replace_section(args.doc, SECTION_TITLE, md)
     log(f"wrote {args.out / 'storage.json'} and {args.out / 'storage.md'}"
         f"{'' if args.no_doc else ' and updated ' + str(args.doc)} ({data['elapsed_s'] / 60:.1f} min)")
     print(md)
