@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -114,6 +114,29 @@ def batch_matches(
     return True
 
 
+#: a runtime's `run(output_names | None, {input name: array})`, as ONNX Runtime's and OpenVinoModel's
+RunFn = Callable[[Any, dict[str, npt.NDArray[np.float32]]], Sequence[npt.NDArray[np.float32]]]
+
+
+def infer_batch(run: RunFn, version: ModelVersion, batch: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]:
+    """Raw outputs for an NCHW float32 batch through `run`, each with leading dim N: the whole batch at once
+    when the model takes one, else frame by frame and concatenated."""
+    n = len(batch)
+    if batch.ndim != 4 or n == 0:
+        raise ValueError(f"infer takes a non-empty NCHW batch, got shape {batch.shape}")
+    name = version.input_name
+    if version.batch_native:
+        outputs: Sequence[npt.NDArray[np.float32]] = run(None, {name: batch})
+    else:
+        runs = [run(None, {name: batch[i : i + 1]}) for i in range(n)]
+        outputs = [np.concatenate([r[k] for r in runs]) for k in range(len(runs[0]))]
+    for out in outputs:
+        # the invariant a batcher must hold: as many results as frames
+        if out.shape[0] != n:
+            raise RuntimeError(f"{version.ref}: output has leading dim {out.shape[0]} for {n} frames")
+    return list(outputs)
+
+
 class OnnxModel:
     """One stored model version in an ONNX Runtime session; `infer` takes N frames either way. An
     InferenceBackend that runs each batch as it is submitted (one in flight)."""
@@ -139,19 +162,4 @@ class OnnxModel:
 
     def infer(self, batch: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]:
         """Raw outputs for an NCHW float32 batch, each with leading dim N."""
-        n = len(batch)
-        if batch.ndim != 4 or n == 0:
-            raise ValueError(f"infer takes a non-empty NCHW batch, got shape {batch.shape}")
-        name = self.version.input_name
-        if self.version.batch_native:
-            outputs: Sequence[npt.NDArray[np.float32]] = self._session.run(None, {name: batch})
-        else:
-            runs = [self._session.run(None, {name: batch[i : i + 1]}) for i in range(n)]
-            outputs = [np.concatenate([r[k] for r in runs]) for k in range(len(runs[0]))]
-        for out in outputs:
-            # the invariant a batcher must hold: as many results as frames
-            if out.shape[0] != n:
-                raise RuntimeError(
-                    f"{self.version.ref}: output has leading dim {out.shape[0]} for {n} frames"
-                )
-        return list(outputs)
+        return infer_batch(self._session.run, self.version, batch)

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from framequeue.models.base import ModelVersion
+from framequeue.models.onnx import infer_batch
 
 __all__ = ["OpenVinoModel", "bf16_supported", "compile_model", "effective_precision"]
 
@@ -122,19 +123,7 @@ class OpenVinoModel:
 
     def infer(self, batch: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]:
         """Raw outputs for an NCHW float32 batch, each with leading dim N."""
-        n = len(batch)
-        if batch.ndim != 4 or n == 0:
-            raise ValueError(f"infer takes a non-empty NCHW batch, got shape {batch.shape}")
-        name = self.version.input_name
-        if self.version.batch_native:
-            outputs = self.run(None, {name: batch})
-        else:
-            runs = [self.run(None, {name: batch[i : i + 1]}) for i in range(n)]
-            outputs = [np.concatenate([r[k] for r in runs]) for k in range(len(runs[0]))]
-        for out in outputs:
-            if out.shape[0] != n:
-                raise RuntimeError(f"{self.version.ref}: output has leading dim {out.shape[0]} for {n} frames")
-        return outputs
+        return infer_batch(self.run, self.version, batch)
 
     def close(self) -> None:
         self._local = threading.local()
