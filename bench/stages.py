@@ -37,7 +37,8 @@ from framequeue.models.formats import get_format
 from framequeue.models.onnx import OnnxModel
 from framequeue.models.repository import ModelRepository
 from framequeue.pipelines.base import MediaLimits
-from framequeue.pipelines.detect import DEFAULTS, stage_threads
+from framequeue.pipelines.detect import DEFAULTS
+from framequeue.pipelines.stages import stage_threads
 
 STAGES = ("decode", "infer", "render")
 

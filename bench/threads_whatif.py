@@ -17,14 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import framequeue.pipelines.detect as detect
+import framequeue.pipelines.stages as stages
 from bench.common import CLASSES, MODEL, Window, wait_quiet
 from framequeue.models.repository import ModelRepository
 from framequeue.pipelines.base import RunContext
 
 
 def run_variant(input_path: Path, split: tuple[int, int, int], repo: ModelRepository, out: Path) -> dict[str, Any]:
-    original = detect.stage_threads
-    detect.stage_threads = lambda threads: detect.StageThreads(*split)
+    original = stages.stage_threads
+    # the pipeline sizes its model's pool, the stages their decoder and encoder: both read the split
+    detect.stage_threads = stages.stage_threads = lambda threads: stages.StageThreads(*split)
     try:
         ctx = RunContext(input_path=input_path, output_dir=out, params={}, models=repo, threads=sum(split),
                          on_progress=lambda p: None, stop=threading.Event())
@@ -34,7 +36,7 @@ def run_variant(input_path: Path, split: tuple[int, int, int], repo: ModelReposi
             result = detect.DetectPipeline().run(ctx)
         cpu = time.process_time() - cpu0
     finally:
-        detect.stage_threads = original
+        detect.stage_threads = stages.stage_threads = original
     return {"split": split, "fps": result.stats["fps"], "cpu_ms_per_frame": 1000 * cpu / result.frames_total,
             "stats": result.stats, "window": window.result}
 

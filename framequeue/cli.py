@@ -537,8 +537,8 @@ def models() -> None:
 @click.argument("name")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", required=True, help="Output layout of the model, e.g. yolox.")
-@click.option("--classes", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
-              help="Text file with one class name per line.")
+@click.option("--classes", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Text file with one class name per line (detection formats; face and lane formats imply theirs).")
 @click.option("--runtime", type=click.Choice(["onnxruntime", "openvino"]), default="onnxruntime",
               show_default=True, help="In-process runtime; openvino is checked against ONNX Runtime fp32 first.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
@@ -547,7 +547,7 @@ def models() -> None:
               help="A real frame for the openvino accuracy check (default: a synthetic pattern).")
 @click.pass_context
 def models_add(
-    ctx: click.Context, name: str, path: Path, fmt: str, classes: Path, runtime: str, precision: str,
+    ctx: click.Context, name: str, path: Path, fmt: str, classes: Path | None, runtime: str, precision: str,
     check_image: Path | None,
 ) -> None:
     """Add PATH as the next version of model NAME."""

@@ -1,4 +1,5 @@
-"""H.264 (libx264, yuv420p) MP4 writer that keeps the input's size, rate and timestamps."""
+"""H.264 (libx264, yuv420p) MP4 writer that keeps the input's size, rate and timestamps, with the index
+(`moov`) at the front (`+faststart`) so a browser can play and seek it before it has all of it."""
 
 from __future__ import annotations
 
@@ -53,7 +54,9 @@ class VideoEncoder:
         self.frames_written = 0
         self._last_pts: int | None = None
         self._closed = False
-        self._container: av.container.OutputContainer = av.open(str(path), "w", format="mp4")
+        self._container: av.container.OutputContainer = av.open(
+            str(path), "w", format="mp4", options={"movflags": "+faststart"}
+        )
         try:
             stream = self._container.add_stream(
                 "libx264", rate=rate, options={"preset": preset, "crf": str(crf)}

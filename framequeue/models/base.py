@@ -161,6 +161,8 @@ class ModelVersion:
     created_at: str
     #: batching, instances, memory and version policy for `serve-models` (defaults when config.yaml has none)
     serving: ServingConfig = field(default_factory=ServingConfig)
+    #: inputs besides the image that every run feeds zeros, with their shape per row (LSTR's `input_mask`)
+    zero_inputs: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
     @property
     def model_path(self) -> Path:

@@ -92,6 +92,30 @@ def make_batch_dynamic(model: bytes) -> bytes | None:
         return None
 
 
+def zero_inputs(session: ort.InferenceSession) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """The graph's inputs after the first (the image), each with its static shape per row; they are fed
+    zeros (LSTR's `input_mask`). ValueError when one is not a float tensor of static shape."""
+    extra = []
+    for spec in session.get_inputs()[1:]:
+        dims = spec.shape[1:]
+        if spec.type != "tensor(float)" or not all(isinstance(d, int) and d > 0 for d in dims):
+            raise ValueError(
+                f"input {spec.name!r} ({spec.type} {spec.shape}): inputs besides the image must be float "
+                f"tensors of static shape, fed zeros"
+            )
+        extra.append((spec.name, tuple(int(d) for d in dims)))
+    return tuple(extra)
+
+
+def with_zeros(
+    feed: dict[str, npt.NDArray[np.float32]], zeros: tuple[tuple[str, tuple[int, ...]], ...], rows: int
+) -> dict[str, npt.NDArray[np.float32]]:
+    """`feed` plus a zero tensor of `rows` rows for each of `zeros`."""
+    for name, shape in zeros:
+        feed[name] = np.zeros((rows, *shape), np.float32)
+    return feed
+
+
 def batch_matches(
     single: ort.InferenceSession,
     batched: ort.InferenceSession,
@@ -101,9 +125,10 @@ def batch_matches(
     """Whether one run of CHECK_BATCH frames on `batched` equals as many runs of one frame on `single`."""
     rng = np.random.default_rng(0)
     batch = rng.uniform(0, 255, (CHECK_BATCH, *input_chw)).astype(np.float32)
+    zeros = zero_inputs(single)
     try:
-        together = batched.run(None, {input_name: batch})
-        apart = [single.run(None, {input_name: batch[i : i + 1]}) for i in range(CHECK_BATCH)]
+        together = batched.run(None, with_zeros({input_name: batch}, zeros, CHECK_BATCH))
+        apart = [single.run(None, with_zeros({input_name: batch[i : i + 1]}, zeros, 1)) for i in range(CHECK_BATCH)]
     except Exception as exc:  # a graph that cannot run a batch at all is the expected "no"
         log.info("batched run failed: %s", exc)
         return False
@@ -124,11 +149,11 @@ def infer_batch(run: RunFn, version: ModelVersion, batch: npt.NDArray[np.float32
     n = len(batch)
     if batch.ndim != 4 or n == 0:
         raise ValueError(f"infer takes a non-empty NCHW batch, got shape {batch.shape}")
-    name = version.input_name
+    name, zeros = version.input_name, version.zero_inputs
     if version.batch_native:
-        outputs: Sequence[npt.NDArray[np.float32]] = run(None, {name: batch})
+        outputs: Sequence[npt.NDArray[np.float32]] = run(None, with_zeros({name: batch}, zeros, n))
     else:
-        runs = [run(None, {name: batch[i : i + 1]}) for i in range(n)]
+        runs = [run(None, with_zeros({name: batch[i : i + 1]}, zeros, 1)) for i in range(n)]
         outputs = [np.concatenate([r[k] for r in runs]) for k in range(len(runs[0]))]
     for out in outputs:
         # the invariant a batcher must hold: as many results as frames

@@ -41,12 +41,14 @@ class ModelRepository:
         name: str,
         source_path: Path,
         format: str,
-        classes_path: Path,
+        classes_path: Path | None,
         input_size_hw: tuple[int, int] | None = None,
         serving: ServingConfig | None = None,
         check_image: npt.NDArray[np.uint8] | None = None,
     ) -> ModelVersion:
         """Copy an ONNX model in as the next version of `name`; InvalidParams says what to fix.
+
+        `classes_path` may be None for face and lane formats (their one class is implied).
 
         `serving` (batching, instances, memory, version policy, runtime, precision) is written into
         config.yaml, defaults included, so an operator edits it there. With runtime openvino the model
@@ -55,18 +57,23 @@ class ModelRepository:
         framequeue.models.accuracy's limits, and the measured deviation goes into `accuracy_check`.
         """
         # imported here: the API process validates params through this class without loading ONNX Runtime
-        from framequeue.models.formats import get_format, get_result_format, is_result_format
-        from framequeue.models.onnx import batch_matches, create_session, make_batch_dynamic
+        from framequeue.models.formats import default_classes, get_format, get_result_format, is_result_format
+        from framequeue.models.onnx import batch_matches, create_session, make_batch_dynamic, zero_inputs
 
         if not NAME_PATTERN.fullmatch(name):
             raise InvalidParams(
                 f"name: {name!r} must match {NAME_PATTERN.pattern} (lower case, digits, _ and -)"
             )
         factory = get_result_format(format) if is_result_format(format) else get_format(format)
-        source_path, classes_path = Path(source_path), Path(classes_path)
+        source_path = Path(source_path)
         if not source_path.is_file():
             raise InvalidParams(f"source_path: {source_path} is not a file")
-        classes = _read_classes(classes_path)
+        if classes_path is not None:
+            classes = _read_classes(Path(classes_path))
+        elif (implied := default_classes(format)) is not None:
+            classes = list(implied)
+        else:
+            raise InvalidParams(f"classes_path: a {format!r} model needs a classes file (one class name a line)")
         data = source_path.read_bytes()
         try:
             session = create_session(data, threads=1)
@@ -84,6 +91,10 @@ class ModelRepository:
                 f"an NCHW image input is required"
             )
         size_hw = _input_size(shape, input_size_hw)
+        try:
+            zeros = zero_inputs(session)
+        except ValueError as exc:
+            raise InvalidParams(f"source_path: {source_path.name}: {exc}") from exc
         factory(size_hw, len(classes)).check_outputs([o.shape for o in session.get_outputs()])
 
         channels = shape[1] if isinstance(shape[1], int) else 3
@@ -91,7 +102,7 @@ class ModelRepository:
         batch_native = False
         if candidate is not None:
             try:
-                batched = create_session(candidate, threads=1, log_severity=3)
+                batched = create_session(candidate, threads=1, log_severity=4)
                 batch_native = batch_matches(session, batched, image_input.name, (channels, *size_hw))
             except Exception:  # a rewritten graph ONNX Runtime refuses: keep the original
                 batch_native = False
@@ -103,6 +114,7 @@ class ModelRepository:
             "input_name": image_input.name,
             "input_size_hw": list(size_hw),
             "batch_native": batch_native,
+            **({"zero_inputs": {n: list(dims) for n, dims in zeros}} if zeros else {}),
             "classes": classes,
             "sha256": hashlib.sha256(stored).hexdigest(),
             "source_sha256": hashlib.sha256(data).hexdigest(),
@@ -189,6 +201,9 @@ class ModelRepository:
             source_sha256=config["source_sha256"],
             created_at=str(config["created_at"]),
             serving=serving,
+            zero_inputs=tuple(
+                (str(n), tuple(int(d) for d in dims)) for n, dims in (config.get("zero_inputs") or {}).items()
+            ),
         )
 
     def _publish(self, name: str, model: bytes, config: dict[str, Any]) -> ModelVersion:
@@ -236,6 +251,7 @@ def _check_runtime(
             input_size_hw=(height, width), classes=tuple(config["classes"]),
             batch_native=config["batch_native"], sha256=config["sha256"],
             source_sha256=config["source_sha256"], created_at=config["created_at"], serving=serving,
+            zero_inputs=tuple((n, tuple(d)) for n, d in (config.get("zero_inputs") or {}).items()),
         )
         try:
             candidate = OpenVinoModel.load(version, threads=1)

@@ -19,6 +19,7 @@ ENTRY_POINT_GROUP: Final = "framequeue.pipelines"
 _BUILTIN: Final[dict[str, str]] = {
     "detect": "framequeue.pipelines.detect:DetectPipeline",
     "noop": "framequeue.pipelines.noop:NoopPipeline",
+    "road": "framequeue.pipelines.road.pipeline:RoadPipeline",
 }
 
 

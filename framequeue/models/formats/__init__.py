@@ -120,8 +120,13 @@ _FORMATS: Final[dict[str, str]] = {
     "blazeface": "framequeue.models.formats.blazeface:BlazefaceFormat",
     "lstr": "framequeue.models.formats.lstr:LstrFormat",
 }
-#: formats whose decode returns Faces or Lanes (ResultFormat) rather than Detections
-_RESULT_FORMATS: Final = frozenset({"yunet", "blazeface", "lstr"})
+#: formats whose decode returns Faces or Lanes (ResultFormat) rather than Detections, with the class list a
+#: version of theirs gets when no classes file is given
+_RESULT_FORMATS: Final[dict[str, tuple[str, ...]]] = {
+    "yunet": ("face",),
+    "blazeface": ("face",),
+    "lstr": ("lane",),
+}
 
 
 def available_formats() -> list[str]:
@@ -158,3 +163,8 @@ def get_result_format(name: str) -> ResultFormatFactory:
 def is_result_format(name: str) -> bool:
     """Whether `name` decodes into faces or lanes (get_result_format) rather than detections."""
     return name in _RESULT_FORMATS
+
+
+def default_classes(name: str) -> tuple[str, ...] | None:
+    """The classes of a face or lane format (one: what it finds); None for detection formats, which need a file."""
+    return _RESULT_FORMATS.get(name)
