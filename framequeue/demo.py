@@ -1,8 +1,15 @@
-"""`framequeue demo`: the main job, end to end, on the embedded deployment."""
+"""`framequeue demo`: the main jobs, end to end, on the embedded deployment.
+
+It registers the shared models the pipelines need, starts `framequeue up`, and runs the dashcam clip through
+`detect`, then through `road` (with a stated ego speed and the two-second rule, since the clip is 8.8 s long),
+printing where each job's outputs were downloaded.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Final
 
 import click
 
@@ -13,22 +20,54 @@ from framequeue.models.repository import ModelRepository
 from framequeue.progress import follow
 from framequeue.supervisor import spawn, stop_process
 
-DEMO_MODEL = "yolox_nano"
 READY_TIMEOUT_S = 120.0
+#: the dashcam clip's speed for the road demo: the clip has no telematics, 27 m/s (97 km/h) is a highway pace
+DEMO_SPEED_MPS: Final = 27.0
 
 
-def ensure_demo_model(settings: Settings, shared: Path) -> str:
+@dataclass(frozen=True)
+class DemoModel:
+    name: str
+    #: path inside the shared folder
+    file: str
+    format: str
+    #: classes file inside the shared folder, None for face and lane formats
+    classes: str | None = None
+
+
+DEMO_MODELS: Final = (
+    DemoModel("yolox_nano", "models/yolox_nano/yolox_nano.onnx", "yolox", "models/yolox_nano/coco_classes.txt"),
+    DemoModel("lstr", "models/lstr/lstr_360x640.onnx", "lstr"),
+)
+
+
+def ensure_demo_models(settings: Settings, shared: Path) -> list[str]:
+    """Register the demo's models from the shared folder unless the repository has them; what was done."""
     repo = ModelRepository(Path(settings.model_repo))
-    try:
-        version = repo.get(DEMO_MODEL)
-        return f"{version.name} v{version.version} (already in the repository)"
-    except UnknownModel:
-        pass
-    src = shared / "models" / "yolox_nano"
-    if not (src / "yolox_nano.onnx").is_file():
-        raise InvalidParams(f"YOLOX-nano not found in {src}; pass --shared pointing at the shared/ folder")
-    version = repo.add(DEMO_MODEL, src / "yolox_nano.onnx", "yolox", src / "coco_classes.txt")
-    return f"{version.name} v{version.version} (registered from {src})"
+    done = []
+    for model in DEMO_MODELS:
+        try:
+            version = repo.get(model.name)
+            done.append(f"{version.name} v{version.version} (already in the repository)")
+            continue
+        except UnknownModel:
+            pass
+        source = shared / model.file
+        if not source.is_file():
+            raise InvalidParams(f"{source} not found; pass --shared pointing at the shared/ folder")
+        classes = None if model.classes is None else shared / model.classes
+        version = repo.add(model.name, source, model.format, classes)
+        done.append(f"{version.name} v{version.version} (registered from {source.parent})")
+    return done
+
+
+def demo_jobs(sample_fps: float | None) -> list[tuple[str, dict[str, Any]]]:
+    """(pipeline, params) of each demo job, in order."""
+    sampling = {} if sample_fps is None else {"sample_fps": sample_fps}
+    return [
+        ("detect", dict(sampling)),
+        ("road", {**sampling, "speed_mps": DEMO_SPEED_MPS, "following": {"profile": "two_second_rule"}}),
+    ]
 
 
 def run_demo(
@@ -37,7 +76,8 @@ def run_demo(
     video = video or shared / "media" / "solidWhiteRight.mp4"
     if not video.is_file():
         raise InvalidParams(f"video {video} not found; pass --video or --shared")
-    click.echo(f"model: {ensure_demo_model(settings, shared)}")
+    for line in ensure_demo_models(settings, shared):
+        click.echo(f"model: {line}")
     server = spawn(["up"], settings, "warning" if log_level == "info" else log_level)
     base_url = f"http://{settings.host}:{settings.port}"
     try:
@@ -47,19 +87,28 @@ def run_demo(
                 raise ServiceUnavailable(f"framequeue up exited with {server.returncode}")
             click.echo(f"framequeue is up at {base_url} (home {settings.home})")
             uploaded = client.upload(video)
-            params = {} if sample_fps is None else {"sample_fps": sample_fps}
-            record = client.submit({"pipeline": "detect", "input": {"key": uploaded["key"]}, "params": params})
-            click.echo(f"submitted {video.name} as job {record['id']}")
-            record = follow(client, record["id"])
-            if record["status"] != "succeeded":
-                err = record.get("error") or {}
-                click.secho(f"job {record['status']}: [{err.get('code')}] {err.get('message')}", fg="red")
-                return 3
-            progress = record["progress"]
-            click.secho(f"job {record['id']} succeeded: {progress['frames_total']} frames", fg="green")
-            for name in record["outputs"]:
-                path = client.download(record["id"], name, out / record["id"])
-                click.echo(f"  {name:14} {path.resolve()}")
+            for pipeline, params in demo_jobs(sample_fps):
+                code = _run_job(client, video, uploaded["key"], pipeline, params, out)
+                if code:
+                    return code
             return 0
     finally:
         stop_process(server, settings.drain_s + 10)
+
+
+def _run_job(client: Client, video: Path, key: str, pipeline: str, params: dict[str, Any], out: Path) -> int:
+    record = client.submit({"pipeline": pipeline, "input": {"key": key}, "params": params})
+    click.echo(f"\nsubmitted {video.name} to {pipeline} as job {record['id']} (params {params})")
+    record = follow(client, record["id"])
+    if record["status"] != "succeeded":
+        err = record.get("error") or {}
+        click.secho(f"job {record['status']}: [{err.get('code')}] {err.get('message')}", fg="red")
+        return 3
+    progress = record["progress"]
+    click.secho(f"job {record['id']} ({pipeline}) succeeded: {progress['frames_total']} frames", fg="green")
+    for name in record["outputs"]:
+        path = client.download(record["id"], name, out / record["id"])
+        click.echo(f"  {name:14} {path.resolve()}")
+    if "timeline" in record["outputs"]:
+        click.echo(f"  open {out / record['id'] / 'timeline.png'} first: distance, time gap and TTC over the clip")
+    return 0

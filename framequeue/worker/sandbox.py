@@ -32,7 +32,17 @@ from framequeue.pipelines.base import MediaLimits, Progress, RunContext
 from framequeue.pipelines.registry import get_pipeline
 
 #: modules the fork server imports once, so each child starts warm
-PRELOAD = ["framequeue.worker.sandbox", "numpy", "av", "cv2", "onnxruntime"]
+PRELOAD = [
+    "framequeue.worker.sandbox",
+    "numpy",
+    "av",
+    "cv2",
+    "onnxruntime",
+    # the overlay pipelines' tracker and timeline (scipy's assignment, matplotlib's Agg: ~0.5 s per cold import)
+    "scipy.optimize",
+    "matplotlib.figure",
+    "matplotlib.backends.backend_agg",
+]
 
 
 @dataclass(frozen=True)

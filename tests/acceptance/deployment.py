@@ -61,6 +61,9 @@ class Deployment:
         self.cli("models", "add", "yolox_nano", str(model_dir / "yolox_nano.onnx"), "--format", "yolox",
                  "--classes", str(model_dir / "coco_classes.txt"))
 
+    def register_lstr(self, model_dir: Path) -> None:
+        self.cli("models", "add", "lstr", str(model_dir / "lstr_360x640.onnx"), "--format", "lstr")
+
     def signal(self, name: str, sig: int, group: bool = False) -> None:
         proc = self.procs[name]
         if group:
@@ -68,9 +71,11 @@ class Deployment:
         else:
             os.kill(proc.pid, sig)
 
-    def submit_file(self, path: Path, params: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    def submit_file(
+        self, path: Path, params: dict[str, Any] | None = None, pipeline: str = "detect", **extra: Any
+    ) -> dict[str, Any]:
         key = self.client.upload(path)["key"]
-        return self.client.submit({"pipeline": "detect", "input": {"key": key}, "params": params or {}, **extra})
+        return self.client.submit({"pipeline": pipeline, "input": {"key": key}, "params": params or {}, **extra})
 
     def wait_for(self, job_id: str, pred: Any, timeout_s: float = 120) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s

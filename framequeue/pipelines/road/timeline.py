@@ -52,6 +52,15 @@ class Series:
         return self._data[: self._n, 1 + self.names.index(name)]
 
 
+def _missing(name: str, series: Series) -> str:
+    """Why a panel has no value at all."""
+    if not np.isfinite(series.column("distance_m")).any():
+        return "no lead vehicle in the ego lane"
+    if name == "time_gap_s":
+        return "no time gap: the job gave no ego speed (speed_mps or speed_track)"
+    return "the lead never closed in below 10 s" if name == "ttc_s" else "no value"
+
+
 def plot_timeline(
     path: Path,
     series: Series,
