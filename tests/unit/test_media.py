@@ -96,6 +96,17 @@ def test_encoder_with_odd_size_and_repeated_pts(tmp_path: Path) -> None:
         assert len(list(container.decode(stream))) == 4
 
 
+def test_encoder_puts_the_index_first(tmp_path: Path) -> None:
+    """+faststart: the `moov` box precedes `mdat`, so a browser can seek before it has the whole file."""
+    path = tmp_path / "fast.mp4"
+    with VideoEncoder(path, (64, 48), Fraction(25), Fraction(1, 12800), preset="ultrafast") as enc:
+        for k in range(30):
+            enc.write(np.full((48, 64, 3), k * 8, np.uint8), k * 512)
+    data = path.read_bytes()
+    assert data[4:8] == b"ftyp"
+    assert 0 < data.find(b"moov") < data.find(b"mdat")
+
+
 def test_annotate_draws_and_is_cheap_at_720p() -> None:
     scene = np.zeros((720, 1280, 3), np.uint8)
     rng = np.random.default_rng(0)

@@ -97,7 +97,9 @@ def draw_road(scene: npt.NDArray[np.uint8], view: RoadView) -> npt.NDArray[np.ui
     thin = max(1, round(2 * scale))
     font = max(0.4, 0.55 * scale)
     if view.ego_polygon is not None and len(view.ego_polygon) >= 3:
-        _fill(scene, view.ego_polygon, EGO_FILL, EGO_ALPHA)
+        # vehicles stay untinted: the lane is filled around them
+        boxes = [t.box_xyxy for t in view.tracks] + ([view.lead.box_xyxy] if view.lead is not None else [])
+        _fill(scene, view.ego_polygon, EGO_FILL, EGO_ALPHA, boxes)
     for points in view.lanes:
         cv2.polylines(scene, [np.rint(points).astype(np.int32)], False, LANE_LINE, thin, cv2.LINE_AA)
     lead_id = view.lead.track_id if view.lead is not None else None
@@ -123,9 +125,13 @@ def draw_road(scene: npt.NDArray[np.uint8], view: RoadView) -> npt.NDArray[np.ui
 
 
 def _fill(
-    scene: npt.NDArray[np.uint8], polygon: npt.NDArray[np.float64], colour: tuple[int, int, int], alpha: float
+    scene: npt.NDArray[np.uint8],
+    polygon: npt.NDArray[np.float64],
+    colour: tuple[int, int, int],
+    alpha: float,
+    holes_xyxy: Sequence[tuple[float, float, float, float]] = (),
 ) -> None:
-    """Blend a filled polygon over the scene, touching only its bounding box."""
+    """Blend a filled polygon over the scene except inside `holes_xyxy`, touching only its bounding box."""
     pts = np.rint(polygon).astype(np.int32)
     height, width = scene.shape[:2]
     x0, y0 = max(0, int(pts[:, 0].min())), max(0, int(pts[:, 1].min()))
@@ -135,6 +141,8 @@ def _fill(
     roi = scene[y0:y1, x0:x1]
     mask = np.zeros(roi.shape[:2], np.uint8)
     cv2.fillPoly(mask, [pts - (x0, y0)], 255, cv2.LINE_8)
+    for hx1, hy1, hx2, hy2 in holes_xyxy:
+        cv2.rectangle(mask, (round(hx1) - x0, round(hy1) - y0), (round(hx2) - x0, round(hy2) - y0), 0, cv2.FILLED)
     # (1 - alpha) x scene + alpha x colour, the colour added as a per-channel scalar (no tint image to fill)
     blended = cv2.addWeighted(roi, 1.0 - alpha, roi, 0.0, 0.0)
     b, g, r = (alpha * c for c in colour)
