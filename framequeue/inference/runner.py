@@ -78,6 +78,10 @@ class OnnxRunner:
 
     def __init__(self, version: ModelVersion, threads: int = 1) -> None:
         self.version = version
+        if version.serving.runtime == "litert":
+            raise InvalidRequest(
+                f"{version.ref} is a LiteRT (.tflite) model: serve-models serves ONNX models; it runs in-process"
+            )
         if version.serving.runtime == "openvino":  # the config's choice; same graph, same specs
             from framequeue.models.openvino import OpenVinoModel
 

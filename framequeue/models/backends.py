@@ -1,4 +1,4 @@
-"""The in-process backend a stored version's config asks for: ONNX Runtime or OpenVINO."""
+"""The in-process backend a stored version's config asks for: ONNX Runtime, OpenVINO or LiteRT."""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ def load_backend(version: ModelVersion, threads: int) -> InferenceBackend:
         from framequeue.models.openvino import OpenVinoModel
 
         return OpenVinoModel.load(version, threads)
+    if version.serving.runtime == "litert":
+        from framequeue.models.tflite import TfliteBackend
+
+        return TfliteBackend(version, threads)
     from framequeue.models.onnx import OnnxModel
 
     return OnnxModel.load(version, threads)

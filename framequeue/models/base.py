@@ -10,8 +10,9 @@ from typing import Any, Final, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-#: file names inside <root>/<name>/<version>/
+#: file names inside <root>/<name>/<version>/: the graph (ONNX, or a LiteRT flatbuffer) and its config
 MODEL_FILE = "model.onnx"
+TFLITE_FILE = "model.tflite"
 CONFIG_FILE = "config.yaml"
 
 #: serving defaults for a config.yaml that does not name them (files written before they existed)
@@ -21,8 +22,9 @@ DEFAULT_INSTANCES: Final = 1
 #: memory_bytes when a config does not give it = model file size x this: ONNX Runtime holds the weights
 #: (once, plus a pre-packed copy for some kernels), its arena and a batch of activations
 MEMORY_FACTOR: Final = 4
-#: where a version's batches run in-process: ONNX Runtime (CUDA when present, else CPU) or OpenVINO (CPU)
-RUNTIMES: Final = ("onnxruntime", "openvino")
+#: where a version's batches run in-process: ONNX Runtime (CUDA when present, else CPU), OpenVINO (CPU), or
+#: LiteRT (CPU; `.tflite` models such as FaceMesh, the only runtime they have)
+RUNTIMES: Final = ("onnxruntime", "openvino", "litert")
 #: OpenVINO's inference precision; bf16 only takes effect on CPUs with BF16 (else fp32, logged)
 PRECISIONS: Final = ("fp32", "bf16")
 
@@ -163,10 +165,12 @@ class ModelVersion:
     serving: ServingConfig = field(default_factory=ServingConfig)
     #: inputs besides the image that every run feeds zeros, with their shape per row (LSTR's `input_mask`)
     zero_inputs: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    #: the graph's file name in the version's folder: MODEL_FILE, or TFLITE_FILE for runtime litert
+    model_file: str = MODEL_FILE
 
     @property
     def model_path(self) -> Path:
-        return self.path / MODEL_FILE
+        return self.path / self.model_file
 
     @property
     def memory_bytes(self) -> int:

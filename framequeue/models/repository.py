@@ -22,7 +22,14 @@ import numpy.typing as npt
 import yaml
 
 from framequeue.errors import InvalidParams, UnknownModel
-from framequeue.models.base import CONFIG_FILE, MEMORY_FACTOR, MODEL_FILE, ModelVersion, ServingConfig
+from framequeue.models.base import (
+    CONFIG_FILE,
+    MEMORY_FACTOR,
+    MODEL_FILE,
+    TFLITE_FILE,
+    ModelVersion,
+    ServingConfig,
+)
 
 __all__ = ["NAME_PATTERN", "ModelRepository", "ModelVersion"]
 
@@ -30,6 +37,8 @@ __all__ = ["NAME_PATTERN", "ModelRepository", "ModelVersion"]
 NAME_PATTERN: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 #: attempts to claim a version number when other adds race for the same name
 _CLAIM_ATTEMPTS: Final = 100
+#: a LiteRT (TensorFlow Lite) flatbuffer carries this identifier at bytes 4-8
+_TFLITE_MAGIC: Final = b"TFL3"
 
 
 class ModelRepository:
@@ -57,17 +66,25 @@ class ModelRepository:
         framequeue.models.accuracy's limits, and the measured deviation goes into `accuracy_check`.
         """
         # imported here: the API process validates params through this class without loading ONNX Runtime
-        from framequeue.models.formats import default_classes, get_format, get_result_format, is_result_format
+        from framequeue.models.formats import (
+            default_classes,
+            get_format,
+            get_result_format,
+            is_landmark_format,
+            is_result_format,
+        )
         from framequeue.models.onnx import batch_matches, create_session, make_batch_dynamic, zero_inputs
 
         if not NAME_PATTERN.fullmatch(name):
             raise InvalidParams(
                 f"name: {name!r} must match {NAME_PATTERN.pattern} (lower case, digits, _ and -)"
             )
-        factory = get_result_format(format) if is_result_format(format) else get_format(format)
         source_path = Path(source_path)
         if not source_path.is_file():
             raise InvalidParams(f"source_path: {source_path} is not a file")
+        if is_landmark_format(format) or _is_tflite(source_path):
+            return self._add_tflite(name, source_path, format)
+        factory = get_result_format(format) if is_result_format(format) else get_format(format)
         if classes_path is not None:
             classes = _read_classes(Path(classes_path))
         elif (implied := default_classes(format)) is not None:
@@ -128,6 +145,44 @@ class ModelRepository:
         if serving.runtime != "onnxruntime":
             config["accuracy_check"] = _check_runtime(name, stored, config, check_image)
         return self._publish(name, stored, config)
+
+    def _add_tflite(self, name: str, source_path: Path, format: str) -> ModelVersion:
+        """A `.tflite` model (LiteRT runs it): only landmark formats (FaceMesh) come as such."""
+        from framequeue.models.formats import get_landmark_format, is_landmark_format
+        from framequeue.models.tflite import TfliteModel
+
+        if not is_landmark_format(format):
+            raise InvalidParams(f"format: {source_path.name} is a .tflite model; only facemesh models come as .tflite")
+        if not _is_tflite(source_path):
+            raise InvalidParams(f"source_path: a {format!r} model is a LiteRT .tflite file; {source_path.name} is not")
+        try:
+            model = TfliteModel(source_path)
+            shapes = model.output_shapes
+        except ImportError as exc:
+            raise InvalidParams(f"runtime: {exc}") from exc
+        except Exception as exc:  # LiteRT raises ValueError/RuntimeError for files it cannot load
+            raise InvalidParams(f"source_path: LiteRT cannot load {source_path.name} ({str(exc)[:300]})") from exc
+        formatter = get_landmark_format(format)
+        formatter.check_outputs(shapes)  # type: ignore[attr-defined]
+        if len(model.input_shape) != 4:
+            raise InvalidParams(f"source_path: the model's input has shape {model.input_shape}; NHWC is required")
+        data = source_path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        config: dict[str, Any] = {
+            "format": format,
+            "model_file": TFLITE_FILE,
+            "input_name": model.input_name,
+            "input_size_hw": [model.input_shape[1], model.input_shape[2]],
+            "batch_native": False,
+            "classes": ["face"],
+            "sha256": digest,
+            "source_sha256": digest,
+            "source_name": source_path.name,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            **ServingConfig(runtime="litert", max_batch_size=1).to_yaml(),
+            "memory_bytes": MEMORY_FACTOR * len(data),
+        }
+        return self._publish(name, data, config, TFLITE_FILE)
 
     def get(self, name: str, version: int | None = None) -> ModelVersion:
         """A stored version (the latest when `version` is None); UnknownModel when missing."""
@@ -204,15 +259,16 @@ class ModelRepository:
             zero_inputs=tuple(
                 (str(n), tuple(int(d) for d in dims)) for n, dims in (config.get("zero_inputs") or {}).items()
             ),
+            model_file=str(config.get("model_file", MODEL_FILE)),
         )
 
-    def _publish(self, name: str, model: bytes, config: dict[str, Any]) -> ModelVersion:
+    def _publish(self, name: str, model: bytes, config: dict[str, Any], file_name: str = MODEL_FILE) -> ModelVersion:
         folder = self.root / name
         folder.mkdir(parents=True, exist_ok=True)
         staging = folder / f".staging-{uuid.uuid4().hex}"
         staging.mkdir()
         try:
-            (staging / MODEL_FILE).write_bytes(model)
+            (staging / file_name).write_bytes(model)
             (staging / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
             for _ in range(_CLAIM_ATTEMPTS):
                 version = max(self._all_version_dirs(folder), default=0) + 1
@@ -273,6 +329,11 @@ def _check_runtime(
         "input": "synthetic pattern" if image is None else "image",
         **report.to_yaml(),
     }
+
+
+def _is_tflite(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(8)[4:8] == _TFLITE_MAGIC
 
 
 def _read_classes(path: Path) -> list[str]:

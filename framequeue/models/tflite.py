@@ -7,13 +7,16 @@ works with numpy 2, unlike the `mediapipe` package, which is never needed.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["TfliteModel"]
+from framequeue.models.base import ModelVersion
+
+__all__ = ["TfliteBackend", "TfliteModel"]
 
 
 def _interpreter_class() -> Any:
@@ -38,6 +41,9 @@ class TfliteModel:
         self._outputs = interpreter.get_output_details()
         #: the input's shape with batch 1, e.g. (1, 192, 192, 3): NHWC as TFLite graphs take it
         self.input_shape: tuple[int, ...] = tuple(int(d) for d in self._input["shape"])
+        self.input_name: str = str(self._input["name"])
+        #: each output's shape with batch 1, in the graph's output order
+        self.output_shapes: list[tuple[int, ...]] = [tuple(int(d) for d in o["shape"]) for o in self._outputs]
 
     def _interpreter(self) -> Any:
         interpreter = getattr(self._local, "interpreter", None)
@@ -61,3 +67,24 @@ class TfliteModel:
 
     def close(self) -> None:
         self._local = threading.local()
+
+
+class TfliteBackend:
+    """A stored `.tflite` version as an InferenceBackend (runs each batch as it is submitted, one in flight)."""
+
+    max_in_flight: int = 1
+
+    def __init__(self, version: ModelVersion, threads: int = 1) -> None:
+        self.version = version
+        self._model = TfliteModel(version.model_path, threads)
+
+    def submit(self, batch: npt.NDArray[np.float32]) -> Future[list[npt.NDArray[np.float32]]]:
+        future: Future[list[npt.NDArray[np.float32]]] = Future()
+        future.set_result(self._model.infer(batch))
+        return future
+
+    def infer(self, batch: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]:
+        return self._model.infer(batch)
+
+    def close(self) -> None:
+        self._model.close()

@@ -119,6 +119,7 @@ _FORMATS: Final[dict[str, str]] = {
     "yunet": "framequeue.models.formats.yunet:YunetFormat",
     "blazeface": "framequeue.models.formats.blazeface:BlazefaceFormat",
     "lstr": "framequeue.models.formats.lstr:LstrFormat",
+    "facemesh": "framequeue.models.formats.facemesh:FacemeshFormat",
 }
 #: formats whose decode returns Faces or Lanes (ResultFormat) rather than Detections, with the class list a
 #: version of theirs gets when no classes file is given
@@ -127,6 +128,10 @@ _RESULT_FORMATS: Final[dict[str, tuple[str, ...]]] = {
     "blazeface": ("face",),
     "lstr": ("lane",),
 }
+
+
+#: second-stage formats run on a crop of one face (FacemeshFormat's own preprocess and decode), stored as `.tflite`
+_LANDMARK_FORMATS: Final = frozenset({"facemesh"})
 
 
 def available_formats() -> list[str]:
@@ -147,8 +152,8 @@ def _load(name: str) -> object:
 def get_format(name: str) -> FormatFactory:
     """The factory of detection format `name`; InvalidParams listing the known formats otherwise."""
     factory = _load(name)
-    if name in _RESULT_FORMATS:
-        raise InvalidParams(f"format: {name!r} models output faces or lanes, not detections")
+    if name in _RESULT_FORMATS or name in _LANDMARK_FORMATS:
+        raise InvalidParams(f"format: {name!r} models output faces, lanes or landmarks, not detections")
     return factory  # type: ignore[return-value]
 
 
@@ -166,5 +171,20 @@ def is_result_format(name: str) -> bool:
 
 
 def default_classes(name: str) -> tuple[str, ...] | None:
-    """The classes of a face or lane format (one: what it finds); None for detection formats, which need a file."""
-    return _RESULT_FORMATS.get(name)
+    """The classes of a face, lane or landmark format (one: what it finds); None for detection formats, which
+    need a file."""
+    return ("face",) if name in _LANDMARK_FORMATS else _RESULT_FORMATS.get(name)
+
+
+def is_landmark_format(name: str) -> bool:
+    """Whether `name` is a second stage on a face crop (FaceMesh), stored as a `.tflite` model."""
+    return name in _LANDMARK_FORMATS
+
+
+def get_landmark_format(name: str) -> object:
+    """An instance of landmark format `name` (FacemeshFormat); InvalidParams for any other format."""
+    if name not in _LANDMARK_FORMATS:
+        raise InvalidParams(f"format: {name!r} is not a landmark format ({', '.join(sorted(_LANDMARK_FORMATS))})")
+    factory = _load(name)
+    assert callable(factory)
+    return factory()

@@ -1,65 +1,14 @@
 """Monocular geometry of a forward-looking camera: the focal length a job implies, distance from a
 vehicle's width in pixels, lateral offset, and the ground-plane distance used as a cross-check.
 
-Pinhole model, no lens distortion, principal point at the image centre. Pure functions, units in names.
+The camera itself (focal length from the job's params) is `pipelines.camera`'s. Pure functions, units in names.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Final
+from framequeue.pipelines.camera import Camera, camera_for
 
-#: with no camera given, focal length = image width (a horizontal field of view of 53.1 degrees, typical of
-#: a dashcam after its lens is undistorted); stated in the job's `assumptions`
-DEFAULT_FOCAL_PER_WIDTH: Final = 1.0
-
-
-@dataclass(frozen=True)
-class Camera:
-    #: focal length in pixels of the analysed frames
-    focal_px: float
-    #: principal point (the image centre), pixels
-    cx_px: float
-    cy_px: float
-    width_px: int
-    height_px: int
-    #: mounting height above the road, metres, when the job gave it
-    height_m: float | None
-    #: where focal_px came from: "focal_px", "hfov_deg" (given) or "default"
-    source: str
-    #: image row of the horizon when the job gave it, pixels
-    horizon_y_px: float | None = None
-
-    @property
-    def hfov_deg(self) -> float:
-        return math.degrees(2 * math.atan(self.width_px / 2 / self.focal_px))
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "focal_px": round(self.focal_px, 2),
-            "hfov_deg": round(self.hfov_deg, 2),
-            "source": self.source,
-            "principal_point_px": [self.cx_px, self.cy_px],
-            "height_m": self.height_m,
-            "horizon_y_px": self.horizon_y_px,
-        }
-
-
-def camera_for(camera: Mapping[str, float] | None, width_px: int, height_px: int) -> Camera:
-    """The camera of a job's `camera` param (validated: one of focal_px / hfov_deg, maybe height_m)."""
-    cam = camera or {}
-    if "focal_px" in cam:
-        focal, source = float(cam["focal_px"]), "focal_px"
-    elif "hfov_deg" in cam:
-        focal, source = (width_px / 2) / math.tan(math.radians(cam["hfov_deg"]) / 2), "hfov_deg"
-    else:
-        focal, source = DEFAULT_FOCAL_PER_WIDTH * width_px, "default"
-    return Camera(
-        focal, width_px / 2, height_px / 2, width_px, height_px, cam.get("height_m"), source, cam.get("horizon_y_px")
-    )
-
+__all__ = ["Camera", "camera_for", "distance_from_width_m", "ground_distance_m", "lateral_offset_m"]
 
 def distance_from_width_m(focal_px: float, real_width_m: float, width_px: float) -> float:
     """Distance along the optical axis of an object `real_width_m` wide that spans `width_px` pixels."""

@@ -17,6 +17,10 @@ from typing import Final
 
 import numpy as np
 
+from framequeue.pipelines.speed import EgoSpeed
+
+__all__ = ["EgoSpeed", "WidthHistory", "fit_line", "time_gap_s", "ttc_from_inverse_widths"]
+
 #: window of the distance's smoothing fit, seconds
 DISTANCE_WINDOW_S: Final = 0.5
 #: window of the TTC fit, seconds, and the samples it needs at least
@@ -111,26 +115,6 @@ class WidthHistory:
         if len(recent) < min_samples:
             return None
         return ttc_from_inverse_widths([s.t_s for s in recent], [1.0 / s.width_px for s in recent], now_s)
-
-
-class EgoSpeed:
-    """The ego vehicle's speed at a time: a constant, or a track interpolated linearly (None outside it)."""
-
-    def __init__(self, speed_mps: float | None, track: Sequence[Sequence[float]] | None) -> None:
-        self.constant = speed_mps
-        self._t = np.asarray([p[0] for p in track], np.float64) if track else None
-        self._v = np.asarray([p[1] for p in track], np.float64) if track else None
-
-    @property
-    def known(self) -> bool:
-        return self.constant is not None or self._t is not None
-
-    def at(self, t_s: float) -> float | None:
-        if self.constant is not None:
-            return self.constant
-        if self._t is None or self._v is None or not self._t[0] <= t_s <= self._t[-1]:
-            return None
-        return float(np.interp(t_s, self._t, self._v))
 
 
 def time_gap_s(distance_m: float | None, speed_mps: float | None, min_speed_mps: float = 0.5) -> float | None:

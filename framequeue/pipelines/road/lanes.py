@@ -78,7 +78,8 @@ class EgoLane:
     def contains(self, x: float, y: float) -> bool:
         """Whether image point (x, y) lies inside the polygon (on the edge counts)."""
         poly = self.polygon.astype(np.float32).reshape(-1, 1, 2)
-        return bool(cv2.pointPolygonTest(poly, (float(x), float(y)), False) >= 0)
+        # signed distance with a thousandth of a pixel's slack: the polygon is float32, points float64
+        return bool(cv2.pointPolygonTest(poly, (float(x), float(y)), True) >= -1e-3)
 
     def vanishing_point(self) -> tuple[float, float] | None:
         """Where the two boundaries' straight lower parts meet, or None when they do not converge upward."""

@@ -87,8 +87,9 @@ def lead_segments(lead: LeadView) -> list[str]:
 
 
 def format_clock(t_s: float) -> str:
-    minutes, seconds = divmod(max(0.0, t_s), 60.0)
-    return f"{int(minutes):02d}:{seconds:05.2f}"
+    """mm:ss.cc, rounded to the hundredth before splitting (59.999 s is 01:00.00, never 00:60.00)."""
+    minutes, centis = divmod(round(max(0.0, t_s) * 100), 6000)
+    return f"{minutes:02d}:{centis // 100:02d}.{centis % 100:02d}"
 
 
 def draw_road(scene: npt.NDArray[np.uint8], view: RoadView) -> npt.NDArray[np.uint8]:
@@ -166,9 +167,11 @@ def draw_segments(
     gap = max(6, round(text_h * 0.9))
     tab_w = sum(w for w, _ in sizes) + gap * (len(segments) - 1) + 8
     tab_h = text_h + baseline + 6
-    width = scene.shape[1]
-    x = min(max(0, anchor_xy[0]), max(0, width - tab_w))
+    height, width = scene.shape[:2]
+    # kept inside the frame: detector boxes may reach past its edges (a truck close ahead)
+    x = min(max(0, anchor_xy[0]), max(0, width - 1 - tab_w))
     y = anchor_xy[1] if below or anchor_xy[1] < tab_h else anchor_xy[1] - tab_h
+    y = min(max(0, y), max(0, height - 1 - tab_h))
     cv2.rectangle(scene, (x, y), (x + tab_w, y + tab_h), colour, cv2.FILLED)
     cursor = x + 4
     text_y = y + text_h + 3

@@ -13,15 +13,9 @@ from typing import Any, Final
 from framequeue.errors import InvalidParams
 from framequeue.models.formats import is_result_format
 from framequeue.models.repository import ModelRepository
-from framequeue.pipelines.params import (
-    ENCODE_DEFAULTS,
-    check_encode,
-    check_unknown,
-    is_number,
-    mapping,
-    model_version,
-    number,
-)
+from framequeue.pipelines.camera import check_camera
+from framequeue.pipelines.params import ENCODE_DEFAULTS, check_encode, check_unknown, mapping, model_version, number
+from framequeue.pipelines.speed import MAX_SPEED_MPS, check_speed
 
 #: real rear widths of the vehicle classes the lead may be, metres (a class missing here is never the lead)
 #: (COCO exports name motorcycles `motorcycle` or `motorbike`)
@@ -41,13 +35,8 @@ FOLLOWING_PROFILES: Final[dict[str, dict[str, float]]] = {
 }
 DEFAULT_PROFILE: Final = "fleet"
 COLLISION_DEFAULTS: Final[dict[str, float]] = {"max_ttc_s": 2.5, "min_duration_s": 0.5}
-CAMERA_KEYS: Final = {"focal_px", "hfov_deg", "height_m", "horizon_y_px"}
-#: bounds of the camera fields: a pinhole beyond ~170 degrees is a fisheye, which this geometry does not model
-HFOV_DEG_RANGE: Final = (10.0, 170.0)
-FOCAL_PX_RANGE: Final = (50.0, 100_000.0)
-HEIGHT_M_RANGE: Final = (0.3, 6.0)
-#: fastest ego speed accepted, m/s (360 km/h)
-MAX_SPEED_MPS: Final = 100.0
+#: camera fields beyond the focal length that the road geometry uses
+CAMERA_EXTRAS: Final = frozenset({"height_m", "horizon_y_px"})
 #: lane formats the lane model may have
 LANE_FORMATS: Final = {"lstr"}
 
@@ -92,7 +81,7 @@ def validate(params: Mapping[str, Any], models: ModelRepository) -> dict[str, An
     p["nms_iou"] = number(p["nms_iou"], "nms_iou", 0.0, 1.0)
     p["lane_score_threshold"] = number(p["lane_score_threshold"], "lane_score_threshold", 0.0, 1.0)
     p["hood_fraction"] = number(p["hood_fraction"], "hood_fraction", 0.0, 0.5)
-    p["camera"] = check_camera(p["camera"])
+    p["camera"] = check_camera(p["camera"], CAMERA_EXTRAS)
     p["speed_mps"], p["speed_track"] = check_speed(p["speed_mps"], p["speed_track"])
     widths = {**VEHICLE_WIDTHS_M, **mapping(p["vehicle_widths_m"] or {}, "vehicle_widths_m", set(detector.classes))}
     p["vehicle_widths_m"] = {
@@ -107,55 +96,6 @@ def validate(params: Mapping[str, Any], models: ModelRepository) -> dict[str, An
     p["collision"] = check_collision(p["collision"])
     check_encode(p)
     return p
-
-
-def check_camera(camera: Any) -> dict[str, float] | None:
-    """None (the default focal length), or exactly one of focal_px / hfov_deg, plus height_m and horizon_y_px
-    (the image row of the horizon, for the ground-plane check) if known."""
-    if camera is None:
-        return None
-    cam = mapping(camera, "camera", CAMERA_KEYS)
-    given = [k for k in ("focal_px", "hfov_deg") if k in cam]
-    if len(given) != 1:
-        raise InvalidParams(
-            f"camera: give exactly one of focal_px and hfov_deg (got {' and '.join(given) or 'neither'}); "
-            f"leave camera out to use the default focal length"
-        )
-    out = {}
-    if "focal_px" in cam:
-        out["focal_px"] = number(cam["focal_px"], "camera.focal_px", *FOCAL_PX_RANGE)
-    else:
-        out["hfov_deg"] = number(cam["hfov_deg"], "camera.hfov_deg", *HFOV_DEG_RANGE)
-    if "height_m" in cam:
-        out["height_m"] = number(cam["height_m"], "camera.height_m", *HEIGHT_M_RANGE)
-    if "horizon_y_px" in cam:
-        out["horizon_y_px"] = number(cam["horizon_y_px"], "camera.horizon_y_px", 0.0, 100_000.0)
-    return out
-
-
-def check_speed(speed_mps: Any, track: Any) -> tuple[float | None, list[list[float]] | None]:
-    """A constant speed, or a track of [t_s, speed_mps] points with rising times; not both."""
-    if speed_mps is not None and track is not None:
-        raise InvalidParams("speed_track: give speed_mps or speed_track, not both")
-    if speed_mps is not None:
-        return number(speed_mps, "speed_mps", 0.0, MAX_SPEED_MPS), None
-    if track is None:
-        return None, None
-    if not isinstance(track, list) or len(track) < 2:
-        raise InvalidParams("speed_track: must be a list of at least 2 [t_s, speed_mps] points")
-    points: list[list[float]] = []
-    for i, point in enumerate(track):
-        field = f"speed_track[{i}]"
-        if not isinstance(point, list | tuple) or len(point) != 2 or not all(is_number(v) for v in point):
-            raise InvalidParams(f"{field}: must be [t_s, speed_mps] with finite numbers, got {point!r}")
-        t_s = number(point[0], f"{field}.t_s", 0.0)
-        v = number(point[1], f"{field}.speed_mps", 0.0, MAX_SPEED_MPS)
-        if points and t_s <= points[-1][0]:
-            raise InvalidParams(
-                f"{field}: times must rise strictly (sorted by t_s); {t_s:g} s follows {points[-1][0]:g} s"
-            )
-        points.append([t_s, v])
-    return None, points
 
 
 def check_following(following: Any) -> dict[str, Any]:

@@ -12,44 +12,16 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-import numpy.typing as npt
 
+from framequeue.pipelines.outputs import Series
 from framequeue.pipelines.road.events import COLLISION, FOLLOWING
+
+__all__ = ["Series", "plot_timeline"]
 
 #: colours of the event types' shading
 EVENT_COLOURS: Final = {FOLLOWING: "#e8833a", COLLISION: "#d62728"}
 #: figure size in inches at 100 dpi
 FIGURE_IN: Final = (12.0, 7.5)
-
-
-class Series:
-    """Per-frame values appended as frames pass; NaN where a value is unknown."""
-
-    def __init__(self, names: Sequence[str]) -> None:
-        self.names = tuple(names)
-        self._data: npt.NDArray[np.float32] = np.full((1024, 1 + len(self.names)), np.nan, np.float32)
-        self._n = 0
-
-    def append(self, t_s: float, values: Sequence[float | None]) -> None:
-        if self._n == len(self._data):
-            grown = np.full((2 * len(self._data), self._data.shape[1]), np.nan, np.float32)
-            grown[: self._n] = self._data
-            self._data = grown
-        row = self._data[self._n]
-        row[0] = t_s
-        for k, value in enumerate(values, start=1):
-            row[k] = np.nan if value is None else value
-        self._n += 1
-
-    def __len__(self) -> int:
-        return self._n
-
-    @property
-    def t_s(self) -> npt.NDArray[np.float32]:
-        return self._data[: self._n, 0]
-
-    def column(self, name: str) -> npt.NDArray[np.float32]:
-        return self._data[: self._n, 1 + self.names.index(name)]
 
 
 def _missing(name: str, series: Series) -> str:
