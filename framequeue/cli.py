@@ -545,10 +545,12 @@ def models() -> None:
               help="OpenVINO's inference precision (bf16 runs fp32 on CPUs without bf16).")
 @click.option("--check-image", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="A real frame for the openvino accuracy check (default: a synthetic pattern).")
+@click.option("--canonical-face", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="facemesh models: the 468-vertex canonical face .obj their head poses are solved against.")
 @click.pass_context
 def models_add(
     ctx: click.Context, name: str, path: Path, fmt: str, classes: Path | None, runtime: str, precision: str,
-    check_image: Path | None,
+    check_image: Path | None, canonical_face: Path | None,
 ) -> None:
     """Add PATH as the next version of model NAME."""
     from framequeue.models.base import ServingConfig
@@ -568,13 +570,15 @@ def models_add(
             raise click.BadParameter(f"{check_image} is not an image OpenCV can read", param_hint="--check-image")
     try:
         version = ModelRepository(Path(settings.model_repo)).add(
-            name, path, fmt, classes, serving=serving, check_image=None if image is None else image.astype("uint8")
+            name, path, fmt, classes, serving=serving, check_image=None if image is None else image.astype("uint8"),
+            canonical_face=canonical_face,
         )
     except FrameQueueError as exc:
         _fail(exc)
         return
-    click.echo(f"added {version.name} version {version.version} ({version.format}, {runtime} {precision}) "
-               f"at {version.path}")
+    serving = version.serving
+    click.echo(f"added {version.name} version {version.version} ({version.format}, {serving.runtime} "
+               f"{serving.precision}) at {version.path}")
 
 
 @models.command("list")

@@ -14,6 +14,10 @@ import numpy.typing as npt
 MODEL_FILE = "model.onnx"
 TFLITE_FILE = "model.tflite"
 CONFIG_FILE = "config.yaml"
+#: beside a facemesh model: the 468-vertex canonical face (Wavefront .obj, cm) its head pose is solved against
+CANONICAL_FACE_FILE = "canonical_face_model.obj"
+#: vertices of that face, one per FaceMesh landmark
+CANONICAL_FACE_VERTICES = 468
 
 #: serving defaults for a config.yaml that does not name them (files written before they existed)
 DEFAULT_MAX_BATCH_SIZE: Final = 8

@@ -23,6 +23,8 @@ import yaml
 
 from framequeue.errors import InvalidParams, UnknownModel
 from framequeue.models.base import (
+    CANONICAL_FACE_FILE,
+    CANONICAL_FACE_VERTICES,
     CONFIG_FILE,
     MEMORY_FACTOR,
     MODEL_FILE,
@@ -54,10 +56,12 @@ class ModelRepository:
         input_size_hw: tuple[int, int] | None = None,
         serving: ServingConfig | None = None,
         check_image: npt.NDArray[np.uint8] | None = None,
+        canonical_face: Path | None = None,
     ) -> ModelVersion:
         """Copy an ONNX model in as the next version of `name`; InvalidParams says what to fix.
 
-        `classes_path` may be None for face and lane formats (their one class is implied).
+        `classes_path` may be None for face and lane formats (their one class is implied). A facemesh model is
+        a `.tflite` file stored with `canonical_face`, the 468-vertex face its head poses are solved against.
 
         `serving` (batching, instances, memory, version policy, runtime, precision) is written into
         config.yaml, defaults included, so an operator edits it there. With runtime openvino the model
@@ -83,7 +87,7 @@ class ModelRepository:
         if not source_path.is_file():
             raise InvalidParams(f"source_path: {source_path} is not a file")
         if is_landmark_format(format) or _is_tflite(source_path):
-            return self._add_tflite(name, source_path, format)
+            return self._add_tflite(name, source_path, format, canonical_face)
         factory = get_result_format(format) if is_result_format(format) else get_format(format)
         if classes_path is not None:
             classes = _read_classes(Path(classes_path))
@@ -146,7 +150,7 @@ class ModelRepository:
             config["accuracy_check"] = _check_runtime(name, stored, config, check_image)
         return self._publish(name, stored, config)
 
-    def _add_tflite(self, name: str, source_path: Path, format: str) -> ModelVersion:
+    def _add_tflite(self, name: str, source_path: Path, format: str, canonical_face: Path | None) -> ModelVersion:
         """A `.tflite` model (LiteRT runs it): only landmark formats (FaceMesh) come as such."""
         from framequeue.models.formats import get_landmark_format, is_landmark_format
         from framequeue.models.tflite import TfliteModel
@@ -166,6 +170,7 @@ class ModelRepository:
         formatter.check_outputs(shapes)  # type: ignore[attr-defined]
         if len(model.input_shape) != 4:
             raise InvalidParams(f"source_path: the model's input has shape {model.input_shape}; NHWC is required")
+        face = _read_canonical_face(canonical_face)
         data = source_path.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
         config: dict[str, Any] = {
@@ -181,8 +186,9 @@ class ModelRepository:
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             **ServingConfig(runtime="litert", max_batch_size=1).to_yaml(),
             "memory_bytes": MEMORY_FACTOR * len(data),
+            "canonical_face": {"file": CANONICAL_FACE_FILE, "sha256": hashlib.sha256(face).hexdigest()},
         }
-        return self._publish(name, data, config, TFLITE_FILE)
+        return self._publish(name, data, config, TFLITE_FILE, {CANONICAL_FACE_FILE: face})
 
     def get(self, name: str, version: int | None = None) -> ModelVersion:
         """A stored version (the latest when `version` is None); UnknownModel when missing."""
@@ -262,13 +268,22 @@ class ModelRepository:
             model_file=str(config.get("model_file", MODEL_FILE)),
         )
 
-    def _publish(self, name: str, model: bytes, config: dict[str, Any], file_name: str = MODEL_FILE) -> ModelVersion:
+    def _publish(
+        self,
+        name: str,
+        model: bytes,
+        config: dict[str, Any],
+        file_name: str = MODEL_FILE,
+        extra_files: dict[str, bytes] | None = None,
+    ) -> ModelVersion:
         folder = self.root / name
         folder.mkdir(parents=True, exist_ok=True)
         staging = folder / f".staging-{uuid.uuid4().hex}"
         staging.mkdir()
         try:
             (staging / file_name).write_bytes(model)
+            for extra_name, content in (extra_files or {}).items():
+                (staging / extra_name).write_bytes(content)
             (staging / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
             for _ in range(_CLAIM_ATTEMPTS):
                 version = max(self._all_version_dirs(folder), default=0) + 1
@@ -329,6 +344,25 @@ def _check_runtime(
         "input": "synthetic pattern" if image is None else "image",
         **report.to_yaml(),
     }
+
+
+def _read_canonical_face(path: Path | None) -> bytes:
+    """The canonical face .obj's bytes once it is checked to hold the 468 vertices FaceMesh predicts."""
+    if path is None:
+        raise InvalidParams(
+            "canonical_face: a facemesh model needs the canonical face its landmarks fit "
+            "(MediaPipe's canonical_face_model.obj): pass it with --canonical-face PATH"
+        )
+    if not Path(path).is_file():
+        raise InvalidParams(f"canonical_face: {path} is not a file")
+    data = Path(path).read_bytes()
+    vertices = sum(1 for line in data.decode("utf-8", "replace").splitlines() if line.startswith("v "))
+    if vertices != CANONICAL_FACE_VERTICES:
+        raise InvalidParams(
+            f"canonical_face: {Path(path).name} has {vertices} vertices ('v x y z' lines); "
+            f"FaceMesh's canonical face has {CANONICAL_FACE_VERTICES}"
+        )
+    return data
 
 
 def _is_tflite(path: Path) -> bool:

@@ -18,6 +18,7 @@ ENTRY_POINT_GROUP: Final = "framequeue.pipelines"
 #: built-in pipeline name -> "module:class"
 _BUILTIN: Final[dict[str, str]] = {
     "detect": "framequeue.pipelines.detect:DetectPipeline",
+    "driver": "framequeue.pipelines.driver.pipeline:DriverPipeline",
     "noop": "framequeue.pipelines.noop:NoopPipeline",
     "road": "framequeue.pipelines.road.pipeline:RoadPipeline",
 }

@@ -51,7 +51,7 @@ def test_entry_point_pipelines(monkeypatch: pytest.MonkeyPatch) -> None:
     ep = EntryPoint("echo", f"{__name__}:EchoPipeline", registry.ENTRY_POINT_GROUP)
     broken = EntryPoint("broken", f"{__name__}:EchoPipeline", registry.ENTRY_POINT_GROUP)
     fake_entry_points(monkeypatch, ep, broken)
-    assert registry.available_pipelines() == ["broken", "detect", "echo", "noop", "road"]
+    assert registry.available_pipelines() == ["broken", "detect", "driver", "echo", "noop", "road"]
     assert isinstance(registry.get_pipeline("echo"), EchoPipeline)
     # an entry point whose object says another name is not trusted
     with pytest.raises(UnknownPipeline, match="does not implement"):
