@@ -2,7 +2,7 @@
 
 It registers the shared models the pipelines need, starts `framequeue up`, and runs the dashcam clip through
 `detect`, then through `road` (with a stated ego speed and the two-second rule, since the clip is 8.8 s long),
-printing where each job's outputs were downloaded.
+then a head-pose clip through `driver`, printing where each job's outputs were downloaded.
 """
 
 from __future__ import annotations
@@ -33,12 +33,23 @@ class DemoModel:
     format: str
     #: classes file inside the shared folder, None for face and lane formats
     classes: str | None = None
+    #: facemesh: the canonical face inside the shared folder
+    canonical_face: str | None = None
 
 
 DEMO_MODELS: Final = (
     DemoModel("yolox_nano", "models/yolox_nano/yolox_nano.onnx", "yolox", "models/yolox_nano/coco_classes.txt"),
     DemoModel("lstr", "models/lstr/lstr_360x640.onnx", "lstr"),
+    DemoModel("yunet", "models/yunet/yunet_s_640_640.onnx", "yunet"),
+    DemoModel(
+        "facemesh",
+        "models/mediapipe/face_landmark.tflite",
+        "facemesh",
+        canonical_face="models/mediapipe/canonical_face_model.obj",
+    ),
 )
+#: the driver-facing clip of the demo: a person turning her head (CC-BY-4.0, Intel IoT devkit sample videos)
+DRIVER_CLIP: Final = "media/head-pose-face-detection-female.gif"
 
 
 def ensure_demo_models(settings: Settings, shared: Path) -> list[str]:
@@ -56,17 +67,19 @@ def ensure_demo_models(settings: Settings, shared: Path) -> list[str]:
         if not source.is_file():
             raise InvalidParams(f"{source} not found; pass --shared pointing at the shared/ folder")
         classes = None if model.classes is None else shared / model.classes
-        version = repo.add(model.name, source, model.format, classes)
+        face = None if model.canonical_face is None else shared / model.canonical_face
+        version = repo.add(model.name, source, model.format, classes, canonical_face=face)
         done.append(f"{version.name} v{version.version} (registered from {source.parent})")
     return done
 
 
-def demo_jobs(sample_fps: float | None) -> list[tuple[str, dict[str, Any]]]:
-    """(pipeline, params) of each demo job, in order."""
+def demo_jobs(video: Path, shared: Path, sample_fps: float | None) -> list[tuple[str, Path, dict[str, Any]]]:
+    """(pipeline, input, params) of each demo job, in order."""
     sampling = {} if sample_fps is None else {"sample_fps": sample_fps}
     return [
-        ("detect", dict(sampling)),
-        ("road", {**sampling, "speed_mps": DEMO_SPEED_MPS, "following": {"profile": "two_second_rule"}}),
+        ("detect", video, dict(sampling)),
+        ("road", video, {**sampling, "speed_mps": DEMO_SPEED_MPS, "following": {"profile": "two_second_rule"}}),
+        ("driver", shared / DRIVER_CLIP, dict(sampling)),
     ]
 
 
@@ -86,9 +99,13 @@ def run_demo(
             if server.poll() is not None:
                 raise ServiceUnavailable(f"framequeue up exited with {server.returncode}")
             click.echo(f"framequeue is up at {base_url} (home {settings.home})")
-            uploaded = client.upload(video)
-            for pipeline, params in demo_jobs(sample_fps):
-                code = _run_job(client, video, uploaded["key"], pipeline, params, out)
+            keys: dict[Path, str] = {}
+            for pipeline, source, params in demo_jobs(video, shared, sample_fps):
+                if source not in keys:
+                    if not source.is_file():
+                        raise InvalidParams(f"{source} not found; pass --shared pointing at the shared/ folder")
+                    keys[source] = client.upload(source)["key"]
+                code = _run_job(client, source, keys[source], pipeline, params, out)
                 if code:
                     return code
             return 0
@@ -110,5 +127,6 @@ def _run_job(client: Client, video: Path, key: str, pipeline: str, params: dict[
         path = client.download(record["id"], name, out / record["id"])
         click.echo(f"  {name:14} {path.resolve()}")
     if "timeline" in record["outputs"]:
-        click.echo(f"  open {out / record['id'] / 'timeline.png'} first: distance, time gap and TTC over the clip")
+        what = "distance, time gap and TTC" if pipeline == "road" else "head yaw and pitch"
+        click.echo(f"  open {out / record['id'] / 'timeline.png'} first: {what} over the clip, events shaded")
     return 0

@@ -61,9 +61,9 @@ def plot_panels(
             ax.axhline(level, color=_THRESHOLD, linestyle="--", linewidth=1.0)
             ax.annotate(
                 text,
-                (1.0, level),
+                (0.005, level),
                 xycoords=("axes fraction", "data"),
-                ha="right",
+                ha="left",
                 va="bottom",
                 color=_THRESHOLD,
                 fontsize=8,

@@ -64,6 +64,13 @@ class Deployment:
     def register_lstr(self, model_dir: Path) -> None:
         self.cli("models", "add", "lstr", str(model_dir / "lstr_360x640.onnx"), "--format", "lstr")
 
+    def register_faces(self, shared_models: Path) -> None:
+        """YuNet for faces and FaceMesh (with its canonical face) for landmarks, as the driver pipeline wants."""
+        self.cli("models", "add", "yunet", str(shared_models / "yunet" / "yunet_s_640_640.onnx"), "--format", "yunet")
+        mediapipe = shared_models / "mediapipe"
+        self.cli("models", "add", "facemesh", str(mediapipe / "face_landmark.tflite"), "--format", "facemesh",
+                 "--canonical-face", str(mediapipe / "canonical_face_model.obj"))
+
     def signal(self, name: str, sig: int, group: bool = False) -> None:
         proc = self.procs[name]
         if group:

@@ -209,9 +209,7 @@ class DriverSink:
         # a face is confirmed at its first confident detection (min_hits 1): face detectors rarely hallucinate a
         # face at this score, and the driver's face is then on the very first frame
         self.tracker = ByteTracker(
-            TrackerConfig(
-                high_score=high, low_score=min(DETECTOR_MIN_SCORE, high), new_track_score=high, min_hits=1
-            )
+            TrackerConfig(high_score=high, low_score=min(DETECTOR_MIN_SCORE, high), new_track_score=high, min_hits=1)
         )
         self.tracks: list[Track] = []
         self.faces: dict[int, _FaceState] = {}
@@ -224,7 +222,7 @@ class DriverSink:
         self.off_road = False
         self.last_driver: int | None = None
         self.last_driver_t_s = -math.inf
-        self.series = Series(("yaw_dev_deg", "pitch_dev_deg"))
+        self.series = Series(("yaw_deg", "pitch_deg"))
         self.counts = dict.fromkeys(("frames", "driver", "off_road"), 0)
         self.last_t_s = 0.0
         self.max_track_id = 0
@@ -338,7 +336,8 @@ class DriverSink:
         self.events.update(
             Attention(t_s, visible, self.off_road and visible, speed, None if yaw_dev is None else abs(yaw_dev), driver)
         )
-        self.series.append(t_s, (yaw_dev, pitch_dev))
+        angles = state.angles_deg if state is not None and state.angles_deg is not None else None
+        self.series.append(t_s, (angles[0], angles[1]) if angles is not None else (None, None))
         self.counts["frames"] += 1
         self.counts["driver"] += visible
         self.counts["off_road"] += self.off_road and visible
@@ -437,8 +436,12 @@ class DriverSink:
         self.json.finish(
             {"neutral_pose": self.neutral.to_json(), "events": events, "summary": summary, "video": dict(video)}
         )
-        title = f"driver over {video.get('frames')} frames: head yaw and pitch away from the neutral pose"
-        plot_timeline(self.timeline_part, self.series, events, self.p["off_road"], title)
+        title = (
+            f"driver over {video.get('frames')} frames: head yaw and pitch; neutral pose {self.neutral.source}, "
+            f"off road past {self.p['off_road']['yaw_deg']:g} deg of yaw or {self.p['off_road']['pitch_down_deg']:g} "
+            f"deg down"
+        )
+        plot_timeline(self.timeline_part, self.series, events, self.p["off_road"], self.neutral.value, title)
         self.stats["timeline_s"] = time.monotonic() - t0
 
     def abort(self) -> None:
