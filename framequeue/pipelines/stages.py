@@ -18,9 +18,10 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, NamedTuple, Protocol
@@ -66,13 +67,25 @@ def stage_threads(threads: int) -> StageThreads:
 
 
 def open_backend(version: ModelVersion, url: str | None, threads: int) -> InferenceBackend:
-    """In-process (ONNX Runtime or OpenVINO, as the version's config says), or the remote OIP v2 server
+    """In-process (ONNX Runtime, OpenVINO or LiteRT, as the version's config says), or the remote OIP v2 server
     at `url` (imported only then)."""
     if url is None:
         return load_backend(version, threads)
     from framequeue.models.remote import RemoteModel
 
     return RemoteModel(version, url)
+
+
+@contextmanager
+def opened_backends(*models: tuple[ModelVersion, str | None, int]) -> Iterator[list[InferenceBackend]]:
+    """`open_backend` for each (version, url, threads), all closed on leaving (those opened, if one fails)."""
+    with ExitStack() as stack:
+        backends = []
+        for version, url, threads in models:
+            backend = open_backend(version, url, threads)
+            stack.callback(backend.close)
+            backends.append(backend)
+        yield backends
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from framequeue.pipelines.driver.selection import DriverSelector
 from framequeue.pipelines.driver.timeline import plot_timeline
 from framequeue.pipelines.outputs import JsonStream, Series
 from framequeue.pipelines.speed import EgoSpeed
-from framequeue.pipelines.stages import Predictor, StagedJob, open_backend, run_stages, stage_threads
+from framequeue.pipelines.stages import Predictor, StagedJob, opened_backends, run_stages, stage_threads
 from framequeue.tracking import ByteTracker, Track, TrackerConfig
 
 OUTPUTS: Final = {
@@ -83,34 +83,29 @@ class DriverPipeline:
         mesh_version = ctx.models.get(p["landmark_model"], p["landmark_model_version"])
         info = probe(ctx.input_path, ctx.limits)
         threads = stage_threads(ctx.threads).infer
-        faces = open_backend(face_version, ctx.model_url, threads)
-        try:
-            mesh = open_backend(mesh_version, None, 1)
-            try:
-                fmt = get_result_format(face_version.format)(face_version.input_size_hw, 1)
-                threshold = min(DETECTOR_MIN_SCORE, p["face_score_threshold"])
+        # FaceMesh runs in-process in the sink, on one thread beside the encoder
+        with opened_backends((face_version, ctx.model_url, threads), (mesh_version, None, 1)) as models:
+            faces, mesh = models
+            fmt = get_result_format(face_version.format)(face_version.input_size_hw, 1)
+            threshold = min(DETECTOR_MIN_SCORE, p["face_score_threshold"])
 
-                def decode(outputs: list[Any], scale: Any, image_hw: tuple[int, int]) -> Faces:
-                    return fmt.decode(outputs, scale, image_hw, threshold)  # type: ignore[return-value]
+            def decode(outputs: list[Any], scale: Any, image_hw: tuple[int, int]) -> Faces:
+                return fmt.decode(outputs, scale, image_hw, threshold)  # type: ignore[return-value]
 
-                model_points = load_canonical_face(mesh_version.path / CANONICAL_FACE_FILE)
-                head = self._head(p, ctx, info, face_version, mesh_version)
-                job = StagedJob(
-                    name=self.name,
-                    outputs=OUTPUTS,
-                    primary="driver",
-                    predictors=[Predictor("faces", faces, fmt.preprocess, decode)],
-                    sink=lambda parts: DriverSink(parts, head, p, info, mesh, model_points),
-                    sample_fps=p["sample_fps"],
-                    batch_size=p["batch_size"],
-                    encode_preset=p["encode_preset"],
-                    crf=p["crf"],
-                )
-                return run_stages(ctx, info, job, started)
-            finally:
-                mesh.close()
-        finally:
-            faces.close()
+            model_points = load_canonical_face(mesh_version.path / CANONICAL_FACE_FILE)
+            head = self._head(p, ctx, info, face_version, mesh_version)
+            job = StagedJob(
+                name=self.name,
+                outputs=OUTPUTS,
+                primary="driver",
+                predictors=[Predictor("faces", faces, fmt.preprocess, decode)],
+                sink=lambda parts: DriverSink(parts, head, p, info, mesh, model_points),
+                sample_fps=p["sample_fps"],
+                batch_size=p["batch_size"],
+                encode_preset=p["encode_preset"],
+                crf=p["crf"],
+            )
+            return run_stages(ctx, info, job, started)
 
     def _head(
         self, p: dict[str, Any], ctx: RunContext, info: VideoInfo, faces: ModelVersion, mesh: ModelVersion

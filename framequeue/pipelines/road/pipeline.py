@@ -39,7 +39,7 @@ from framequeue.pipelines.road.lanes import EgoLane, LaneSmoother
 from framequeue.pipelines.road.lead import Candidate, LeadConfig, LeadSelector, in_path, is_candidate
 from framequeue.pipelines.road.overlay import LeadView, RoadView, TrackView, draw_road
 from framequeue.pipelines.road.timeline import Series, plot_timeline
-from framequeue.pipelines.stages import Predictor, StagedJob, open_backend, run_stages, stage_threads
+from framequeue.pipelines.stages import Predictor, StagedJob, opened_backends, run_stages, stage_threads
 from framequeue.tracking import ByteTracker, Track, TrackerConfig
 
 OUTPUTS: Final = {
@@ -73,29 +73,22 @@ class RoadPipeline:
         lanes_version = ctx.models.get(p["lane_model"], p["lane_model_version"])
         info = probe(ctx.input_path, ctx.limits)
         threads = stage_threads(ctx.threads).infer
-        detector = open_backend(detector_version, ctx.model_url, threads)
-        try:
-            # the lane model runs in-process: its zero `input_mask` is not part of the OIP request
-            lanes_model = open_backend(lanes_version, None, threads)
-            try:
-                predictors = self._predictors(p, detector_version, lanes_version, detector, lanes_model)
-                head = self._head(p, ctx, info, detector_version, lanes_version)
-                job = StagedJob(
-                    name=self.name,
-                    outputs=OUTPUTS,
-                    primary="road",
-                    predictors=predictors,
-                    sink=lambda parts: RoadSink(parts, head, p, info, detector_version.classes),
-                    sample_fps=p["sample_fps"],
-                    batch_size=p["batch_size"],
-                    encode_preset=p["encode_preset"],
-                    crf=p["crf"],
-                )
-                return run_stages(ctx, info, job, started)
-            finally:
-                lanes_model.close()
-        finally:
-            detector.close()
+        # the lane model runs in-process: its zero `input_mask` is not part of the OIP request
+        with opened_backends((detector_version, ctx.model_url, threads), (lanes_version, None, threads)) as models:
+            detector, lanes_model = models
+            head = self._head(p, ctx, info, detector_version, lanes_version)
+            job = StagedJob(
+                name=self.name,
+                outputs=OUTPUTS,
+                primary="road",
+                predictors=self._predictors(p, detector_version, lanes_version, detector, lanes_model),
+                sink=lambda parts: RoadSink(parts, head, p, info, detector_version.classes),
+                sample_fps=p["sample_fps"],
+                batch_size=p["batch_size"],
+                encode_preset=p["encode_preset"],
+                crf=p["crf"],
+            )
+            return run_stages(ctx, info, job, started)
 
     @staticmethod
     def _predictors(
