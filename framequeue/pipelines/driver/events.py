@@ -3,7 +3,8 @@ covering [t_s, t_s + period_s).
 
 - distraction_long: off road continuously for `long_s` (3.0 s) or more; from the glance's start to its end.
 - distraction_short: `short_total_s` (10 s) or more off road within a `short_window_s` (30 s) window; from the
-  first counted glance in the window to the end of the last one before the window's total fell below it.
+  first counted glance in the window to the end of the last one before the window's total fell below it. A
+  glance is counted in one such event at most: the next one counts only off-road time after the last ended.
 - driver_not_visible: no driver face for `not_visible_s` (3 s) or more (camera covered or turned, driver
   gone); from the first frame without the face to the first with it again.
 
@@ -65,6 +66,8 @@ class DriverEvents:
         #: counted glances (closed and the open one) that may still fall in the window
         self._glances: deque[_Run] = deque()
         self._short: dict[str, Any] | None = None
+        #: where the last distraction_short ended: off-road time before it is not counted again
+        self._short_floor_s = -float("inf")
 
     def counts(self, a: Attention) -> bool:
         """Whether this frame is counted off-road time (visible, off road, and fast enough if a speed is given)."""
@@ -107,16 +110,18 @@ class DriverEvents:
             self.events.append(self._event(NOT_VISIBLE, h.start_s, h.end_s, None, None, h.track_id))
         self._hidden = None
 
-    def window_total_s(self, now_end_s: float) -> float:
-        """Counted off-road seconds in the window that ends at `now_end_s`."""
-        start = now_end_s - self.window_s
+    def window_total_s(self, now_end_s: float, floor_s: float = -float("inf")) -> float:
+        """Counted off-road seconds in the window that ends at `now_end_s` (and after `floor_s`)."""
+        start = max(now_end_s - self.window_s, floor_s)
         return sum(max(0.0, min(g.end_s, now_end_s) - max(g.start_s, start)) for g in self._glances)
 
     def _update_short(self, end_s: float) -> None:
-        start = end_s - self.window_s
-        while self._glances and self._glances[0].end_s <= start and self._glances[0] is not self._glance:
+        window_start = end_s - self.window_s
+        while self._glances and self._glances[0].end_s <= window_start and self._glances[0] is not self._glance:
             self._glances.popleft()
-        total = self.window_total_s(end_s)
+        floor = self._short_floor_s
+        start = max(window_start, floor)
+        total = self.window_total_s(end_s, floor)
         in_window = [g for g in self._glances if g.end_s > start]
         if total >= self.short_total_s - EPS_S:
             first = max(in_window[0].start_s, start)
@@ -136,6 +141,7 @@ class DriverEvents:
         yaw = max(g.max_abs_yaw_deg for g in glances)
         self.events.append(self._event(SHORT, start, end, yaw, off, glances[-1].track_id))
         self._short = None
+        self._short_floor_s = end
 
     def current_glance_s(self, t_s: float) -> float:
         """How long the counted glance in progress has lasted, 0 when none (the overlay's timer)."""

@@ -88,8 +88,9 @@ def validate(params: Mapping[str, Any], models: ModelRepository) -> dict[str, An
     if not 0 < d["short_total_s"] <= d["short_window_s"]:
         raise InvalidParams("distraction.short_total_s: must be > 0 and within distraction.short_window_s")
     p["smoothing"] = block(p["smoothing"], "smoothing", SMOOTHING_DEFAULTS, 0.0, 100.0)
-    if p["smoothing"]["min_cutoff_hz"] <= 0 or p["smoothing"]["d_cutoff_hz"] <= 0:
-        raise InvalidParams("smoothing.min_cutoff_hz: the cutoffs must be > 0")
+    for key in ("min_cutoff_hz", "d_cutoff_hz"):
+        if p["smoothing"][key] <= 0:
+            raise InvalidParams(f"smoothing.{key}: must be > 0, got {p['smoothing'][key]!r}")
     check_encode(p)
     return p
 
