@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench bench-dispatch bench-storage bench-serving clean
+.PHONY: setup demo test lint bench bench-dispatch bench-storage bench-serving bench-road bench-driver clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,14 @@ bench-storage: setup
 # serve-models at 1-16 callers, dynamic batching on/off, and the dashcam job in-process vs remote (~7 min)
 bench-serving: setup
 	$(BIN)/python -m bench.serving $(BENCH_ARGS)
+
+# the road pipeline: fps per clip, stage CPU and the 2-core ceiling, vs naive, memory, videos per machine (~25 min; BENCH_ARGS=--quick ~4 min)
+bench-road: setup
+	$(BIN)/python -m bench.road $(BENCH_ARGS)
+
+# the driver pipeline: fps per clip, stage CPU (FaceMesh per face) and the 2-core ceiling, vs naive, memory (~15 min; BENCH_ARGS=--quick ~3 min)
+bench-driver: setup
+	$(BIN)/python -m bench.driver $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .framequeue framequeue-demo
