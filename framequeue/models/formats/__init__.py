@@ -153,7 +153,7 @@ def get_format(name: str) -> FormatFactory:
     """The factory of detection format `name`; InvalidParams listing the known formats otherwise."""
     factory = _load(name)
     if name in _RESULT_FORMATS or name in _LANDMARK_FORMATS:
-        raise InvalidParams(f"format: {name!r} models output faces, lanes or landmarks, not detections")
+        raise InvalidParams(f"format: {name!r} models output faces or lanes (or landmarks), not detections")
     return factory  # type: ignore[return-value]
 
 
