@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from framequeue.models.base import ModelVersion
+from framequeue.models.version import ModelVersion
 
 log = logging.getLogger(__name__)
 
