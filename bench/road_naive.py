@@ -30,9 +30,9 @@ import onnxruntime as ort
 from bench.common import MODEL
 from bench.road_stages import LANE_MODEL, RoadModels, preload, video_summary
 from framequeue.media.frames import Frame
+from framequeue.media.limits import MediaLimits
 from framequeue.media.probe import probe
 from framequeue.media.sheet import ContactSheet
-from framequeue.pipelines.base import MediaLimits
 
 STAGES = ("decode_s", "detector_s", "lanes_s", "sink_s", "encode_s")
 

@@ -42,14 +42,16 @@ from bench.common import CLASSES, MODEL, SHARED
 from framequeue.media.decode import SampleClock, decode_frames
 from framequeue.media.encode import VideoEncoder
 from framequeue.media.frames import Frame, VideoInfo
+from framequeue.media.limits import MediaLimits
 from framequeue.media.probe import probe
 from framequeue.media.sheet import ContactSheet
-from framequeue.models.base import Detections, Lanes, ModelVersion
 from framequeue.models.formats import get_format, get_result_format
 from framequeue.models.onnx import OnnxModel
+from framequeue.models.predictions import Detections, Lanes
 from framequeue.models.repository import ModelRepository
+from framequeue.models.version import ModelVersion
 from framequeue.pipelines import stages
-from framequeue.pipelines.base import MediaLimits, RunContext
+from framequeue.pipelines.base import RunContext
 from framequeue.pipelines.road import params as road_params
 from framequeue.pipelines.road.geometry import camera_for
 from framequeue.pipelines.road.pipeline import (

@@ -86,8 +86,8 @@ def make_plan(quick: bool) -> Plan:
 
 
 def clip_facts(path: Path) -> dict[str, Any]:
+    from framequeue.media.limits import MediaLimits
     from framequeue.media.probe import probe
-    from framequeue.pipelines.base import MediaLimits
 
     info = probe(path, MediaLimits())
     return {"path": str(path), "width": info.width, "height": info.height, "fps": float(info.rate),

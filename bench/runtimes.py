@@ -16,10 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from framequeue.models.backends import load_backend
-from framequeue.models.base import ServingConfig
 from framequeue.models.formats import get_format
 from framequeue.models.repository import ModelRepository
+from framequeue.models.runtimes import load_backend
+from framequeue.models.serving import ServingConfig
 
 RUNTIMES = (("ONNX Runtime fp32", "onnxruntime", "fp32"), ("OpenVINO fp32", "openvino", "fp32"),
             ("OpenVINO bf16", "openvino", "bf16"))

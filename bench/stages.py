@@ -31,12 +31,12 @@ from framequeue.media.annotate import annotate
 from framequeue.media.decode import decode_frames
 from framequeue.media.encode import VideoEncoder
 from framequeue.media.frames import Frame
+from framequeue.media.limits import MediaLimits
 from framequeue.media.probe import probe
 from framequeue.media.sheet import ContactSheet
 from framequeue.models.formats import get_format
 from framequeue.models.onnx import OnnxModel
 from framequeue.models.repository import ModelRepository
-from framequeue.pipelines.base import MediaLimits
 from framequeue.pipelines.detect import DEFAULTS
 from framequeue.pipelines.stages import stage_threads
 

@@ -468,7 +468,7 @@ def keys() -> None:
 
 
 def _keys(ctx: click.Context) -> Any:
-    from framequeue.backends import open_jobstore
+    from framequeue.jobstore import open_jobstore
     from framequeue.keys import Keys
 
     def no_jobs(_: Any) -> bytes:
@@ -553,8 +553,8 @@ def models_add(
     check_image: Path | None, canonical_face: Path | None,
 ) -> None:
     """Add PATH as the next version of model NAME."""
-    from framequeue.models.base import ServingConfig
     from framequeue.models.repository import ModelRepository
+    from framequeue.models.serving import ServingConfig
 
     settings = _settings(ctx)
     try:

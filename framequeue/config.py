@@ -1,12 +1,22 @@
-"""Typed, frozen settings, built once at the edge (CLI or app factory) from the environment."""
+"""Typed, frozen settings, built once at the edge (CLI or app factory) from the environment, and the
+lookup that turns a backend URL setting into its class.
+
+Backends are chosen by URL, never by code changes: each port's package (brokers, storage, jobstore) keeps a
+table of its schemes and opens its backends through `backend_class`, which imports a backend only when a
+URL names it, so a missing optional client only matters to the deployments that use it.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+from framequeue.errors import InvalidParams
 
 #: setting name -> environment variable; the CLI names these in --help
 ENV_PREFIX = "FQ_"
@@ -109,6 +119,30 @@ class Settings:
             model_repo=self.model_repo or str(home / "models"),
             scratch_dir=self.scratch_dir or str(home / "scratch"),
         )
+
+
+class Backend(NamedTuple):
+    """Where a URL scheme's backend lives."""
+
+    module: str
+    cls: str
+    #: the pip extra that installs its client library; "" when framequeue's own dependencies suffice
+    extra: str = ""
+
+
+def backend_class(kind: str, schemes: Mapping[str, Backend], url: str) -> Any:
+    """The class `schemes` gives `url`'s scheme, imported now. InvalidParams lists the schemes there are,
+    or says which extra to install when the backend's client library is missing."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in schemes:
+        supported = ", ".join(f"{s}://" for s in schemes)
+        raise InvalidParams(f"no {kind} for {scheme or 'scheme-less'} URLs (supported: {supported})")
+    backend = schemes[scheme]
+    try:
+        return getattr(importlib.import_module(backend.module), backend.cls)
+    except ImportError as exc:
+        hint = f"pip install 'framequeue[{backend.extra}]'" if backend.extra else "reinstall framequeue"
+        raise InvalidParams(f"the {scheme}:// {kind} needs packages that are missing ({exc.name}): {hint}") from exc
 
 
 def crashpoint(settings: Settings, point: str) -> None:

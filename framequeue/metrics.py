@@ -8,24 +8,20 @@
 - Each worker exports its own counters and histograms: jobs processed by outcome, time in backlog,
   processing time, per-stage time, model latency; `framequeue_worker_up` (1 per worker process: the
   worker count is its sum) and `framequeue_worker_busy`.
-- `serve-models` exports its queue time and batch sizes (framequeue.inference).
+- `serve-models` exports its queue time and batch sizes (framequeue.inference.metrics).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from framequeue.brokers.base import QueueStats
-
-if TYPE_CHECKING:
-    from framequeue.inference.batcher import BatchStats
 
 #: seconds; long videos make long tails
 DURATION_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
@@ -116,50 +112,3 @@ class WorkerMetrics:
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         """Expose /metrics on host:port from a daemon thread."""
         start_http_server(port, addr=host, registry=self.registry)
-
-
-class InferenceCollector(Collector):
-    """serve-models: per model version, requests, executions, the batch-size distribution and the queue-time
-    distribution, read from the batchers' counters on each scrape."""
-
-    def __init__(self, batches: Callable[[], Mapping[str, BatchStats]]) -> None:
-        self._batches = batches
-
-    def collect(self) -> Iterator[Metric]:
-        from framequeue.inference.batcher import QUEUE_BUCKETS_S
-
-        requests = CounterMetricFamily("framequeue_inference_requests", "Inference requests answered",
-                                       labels=["model"])
-        executions = CounterMetricFamily("framequeue_inference_executions", "Model executions (merged batches)",
-                                         labels=["model"])
-        failed = CounterMetricFamily("framequeue_inference_failed_requests",
-                                     "Requests failed, timed out or cancelled", labels=["model"])
-        compute = CounterMetricFamily("framequeue_inference_compute_seconds", "Seconds spent running the model",
-                                      labels=["model"])
-        sizes = HistogramMetricFamily("framequeue_inference_batch_size_rows",
-                                      "Rows per model execution (the dynamic batcher's merges)", labels=["model"])
-        queued = HistogramMetricFamily("framequeue_inference_queue_seconds",
-                                       "Seconds a request waited in the batcher before its execution started",
-                                       labels=["model"])
-        for ref, stats in sorted(self._batches().items()):
-            requests.add_metric([ref], stats.requests)
-            executions.add_metric([ref], stats.executions)
-            failed.add_metric([ref], stats.failed + stats.timed_out + stats.cancelled)
-            compute.add_metric([ref], stats.compute_ns / 1e9)
-            bounds = sorted(set([1, 2, 4, 8, 16, 32, 64, 128, *stats.batch_sizes]))
-            rows_sum = float(sum(size * n for size, n in stats.batch_sizes.items()))
-            sizes.add_metric([ref], [(str(b), float(sum(n for size, n in stats.batch_sizes.items() if size <= b)))
-                                     for b in bounds] + [("+Inf", float(stats.executions))], rows_sum)
-            running = 0
-            buckets = []
-            for bound, count in zip((*QUEUE_BUCKETS_S, float("inf")), stats.queue_buckets, strict=True):
-                running += count
-                buckets.append(("+Inf" if bound == float("inf") else str(bound), float(running)))
-            queued.add_metric([ref], buckets, stats.queue_ns / 1e9)
-        yield from (requests, executions, failed, compute, sizes, queued)
-
-
-def inference_registry(batches: Callable[[], Mapping[str, BatchStats]]) -> CollectorRegistry:
-    registry = CollectorRegistry()
-    registry.register(InferenceCollector(batches))
-    return registry

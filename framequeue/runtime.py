@@ -8,14 +8,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from framequeue.backends import open_broker, open_jobstore, open_storage
+from framequeue.brokers import open_broker
 from framequeue.brokers.base import Broker
 from framequeue.config import Settings
 from framequeue.jobs import Job, JobStatus, failure_key, iso, job_record, output_prefix
+from framequeue.jobstore import open_jobstore
 from framequeue.jobstore.base import JobStore
 from framequeue.models.repository import ModelRepository
 from framequeue.notify.webhooks import generate_secret
 from framequeue.service import JobService
+from framequeue.storage import open_storage
 from framequeue.storage.base import ObjectStore
 from framequeue.storage.locations import Locations
 

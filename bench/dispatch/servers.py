@@ -43,7 +43,8 @@ def fq_broker_url(broker: str, token: str, home_db: str) -> str:
 
 _PROBE = """
 import sys
-from framequeue.backends import open_broker, open_jobstore
+from framequeue.brokers import open_broker
+from framequeue.jobstore import open_jobstore
 kind, url = sys.argv[1], sys.argv[2]
 if kind == "store":
     s = open_jobstore(url, lambda job: b""); s.ping(); s.close()

@@ -1,0 +1,42 @@
+"""The Broker port (base.py) and its backends, one module each, opened by URL scheme."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Final
+
+from framequeue.brokers.base import Broker
+from framequeue.config import Backend, backend_class
+
+if TYPE_CHECKING:
+    from framequeue.brokers.memory import MemoryBroker
+    from framequeue.brokers.nats import NatsBroker
+    from framequeue.brokers.postgres import PostgresBroker
+    from framequeue.brokers.rabbitmq import RabbitMQBroker
+    from framequeue.brokers.redis import RedisBroker
+    from framequeue.brokers.sqlite import SQLiteBroker
+
+__all__ = ["SCHEMES", "open_broker"]
+
+SCHEMES: Final[Mapping[str, Backend]] = {
+    "sqlite": Backend("framequeue.brokers.sqlite", "SQLiteBroker"),
+    "postgresql": Backend("framequeue.brokers.postgres", "PostgresBroker", "postgres"),
+    "postgres": Backend("framequeue.brokers.postgres", "PostgresBroker", "postgres"),
+    "redis": Backend("framequeue.brokers.redis", "RedisBroker", "redis"),
+    "rediss": Backend("framequeue.brokers.redis", "RedisBroker", "redis"),
+    "amqp": Backend("framequeue.brokers.rabbitmq", "RabbitMQBroker", "rabbitmq"),
+    "amqps": Backend("framequeue.brokers.rabbitmq", "RabbitMQBroker", "rabbitmq"),
+    "nats": Backend("framequeue.brokers.nats", "NatsBroker", "nats"),
+    "memory": Backend("framequeue.brokers.memory", "MemoryBroker"),
+}
+
+if TYPE_CHECKING:  # mypy checks that each backend, built from a URL, is a Broker
+    _OPENERS: tuple[Callable[[str], Broker], ...] = (
+        SQLiteBroker, PostgresBroker, RedisBroker, RabbitMQBroker, NatsBroker, MemoryBroker,
+    )
+
+
+def open_broker(url: str) -> Broker:
+    """The broker `url` names; InvalidParams for an unknown scheme or a missing client library."""
+    broker: Broker = backend_class("broker", SCHEMES, url)(url)
+    return broker

@@ -23,7 +23,7 @@ from framequeue.errors import (
     PayloadTooLarge,
     ServiceUnavailable,
 )
-from framequeue.inference.service import InferenceService
+from framequeue.inference.dataplane import InferenceService
 from framequeue.inference.tensors import dtype_of, from_raw, to_raw
 
 try:

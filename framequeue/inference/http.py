@@ -21,9 +21,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from framequeue.errors import FrameQueueError, InvalidRequest, PayloadTooLarge
-from framequeue.inference.service import InferenceService
+from framequeue.inference.dataplane import InferenceService
+from framequeue.inference.metrics import inference_registry
 from framequeue.inference.tensors import from_json_data, from_raw, to_json_data, to_raw
-from framequeue.metrics import inference_registry
 
 __all__ = ["create_app"]
 

@@ -19,7 +19,7 @@ from typing import Final, Protocol
 
 from framequeue.errors import ServiceUnavailable
 from framequeue.inference.batcher import Arrays, BatchStats, DynamicBatcher
-from framequeue.models.base import ModelVersion
+from framequeue.models.version import ModelVersion
 
 __all__ = ["Loaded", "ModelManager", "Resident", "Runner", "choose_evictions"]
 

@@ -16,7 +16,7 @@ import numpy as np
 from framequeue.errors import InvalidRequest
 from framequeue.inference.batcher import Arrays
 from framequeue.inference.tensors import ONNX_TYPES, datatype_of
-from framequeue.models.base import ModelVersion
+from framequeue.models.version import ModelVersion
 
 __all__ = ["OnnxRunner", "TensorSpec", "check_inputs", "read_specs"]
 

@@ -26,11 +26,11 @@ async def _serve(
 ) -> None:
     import uvicorn
 
+    from framequeue.inference.dataplane import InferenceService
     from framequeue.inference.grpc import create_server
     from framequeue.inference.http import create_app
     from framequeue.inference.manager import ModelManager
     from framequeue.inference.runner import OnnxRunner
-    from framequeue.inference.service import InferenceService
     from framequeue.models.onnx import providers
     from framequeue.models.repository import ModelRepository
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, Protocol
 
 import cv2
 import numpy as np
 import numpy.typing as npt
-
-from framequeue.models.base import Detections
 
 #: BGR colours cycled by class id (distinct, readable under white text)
 PALETTE: Final = (
@@ -38,8 +36,27 @@ _WHITE: Final = (255, 255, 255)
 _REFERENCE_HEIGHT_PX: Final = 720
 
 
+class LabelledBoxes(Protocol):
+    """What `annotate` draws: N boxes, each with a class id and a score (the models' Detections is one;
+    media sits below the models and names none of their types)."""
+
+    #: Nx4 float32, (x1, y1, x2, y2) pixels
+    @property
+    def xyxy(self) -> npt.NDArray[np.float32]: ...
+
+    #: N int64 indexes into the class names
+    @property
+    def class_id(self) -> npt.NDArray[np.int64]: ...
+
+    #: N float32 in [0, 1]
+    @property
+    def score(self) -> npt.NDArray[np.float32]: ...
+
+    def __len__(self) -> int: ...
+
+
 def annotate(
-    scene: npt.NDArray[np.uint8], detections: Detections, class_names: Sequence[str]
+    scene: npt.NDArray[np.uint8], detections: LabelledBoxes, class_names: Sequence[str]
 ) -> npt.NDArray[np.uint8]:
     """Draw `detections` on HxWx3 BGR `scene` in place and return it."""
     if len(detections) == 0:

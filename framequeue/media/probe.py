@@ -19,7 +19,7 @@ import av.video.stream
 from framequeue.errors import CorruptMedia, MediaLimitsExceeded, UnsupportedMedia
 from framequeue.media.frames import VideoInfo
 from framequeue.media.headers import matroska_frame_sizes
-from framequeue.pipelines.base import MediaLimits
+from framequeue.media.limits import MediaLimits
 
 #: the demuxers framequeue opens; PyAV resolves each name inside ffmpeg's comma-separated lists
 ALLOWED_FORMATS: Final = frozenset({"mp4", "matroska", "avi", "mpegts", "gif"})

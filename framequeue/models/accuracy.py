@@ -21,7 +21,8 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from framequeue.models.base import Detections, Faces, ModelVersion
+from framequeue.models.predictions import Detections, Faces
+from framequeue.models.version import ModelVersion
 
 __all__ = ["AccuracyReport", "check_pattern", "compare"]
 

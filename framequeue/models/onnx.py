@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from framequeue.models.base import ModelVersion
+from framequeue.models.version import ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +20,6 @@ log = logging.getLogger(__name__)
 CHECK_BATCH: Final = 4
 #: largest absolute difference tolerated between a batched run and single runs
 CHECK_ATOL: Final = 1e-4
-#: ONNX Runtime log level 3 = errors only; the check runs graphs that may legitimately fail
-_QUIET: Final = 3
 
 
 def providers() -> list[str]:

@@ -17,8 +17,8 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from framequeue.models.base import ModelVersion
 from framequeue.models.onnx import infer_batch
+from framequeue.models.version import ModelVersion
 
 __all__ = ["OpenVinoModel", "bf16_supported", "compile_model", "effective_precision"]
 

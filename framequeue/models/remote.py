@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from framequeue.errors import FrameQueueError, ServiceUnavailable
-from framequeue.models.base import ModelVersion
+from framequeue.models.version import ModelVersion
 from framequeue.routing import LOCAL, ModelEndpoint
 
 HEADER_LENGTH: Final = "Inference-Header-Content-Length"

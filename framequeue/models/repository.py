@@ -22,15 +22,14 @@ import numpy.typing as npt
 import yaml
 
 from framequeue.errors import InvalidParams, UnknownModel
-from framequeue.models.base import (
+from framequeue.models.serving import MEMORY_FACTOR, ServingConfig
+from framequeue.models.version import (
     CANONICAL_FACE_FILE,
     CANONICAL_FACE_VERTICES,
     CONFIG_FILE,
-    MEMORY_FACTOR,
     MODEL_FILE,
     TFLITE_FILE,
     ModelVersion,
-    ServingConfig,
 )
 
 __all__ = ["NAME_PATTERN", "ModelRepository", "ModelVersion"]

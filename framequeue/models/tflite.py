@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from framequeue.models.base import ModelVersion
+from framequeue.models.version import ModelVersion
 
 __all__ = ["TfliteBackend", "TfliteModel"]
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+from framequeue.media.limits import MediaLimits
 from framequeue.models.repository import ModelRepository
 
 
@@ -20,16 +21,6 @@ class Progress:
     frames_done: int
     #: None when the container does not say how many frames it holds
     frames_total: int | None
-
-
-@dataclass(frozen=True)
-class MediaLimits:
-    """Caps checked before large allocations (hostile media)."""
-
-    max_pixels: int = 3840 * 2160
-    max_duration_s: float = 3 * 3600.0
-    max_frames: int = 1_000_000
-    max_streams: int = 16
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,10 @@ from framequeue.errors import InvalidParams
 from framequeue.media.annotate import annotate
 from framequeue.media.frames import Frame
 from framequeue.media.probe import probe
-from framequeue.models.base import Detections, ModelVersion
 from framequeue.models.formats import get_format
+from framequeue.models.predictions import Detections
 from framequeue.models.repository import ModelRepository
+from framequeue.models.version import ModelVersion
 from framequeue.pipelines.base import RunContext, RunResult
 from framequeue.pipelines.outputs import JsonStream
 from framequeue.pipelines.params import ENCODE_DEFAULTS, check_encode, check_unknown, model_version, number

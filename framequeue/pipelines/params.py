@@ -11,8 +11,8 @@ from typing import Any, Final
 
 from framequeue.errors import InvalidParams
 from framequeue.media.encode import DEFAULT_CRF, DEFAULT_PRESET, PRESETS
-from framequeue.models.base import ModelVersion
 from framequeue.models.repository import ModelRepository
+from framequeue.models.version import ModelVersion
 
 #: largest frames per inference batch a job may ask for
 MAX_BATCH_SIZE: Final = 32

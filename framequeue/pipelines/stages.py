@@ -34,8 +34,8 @@ from framequeue.media.decode import SampleClock, decode_frames
 from framequeue.media.encode import VideoEncoder
 from framequeue.media.frames import Frame, VideoInfo
 from framequeue.media.sheet import ContactSheet
-from framequeue.models.backends import load_backend
-from framequeue.models.base import InferenceBackend, ModelVersion
+from framequeue.models.runtimes import InferenceBackend, load_backend
+from framequeue.models.version import ModelVersion
 from framequeue.pipelines.base import Progress, RunContext, RunResult
 
 #: how often a blocked stage looks at the stop and failure events, seconds

@@ -113,8 +113,9 @@ def autoscale(ctx: click.Context, interval_s: float, min_workers: int, max_worke
 
 def _run(settings: Any, config: Any, log_level: str, interval_s: float, kill_after_s: float, decisions: Path,
          plot_path: Path | None) -> int:
-    from framequeue.backends import open_broker, open_jobstore
+    from framequeue.brokers import open_broker
     from framequeue.errors import FrameQueueError, ServiceUnavailable
+    from framequeue.jobstore import open_jobstore
     from framequeue.scaling.autoscale import Autoscaler, QueueObserver, plot_decisions, worker_launcher
     from framequeue.supervisor import settings_env
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import threading
 from urllib.parse import urlsplit, urlunsplit
 
-from framequeue.backends import open_storage
 from framequeue.errors import InvalidParams
+from framequeue.storage import open_storage
 from framequeue.storage.base import ObjectStore, check_key
 
 _PROBE = "k"

@@ -31,7 +31,7 @@ from scipy.optimize import linear_sum_assignment
 from framequeue.tracking import kalman
 
 if TYPE_CHECKING:
-    from framequeue.models.base import Detections
+    from framequeue.models.predictions import Detections
 
 __all__ = ["ByteTracker", "Track", "TrackerConfig", "iou_matrix"]
 

@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from framequeue.errors import FrameQueueError
+from framequeue.media.limits import MediaLimits
 from framequeue.models.repository import ModelRepository
-from framequeue.pipelines.base import MediaLimits, Progress, RunContext
+from framequeue.pipelines.base import Progress, RunContext
 from framequeue.pipelines.registry import get_pipeline
 
 #: modules the fork server imports once, so each child starts warm

@@ -140,7 +140,7 @@ def cleanup(url: str) -> None:
 
             asyncio.run(drop())
         elif parts.scheme == "s3" and parts.path.strip("/").startswith("fq_"):
-            from framequeue.backends import open_storage
+            from framequeue.storage import open_storage
 
             objects = open_storage(url)
             for key in objects.list(""):

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from framequeue.backends import open_broker, open_jobstore, open_storage
+from framequeue.brokers import open_broker
 from framequeue.brokers.base import Broker
 from framequeue.jobs import Job
+from framequeue.jobstore import open_jobstore
 from framequeue.jobstore.base import JobStore
+from framequeue.storage import open_storage
 from framequeue.storage.base import ObjectStore
 from tests.contract.backends import BROKERS, IMPLEMENTED, STORAGES, STORES, cleanup, with_options
 

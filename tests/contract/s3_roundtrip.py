@@ -14,7 +14,7 @@ import resource
 import sys
 import time
 
-from framequeue.backends import open_storage
+from framequeue.storage import open_storage
 
 CHUNK_BYTES = 1024 * 1024
 

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from framequeue.backends import open_storage
 from framequeue.errors import InvalidParams, ServiceUnavailable, StorageError
+from framequeue.storage import open_storage
 from tests import s3server
 from tests.contract.backends import cleanup
 from tests.contract.test_storage import MULTIPART_BYTES, _pattern

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from framequeue.backends import open_broker
+from framequeue.brokers import open_broker
 from tests.acceptance.deployment import Deployment
 from tests.contract.backends import cleanup, require_service
 from tests.faults.conftest import LEASE_S

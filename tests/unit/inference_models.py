@@ -7,8 +7,9 @@ from typing import Any
 
 import yaml
 
-from framequeue.models.base import CONFIG_FILE, MODEL_FILE, ModelVersion, ServingConfig
 from framequeue.models.repository import ModelRepository
+from framequeue.models.serving import ServingConfig
+from framequeue.models.version import CONFIG_FILE, MODEL_FILE, ModelVersion
 
 #: features per row of the tiny model
 WIDTH = 4

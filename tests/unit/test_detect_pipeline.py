@@ -18,8 +18,8 @@ import pytest
 
 from framequeue.errors import InvalidParams, JobCancelled, UnknownModel
 from framequeue.media.annotate import annotate
-from framequeue.models.base import Detections
 from framequeue.models.onnx import OnnxModel
+from framequeue.models.predictions import Detections
 from framequeue.models.repository import ModelRepository
 from framequeue.pipelines import detect
 from framequeue.pipelines.base import Progress, RunContext, RunResult

@@ -10,10 +10,10 @@ import numpy.typing as npt
 import pytest
 
 from framequeue.errors import InvalidParams
-from framequeue.models.base import Detections
 from framequeue.models.formats import get_format
 from framequeue.models.formats.nanodet import REG_MAX, NanodetFormat, distribution_to_distance
 from framequeue.models.onnx import create_session
+from framequeue.models.predictions import Detections
 from tests.conftest import require_shared
 
 SIZE_HW = (416, 416)

@@ -16,9 +16,10 @@ import pytest
 
 from framequeue.errors import CorruptMedia, MediaError, MediaLimitsExceeded, UnsupportedMedia
 from framequeue.media.decode import decode_frames
+from framequeue.media.limits import MediaLimits
 from framequeue.media.probe import ALLOWED_FORMATS, open_container, probe, sniff_container
 from framequeue.models.repository import ModelRepository
-from framequeue.pipelines.base import MediaLimits, RunContext
+from framequeue.pipelines.base import RunContext
 from framequeue.pipelines.detect import DetectPipeline
 from framequeue.worker.child import MediaChild
 from framequeue.worker.sandbox import ChildSpec

@@ -10,10 +10,10 @@ import httpx
 import numpy as np
 import pytest
 
+from framequeue.inference.dataplane import InferenceService
 from framequeue.inference.http import HEADER_LENGTH, create_app
 from framequeue.inference.manager import ModelManager
 from framequeue.inference.runner import OnnxRunner
-from framequeue.inference.service import InferenceService
 from framequeue.models.repository import ModelRepository
 from tests.unit.inference_models import write_version
 from tests.unit.test_batcher import run_async

@@ -12,7 +12,7 @@ import pytest
 from framequeue.errors import ServiceUnavailable
 from framequeue.inference.batcher import Arrays
 from framequeue.inference.manager import ModelManager, Resident, choose_evictions
-from framequeue.models.base import ModelVersion
+from framequeue.models.version import ModelVersion
 from tests.unit.inference_models import fake_version
 from tests.unit.test_batcher import run_async
 

@@ -15,10 +15,10 @@ from framequeue.media.annotate import annotate
 from framequeue.media.decode import decode_frames
 from framequeue.media.encode import VideoEncoder
 from framequeue.media.frames import Frame
+from framequeue.media.limits import MediaLimits
 from framequeue.media.probe import probe, sniff_container
 from framequeue.media.sheet import CELL_WIDTH_PX, ContactSheet, sheet_indexes
-from framequeue.models.base import Detections
-from framequeue.pipelines.base import MediaLimits
+from framequeue.models.predictions import Detections
 from tests.conftest import require_shared
 from tests.unit.synthetic import make_clip
 

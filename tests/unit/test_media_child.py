@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from framequeue.pipelines.base import MediaLimits
+from framequeue.media.limits import MediaLimits
 from framequeue.worker.child import MediaChild
 from framequeue.worker.sandbox import ChildSpec
 

@@ -7,7 +7,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from framequeue.brokers.base import QueueStats
 from framequeue.inference.batcher import BatchStats
-from framequeue.metrics import WorkerMetrics, api_registry, inference_registry
+from framequeue.inference.metrics import inference_registry
+from framequeue.metrics import WorkerMetrics, api_registry
 
 
 def _samples(registry: object) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -15,11 +15,12 @@ import yaml
 
 from framequeue.errors import InvalidParams
 from framequeue.models import accuracy
-from framequeue.models.backends import load_backend
-from framequeue.models.base import ModelVersion, ServingConfig
 from framequeue.models.formats import get_format
 from framequeue.models.onnx import OnnxModel
 from framequeue.models.repository import ModelRepository
+from framequeue.models.runtimes import load_backend
+from framequeue.models.serving import ServingConfig
+from framequeue.models.version import ModelVersion
 from tests.conftest import require_shared
 
 

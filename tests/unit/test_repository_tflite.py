@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from framequeue.errors import InvalidParams, InvalidRequest
-from framequeue.models.backends import load_backend
-from framequeue.models.base import CANONICAL_FACE_FILE, CONFIG_FILE, TFLITE_FILE
 from framequeue.models.repository import ModelRepository
+from framequeue.models.runtimes import load_backend
+from framequeue.models.version import CANONICAL_FACE_FILE, CONFIG_FILE, TFLITE_FILE
 from tests.conftest import require_shared
 
 pytest.importorskip("ai_edge_litert", reason="`.tflite` models need pip install 'framequeue[tflite]'")

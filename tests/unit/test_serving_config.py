@@ -8,8 +8,9 @@ import pytest
 import yaml
 
 from framequeue.errors import InvalidParams, UnknownModel
-from framequeue.models.base import CONFIG_FILE, MEMORY_FACTOR, ServingConfig, VersionPolicy
 from framequeue.models.repository import ModelRepository
+from framequeue.models.serving import MEMORY_FACTOR, ServingConfig, VersionPolicy
+from framequeue.models.version import CONFIG_FILE
 from tests.unit.inference_models import write_version
 
 pytest.importorskip("onnx", reason="the tiny test models are built with the onnx package")

@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from framequeue.models.base import Detections
+from framequeue.models.predictions import Detections
 from framequeue.tracking import ByteTracker, Track, TrackerConfig, iou_matrix, kalman
 from framequeue.tracking.kalman import REFERENCE_PERIOD_S
 

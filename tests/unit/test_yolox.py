@@ -9,9 +9,9 @@ import numpy.typing as npt
 import pytest
 
 from framequeue.errors import InvalidParams
-from framequeue.models.base import Detections
 from framequeue.models.formats import get_format
 from framequeue.models.formats.yolox import YoloxFormat, make_grid, nms
+from framequeue.models.predictions import Detections
 
 SIZE_HW = (416, 416)
 CLASSES = 80

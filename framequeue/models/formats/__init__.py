@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from framequeue.errors import InvalidParams
-from framequeue.models.base import Detections, Faces, Lanes
+from framequeue.models.predictions import Detections, Faces, Lanes
 
 #: a tensor shape as ONNX Runtime reports it: ints, or str/None for symbolic dims
 Shape = Sequence[int | str | None]

@@ -16,9 +16,9 @@ import numpy.typing as npt
 
 from framequeue.errors import InvalidParams
 from framequeue.media.letterbox import letterbox, to_image_xyxy
-from framequeue.models.base import Faces
 from framequeue.models.formats import Shape
 from framequeue.models.formats.yolox import nms
+from framequeue.models.predictions import Faces
 
 #: (grid side, anchors per cell) of the two anchor layers
 LAYERS: Final = ((16, 2), (8, 6))

@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from framequeue.errors import InvalidParams
 from framequeue.models.formats import Shape
+from framequeue.models.predictions import FaceMesh
 
 #: landmarks FaceMesh predicts
 NUM_POINTS: Final = 468
@@ -27,16 +28,6 @@ NUM_POINTS: Final = 468
 INPUT_SIDE: Final = 192
 #: crop side / the face box's longer side
 CROP_SCALE: Final = 1.5
-
-
-@dataclass(frozen=True)
-class FaceMesh:
-    """One face's mesh in original image pixels."""
-
-    #: 468x3 float32 (x, y, z) pixels; z is depth relative to the face's centre, at the scale of x
-    points: npt.NDArray[np.float32]
-    #: face presence in [0, 1] (sigmoid of the model's logit): low when the crop holds no face
-    score: float
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 from framequeue.errors import InvalidParams
-from framequeue.models.base import Lanes
 from framequeue.models.formats import Shape
+from framequeue.models.predictions import Lanes
 
 #: ImageNet normalisation of RGB in [0, 1]
 MEAN_RGB: Final = np.asarray([0.485, 0.456, 0.406], np.float32).reshape(3, 1, 1)

@@ -17,9 +17,9 @@ import numpy.typing as npt
 
 from framequeue.errors import InvalidParams
 from framequeue.media.letterbox import letterbox, to_image_xyxy
-from framequeue.models.base import Detections
 from framequeue.models.formats import Shape
 from framequeue.models.formats.yolox import MAX_DETECTIONS, PRE_NMS_TOP_K, nms
+from framequeue.models.predictions import Detections
 
 #: feature-map strides of the three heads
 STRIDES: Final = (8, 16, 32)

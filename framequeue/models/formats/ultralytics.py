@@ -14,9 +14,9 @@ import numpy as np
 import numpy.typing as npt
 
 from framequeue.media.letterbox import letterbox, to_image_xyxy
-from framequeue.models.base import Detections
 from framequeue.models.formats import Shape, check_single_output
 from framequeue.models.formats.yolox import MAX_DETECTIONS, PRE_NMS_TOP_K, nms
+from framequeue.models.predictions import Detections
 
 #: feature-map strides of the three heads
 STRIDES: Final = (8, 16, 32)

@@ -13,9 +13,9 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from framequeue.models.base import Detections
 from framequeue.models.formats import Shape, check_single_output
 from framequeue.models.formats.ultralytics import decode_cxcywh, grid_cells, letterbox_rgb01
+from framequeue.models.predictions import Detections
 
 #: anchor boxes per grid cell
 ANCHORS_PER_CELL: Final = 3

@@ -15,8 +15,8 @@ import numpy.typing as npt
 
 from framequeue.errors import InvalidParams
 from framequeue.media.letterbox import letterbox, to_image_xyxy
-from framequeue.models.base import Detections
 from framequeue.models.formats import Shape, check_single_output
+from framequeue.models.predictions import Detections
 
 #: feature-map strides of the three YOLOX heads, in output order
 STRIDES: Final = (8, 16, 32)

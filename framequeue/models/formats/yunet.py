@@ -15,9 +15,9 @@ import numpy.typing as npt
 
 from framequeue.errors import InvalidParams
 from framequeue.media.letterbox import letterbox, to_image_xyxy
-from framequeue.models.base import Faces
 from framequeue.models.formats import Shape
 from framequeue.models.formats.yolox import nms
+from framequeue.models.predictions import Faces
 
 STRIDES: Final = (8, 16, 32)
 #: keypoints per face: right eye, left eye, nose tip, right and left mouth corners

@@ -23,10 +23,12 @@ import numpy.typing as npt
 
 from framequeue.media.frames import Frame, VideoInfo
 from framequeue.media.probe import probe
-from framequeue.models.base import CANONICAL_FACE_FILE, Faces, InferenceBackend, ModelVersion
 from framequeue.models.formats import get_result_format
 from framequeue.models.formats.facemesh import INPUT_SIDE, FacemeshFormat, crop_transform
+from framequeue.models.predictions import Faces
 from framequeue.models.repository import ModelRepository
+from framequeue.models.runtimes import InferenceBackend
+from framequeue.models.version import CANONICAL_FACE_FILE, ModelVersion
 from framequeue.pipelines.base import RunContext, RunResult
 from framequeue.pipelines.camera import Camera, camera_for
 from framequeue.pipelines.driver import params as driver_params

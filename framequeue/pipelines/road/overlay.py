@@ -22,10 +22,8 @@ __all__ = ["BANNER", "LeadView", "RoadView", "TrackView", "draw_road", "draw_seg
 REFERENCE_HEIGHT_PX: Final = 720
 _FONT: Final = cv2.FONT_HERSHEY_SIMPLEX
 _WHITE: Final = (255, 255, 255)
-_BLACK: Final = (0, 0, 0)
 #: BGR colours
 EGO_FILL: Final = (90, 200, 40)
-EGO_FILL_CORRIDOR: Final = (200, 160, 40)
 LANE_LINE: Final = (40, 220, 250)
 TRACK_BOX: Final = (220, 170, 60)
 GAP_GREEN: Final = (60, 190, 40)

@@ -18,9 +18,10 @@ import numpy as np
 
 from framequeue.media.frames import Frame, VideoInfo
 from framequeue.media.probe import probe
-from framequeue.models.base import Detections, Lanes, ModelVersion
 from framequeue.models.formats import get_format, get_result_format
+from framequeue.models.predictions import Detections, Lanes
 from framequeue.models.repository import ModelRepository
+from framequeue.models.version import ModelVersion
 from framequeue.pipelines.base import RunContext, RunResult
 from framequeue.pipelines.outputs import JsonStream
 from framequeue.pipelines.road import params as road_params

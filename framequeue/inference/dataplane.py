@@ -13,8 +13,8 @@ from framequeue.errors import InvalidRequest, NotFound, UnknownModel
 from framequeue.inference.batcher import Arrays, BatchStats
 from framequeue.inference.manager import ModelManager
 from framequeue.inference.runner import TensorSpec, check_inputs, read_specs
-from framequeue.models.base import ModelVersion
 from framequeue.models.repository import ModelRepository
+from framequeue.models.version import ModelVersion
 
 __all__ = ["SERVER_NAME", "InferenceService"]
 
