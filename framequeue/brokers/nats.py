@@ -77,7 +77,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
-from framequeue.aio import LoopThread
+from framequeue.brokers.aio import LoopThread
 from framequeue.brokers.base import Message, QueueStats
 from framequeue.brokers.urls import parse_broker_url
 from framequeue.errors import InvalidParams, ServiceUnavailable

@@ -55,7 +55,7 @@ from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
 )
 
-from framequeue.aio import LoopThread
+from framequeue.brokers.aio import LoopThread
 from framequeue.brokers.base import Message, QueueStats
 from framequeue.brokers.urls import parse_broker_url
 from framequeue.errors import ServiceUnavailable
