@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+__all__ = ["Tick", "plot_decisions", "read_decisions", "write_decision"]
+
 log = logging.getLogger("framequeue.autoscale")
 
 

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 from framequeue.scaling.policy import HourFloor
 
+__all__ = ["LocalTime", "parse_floor"]
+
 
 def parse_floor(text: str) -> HourFloor:
     """`START-END:WORKERS` in hours, local time: `08-17:4` holds 4 workers from 08:00 to 17:00."""

@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+__all__ = ["Launcher", "LocalPool", "PoolWorker", "WorkerProcess", "worker_launcher"]
+
 log = logging.getLogger("framequeue.autoscale")
 
 

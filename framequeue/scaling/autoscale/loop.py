@@ -14,6 +14,8 @@ from framequeue.scaling.autoscale.local import Launcher, LocalPool, PoolWorker
 from framequeue.scaling.autoscale.observe import StatsSource
 from framequeue.scaling.policy import Observation, PolicyConfig, PolicyState, decide
 
+__all__ = ["Autoscaler"]
+
 log = logging.getLogger("framequeue.autoscale")
 
 

@@ -10,6 +10,8 @@ from framequeue.brokers.base import Broker
 from framequeue.jobs import JobStatus
 from framequeue.jobstore.base import JobStore
 
+__all__ = ["QueueLoad", "QueueObserver", "StatsSource"]
+
 #: the job store's running jobs are counted up to this many (more changes no decision: max_workers caps it)
 RUNNING_COUNT_CAP = 1000
 
