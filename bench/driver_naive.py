@@ -34,7 +34,7 @@ from bench.road_stages import preload, video_summary
 from framequeue.media.frames import Frame
 from framequeue.media.probe import probe
 from framequeue.media.sheet import ContactSheet
-from framequeue.models.base import ModelVersion
+from framequeue.models.version import ModelVersion
 from framequeue.pipelines.base import MediaLimits
 
 STAGES = ("decode_s", "detector_s", "sink_s", "encode_s")

@@ -52,12 +52,14 @@ from framequeue.media.encode import VideoEncoder
 from framequeue.media.frames import Frame, VideoInfo
 from framequeue.media.probe import probe
 from framequeue.media.sheet import ContactSheet
-from framequeue.models.base import CANONICAL_FACE_FILE, Faces, InferenceBackend, ModelVersion
 from framequeue.models.formats import get_result_format
 from framequeue.models.formats.yunet import YunetFormat
 from framequeue.models.onnx import create_session
+from framequeue.models.predictions import Faces
 from framequeue.models.repository import ModelRepository
+from framequeue.models.runtimes import InferenceBackend
 from framequeue.models.tflite import TfliteBackend
+from framequeue.models.version import CANONICAL_FACE_FILE, ModelVersion
 from framequeue.pipelines import stages
 from framequeue.pipelines.base import MediaLimits, RunContext
 from framequeue.pipelines.driver.headpose import load_canonical_face
@@ -66,7 +68,7 @@ from framequeue.pipelines.driver.pipeline import DETECTOR_MIN_SCORE, OUTPUTS, Dr
 FACE_MODEL: Final = SHARED / "models" / "yunet" / "yunet_s_640_640.onnx"
 MESH_MODEL: Final = SHARED / "models" / "mediapipe" / "face_landmark.tflite"
 CANONICAL_FACE: Final = SHARED / "models" / "mediapipe" / "canonical_face_model.obj"
-#: the demo's submit params (framequeue/demo.py): none, every default
+#: the demo's submit params (framequeue/cli/demo.py): none, every default
 SUBMIT_PARAMS: Final[dict[str, Any]] = {}
 STAGES: Final = ("decode", "detector", "track", "mesh", "pose", "draw", "json", "encode", "finish")
 #: DriverSink's timers -> the stages above

@@ -66,7 +66,7 @@ from framequeue.pipelines.road.pipeline import (
 from framequeue.worker.sandbox import PRELOAD
 
 LANE_MODEL: Final = SHARED / "models" / "lstr" / "lstr_360x640.onnx"
-#: the demo's submit params (framequeue/demo.py): the dashcam clip has no telematics, 27 m/s is a highway pace
+#: the demo's submit params (framequeue/cli/demo.py): the dashcam clip has no telematics, 27 m/s is a highway pace
 SUBMIT_PARAMS: Final[dict[str, Any]] = {"speed_mps": 27, "following": {"profile": "two_second_rule"}}
 STAGES: Final = ("decode", "detector", "lanes", "track_geometry", "draw", "json", "encode", "finish")
 

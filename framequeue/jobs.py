@@ -116,7 +116,7 @@ class Job:
     failure_uri: str | None = None
     #: where the events of a job that did not succeed go, when not to webhook_url (an endpoint's error hook)
     error_webhook_url: str | None = None
-    #: who owns the job (framequeue.auth); another tenant's job is answered as a missing one
+    #: who owns the job (framequeue.tenants.auth); another tenant's job is answered as a missing one
     tenant: str = "default"
 
     @property

@@ -1,12 +1,12 @@
 """JobService: submit, read, list, cancel and reap jobs. Used by the HTTP API and the CLI alike; knows
-nothing of HTTP."""
+nothing of HTTP. The model-endpoint registry (endpoints.registry) and webhook administration
+(notify.deliveries) are services of their own."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import re
 import time
 import uuid
 from collections.abc import Callable
@@ -14,38 +14,29 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
-from framequeue.auth import Principal
 from framequeue.brokers.base import Broker
 from framequeue.config import Settings, crashpoint
+from framequeue.endpoints.routing import VersionBalancer
 from framequeue.errors import (
-    DeliveryNotFound,
     FrameQueueError,
-    InputNotFound,
     InvalidParams,
     JobNotFound,
     NotFound,
     PayloadTooLarge,
     QuotaExceeded,
     ServiceUnavailable,
-    WebhookDisabled,
 )
-from framequeue.jobs import Job, JobStatus, failure_key, iso, job_record, output_prefix
+from framequeue.jobs import Job, JobStatus, failure_key, job_record, output_prefix
 from framequeue.jobstore.base import JobStore
 from framequeue.models.repository import ModelRepository
-from framequeue.notify.outbox import Delivery
+from framequeue.notify.deliveries import check_not_disabled
 from framequeue.notify.ssrf import check_url
 from framequeue.pipelines.base import Pipeline
 from framequeue.pipelines.registry import get_pipeline
-from framequeue.routing import (
-    ModelEndpoint,
-    VersionBalancer,
-    check_model_endpoint,
-    check_state,
-    check_weight,
-    new_endpoint_id,
-)
 from framequeue.storage.base import ObjectStore, check_key
 from framequeue.storage.locations import Locations
+from framequeue.tenants.auth import Principal
+from framequeue.tenants.uploads import input_not_found, upload_key, upload_prefix
 
 log = logging.getLogger("framequeue.service")
 
@@ -55,9 +46,6 @@ MAX_ATTRIBUTES = 32
 REAP_BATCH = 100
 #: Retry-After of a submit refused by the queued-job quota: jobs must start or end first
 QUOTA_RETRY_AFTER_S = 10.0
-
-_FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
 
 @dataclass(frozen=True)
 class SubmitRequest:
@@ -70,7 +58,7 @@ class SubmitRequest:
     timeout_s: float | None = None
     attributes: dict[str, str] = field(default_factory=dict)
     idempotency_key: str | None = None
-    #: set by an async endpoint's invocation (framequeue.invocations), not by the jobs API
+    #: set by an async endpoint's invocation (framequeue.endpoints.invocations), not by the jobs API
     endpoint: str | None = None
     output_uri: str | None = None
     failure_uri: str | None = None
@@ -120,10 +108,7 @@ class JobService:
     # -- uploads ---------------------------------------------------------------------------------------
 
     def upload_key(self, filename: str | None, caller: Principal) -> str:
-        """A fresh server-built key under the caller's upload prefix (`uploads/<tenant>/<uuid>/<name>`); the
-        client's file name is kept only as a hint."""
-        name = _FILENAME_UNSAFE.sub("_", (filename or "input").rsplit("/", 1)[-1]).strip("._") or "input"
-        return f"{upload_prefix(caller.tenant)}{uuid.uuid4().hex}/{name[:100]}"
+        return upload_key(filename, caller.tenant)
 
     def open_upload(self, key: str) -> AbstractContextManager[BinaryIO]:
         return self.objects.open_write(check_key(key))
@@ -146,10 +131,10 @@ class JobService:
         # a location inside this deployment's own store is kept as its key, and must be the tenant's upload
         input_key = key if objects is self.objects else req.input_key
         if objects is self.objects and not caller.dev and not key.startswith(upload_prefix(caller.tenant)):
-            raise _input_not_found(req.input_key)
+            raise input_not_found(req.input_key)
         size_bytes = objects.size(key)
         if size_bytes is None:
-            raise _input_not_found(req.input_key)
+            raise input_not_found(req.input_key)
         if size_bytes > self.settings.max_upload_bytes:
             raise PayloadTooLarge(f"the input is {size_bytes} bytes; this deployment takes inputs up to "
                                   f"{self.settings.max_upload_bytes} bytes (FQ_MAX_UPLOAD_BYTES)")
@@ -159,7 +144,7 @@ class JobService:
         for url in (req.webhook_url, req.error_webhook_url):
             if url is not None:
                 check_url(url, allow_private=self.settings.webhook_allow_private)
-                self._check_not_disabled(caller.tenant, url)
+                check_not_disabled(self.store, caller.tenant, url)
         ttl_s = _bounded("ttl_s", req.ttl_s, self.settings.queue_ttl_s, MAX_TTL_S)
         timeout_s = _bounded("timeout_s", req.timeout_s, self.settings.max_runtime_s,
                              self.settings.max_runtime_ceiling_s)
@@ -234,33 +219,6 @@ class JobService:
             return params
         return pipeline.validate({**raw, "model_version": self._versions.pick(rows)}, self.models)
 
-    # -- model endpoint registry -----------------------------------------------------------------------
-
-    def register_model_endpoint(self, model: str, version: int, url: str, weight: float = 1.0) -> dict[str, Any]:
-        """Register where (model, version) runs; the version must be in this deployment's model repository
-        (the worker prepares frames with its config even when the model runs remotely)."""
-        ep = check_model_endpoint(ModelEndpoint(new_endpoint_id(), model, version, url, weight, "active",
-                                                self._clock()))
-        self.models.get(ep.model, ep.version)  # UnknownModel when it is not there
-        return self.store.register_model_endpoint(ep).to_dict()
-
-    def list_model_endpoints(self, model: str | None = None) -> dict[str, Any]:
-        return {"model_endpoints": [e.to_dict() for e in self.store.list_model_endpoints(model)]}
-
-    def update_model_endpoint(
-        self, endpoint_id: str, *, weight: float | None = None, state: str | None = None
-    ) -> dict[str, Any]:
-        if weight is None and state is None:
-            raise InvalidParams("give weight or state")
-        if weight is not None:
-            self.store.set_model_endpoint_weight(endpoint_id, check_weight(weight))
-        if state is not None:
-            self.store.set_model_endpoint_state(endpoint_id, check_state(state))
-        return self.store.get_model_endpoint(endpoint_id).to_dict()
-
-    def remove_model_endpoint(self, endpoint_id: str) -> None:
-        self.store.remove_model_endpoint(endpoint_id)
-
     def publish(self, job_id: str) -> None:
         """Put a queued job's id on the queue and record that the broker confirmed it."""
         self.broker.publish(job_id)
@@ -279,7 +237,7 @@ class JobService:
             raise QuotaExceeded(f"this tenant has {quota} queued jobs, its quota; submit again once some have "
                                 "started", retry_after_s=QUOTA_RETRY_AFTER_S)
 
-    def _owned(self, job_id: str, caller: Principal) -> Job:
+    def owned(self, job_id: str, caller: Principal) -> Job:
         """The caller's job; another tenant's answers exactly as a missing one."""
         try:
             job = self.store.get(job_id)
@@ -290,7 +248,7 @@ class JobService:
         return job
 
     def get(self, job_id: str, caller: Principal) -> dict[str, Any]:
-        return self.record(self._owned(job_id, caller))
+        return self.record(self.owned(job_id, caller))
 
     def list_jobs(
         self, caller: Principal, status: str | None = None, limit: int = 50, after: str | None = None
@@ -309,58 +267,16 @@ class JobService:
         }
 
     def cancel(self, job_id: str, caller: Principal) -> dict[str, Any]:
-        self._owned(job_id, caller)  # a job's tenant never changes, so checking first is enough
+        self.owned(job_id, caller)  # a job's tenant never changes, so checking first is enough
         return self.record(self.store.cancel(job_id, self._clock()))
 
     def output_key(self, job_id: str, name: str, caller: Principal) -> str:
-        job = self._owned(job_id, caller)
+        job = self.owned(job_id, caller)
         key = job.outputs.get(name)
         if key is None:
             have = ", ".join(sorted(job.outputs)) or "none yet"
             raise NotFound(f"job {job_id} has no output {name!r} (outputs: {have})")
         return key
-
-    # -- webhook deliveries ----------------------------------------------------------------------------
-
-    def deliveries(self, job_id: str, caller: Principal) -> dict[str, Any]:
-        """The caller's job's webhook events (and documents) with their delivery state; never a secret."""
-        self._owned(job_id, caller)
-        return {"deliveries": [delivery_record(d) for d in self.store.list_deliveries(job_id)]}
-
-    def replay(self, event_id: str, caller: Principal) -> dict[str, Any]:
-        """Deliver an event again now, with the same webhook-id (its attempts count on). Another tenant's
-        event answers as a missing one; an event for a disabled endpoint is refused until it is enabled."""
-        try:
-            delivery = self.store.get_delivery(event_id)
-            self._owned(delivery.job_id, caller)
-        except (DeliveryNotFound, JobNotFound):
-            raise DeliveryNotFound("no such delivery") from None
-        if delivery.url.startswith(("https://", "http://")):
-            self._check_not_disabled(caller.tenant, delivery.url)
-        return delivery_record(self.store.replay_delivery(event_id, self._clock()))
-
-    def disabled_webhooks(self, caller: Principal) -> dict[str, Any]:
-        return {
-            "disabled_webhooks": [
-                {"url": d.url, "disabled_at": iso(d.disabled_at_s), "event_id": d.event_id}
-                for d in self.store.list_disabled_webhooks(caller.tenant)
-            ]
-        }
-
-    def enable_webhook(self, url: str, caller: Principal) -> dict[str, Any]:
-        """Send to a URL disabled by a 410 again (events written from now on; replay older ones)."""
-        if not self.store.enable_webhook(caller.tenant, url):
-            raise NotFound("that webhook URL is not disabled for this tenant")
-        return {"url": url, "enabled": True}
-
-    def _check_not_disabled(self, tenant: str, url: str) -> None:
-        disabled = self.store.webhook_disabled(tenant, url)
-        if disabled is not None:
-            raise WebhookDisabled(
-                f"this webhook URL is disabled: it answered 410 Gone at {iso(disabled.disabled_at_s)} (event "
-                f"{disabled.event_id}); enable it again with POST /v1/webhooks/enable or "
-                "`framequeue webhooks enable URL`"
-            )
 
     def reap(self) -> list[str]:
         """Expire and requeue what needs it; publish the requeued ids (returned); end the queued jobs the
@@ -392,38 +308,9 @@ class JobService:
         )
 
 
-def delivery_record(d: Delivery) -> dict[str, Any]:
-    """An outbox event as the API shows it: no secret, no payload (the job record is at GET /v1/jobs/{id})."""
-    try:
-        kind = json.loads(d.payload).get("type")
-    except (ValueError, AttributeError):
-        kind = None
-    state = "delivered" if d.delivered_at_s is not None else "dead" if d.dead else "pending"
-    return {
-        "id": d.id,
-        "job_id": d.job_id,
-        "type": kind,
-        "url": d.url,
-        "state": state,
-        "attempts": d.attempts,
-        "delivered_at": iso(d.delivered_at_s),
-        "dead": d.dead,
-        "last_error": d.last_error,
-        "next_attempt_at": iso(d.next_attempt_at_s) if state == "pending" else None,
-    }
-
-
-def upload_prefix(tenant: str) -> str:
-    return f"uploads/{tenant}/"
-
-
 def _job_not_found() -> JobNotFound:
     # the same text whether the row is missing or another tenant's; the id is not echoed (it may be junk)
     return JobNotFound("no such job")
-
-
-def _input_not_found(input_key: str) -> InputNotFound:
-    return InputNotFound(f"no object {input_key!r} in the store; upload it first (POST /v1/uploads)")
 
 
 def _bounded(name: str, value: float | None, default: float, ceiling: float) -> float:

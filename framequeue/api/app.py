@@ -14,12 +14,14 @@ from framequeue.api import problems
 from framequeue.api.auth import DEV_MODE_WARNING, Authenticator
 from framequeue.api.routes import endpoints, health, jobs, keys, model_endpoints, sagemaker, uploads, webhooks
 from framequeue.config import Settings, crashpoint
-from framequeue.invocations import Invocations
-from framequeue.keys import Keys
+from framequeue.endpoints.invocations import Invocations
+from framequeue.endpoints.registry import ModelEndpointRegistry
 from framequeue.metrics import api_registry
+from framequeue.notify.deliveries import DeliveryService
 from framequeue.notify.outbox import Dispatcher
 from framequeue.runtime import open_runtime
 from framequeue.service import JobService
+from framequeue.tenants.keys import Keys
 
 log = logging.getLogger("framequeue.api")
 
@@ -30,6 +32,8 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         rt = open_runtime(settings)
         app.state.service = rt.service
         app.state.invocations = Invocations(rt.service)
+        app.state.registry = ModelEndpointRegistry(rt.store, rt.models)
+        app.state.deliveries = DeliveryService(rt.store, rt.service.owned)
         app.state.keys = Keys(rt.store)
         app.state.auth = Authenticator(rt.store, settings)
         if app.state.auth.open():

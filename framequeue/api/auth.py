@@ -18,11 +18,11 @@ from typing import Any
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from framequeue.auth import DEV_PRINCIPAL, Principal, Scope, key_id, verify
 from framequeue.config import Settings
 from framequeue.errors import ApiKeyNotFound, Forbidden, RateLimited, Unauthorized
 from framequeue.jobstore.base import JobStore
-from framequeue.ratelimit import RateLimiter
+from framequeue.tenants.auth import DEV_PRINCIPAL, Principal, Scope, key_id, verify
+from framequeue.tenants.ratelimit import RateLimiter
 
 log = logging.getLogger("framequeue.api")
 

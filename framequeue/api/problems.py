@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from framequeue.errors import FrameQueueError, ServiceUnavailable, TooManyRequests, Unauthorized
-from framequeue.ratelimit import retry_after
+from framequeue.tenants.ratelimit import retry_after
 
 log = logging.getLogger("framequeue.api")
 

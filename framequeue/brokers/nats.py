@@ -1,6 +1,6 @@
 """A NATS JetStream work queue. Contract: framequeue.brokers.base.Broker.
 
-Client: nats-py driven through framequeue.aio.LoopThread. Per queue Q:
+Client: nats-py driven through framequeue.brokers.aio.LoopThread. Per queue Q:
 
     stream   FQ_Q       subject fq.Q.jobs, WorkQueue retention, file storage: an acked message is deleted
     consumer workers    durable pull consumer shared by every instance (competing consumers), explicit
@@ -77,7 +77,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
-from framequeue.aio import LoopThread
+from framequeue.brokers.aio import LoopThread
 from framequeue.brokers.base import Message, QueueStats
 from framequeue.brokers.urls import parse_broker_url
 from framequeue.errors import InvalidParams, ServiceUnavailable

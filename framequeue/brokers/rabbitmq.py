@@ -51,7 +51,7 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection
 from aiormq.abc import DeliveredMessage
 
-from framequeue.aio import LoopThread
+from framequeue.brokers.aio import LoopThread
 from framequeue.brokers.base import Message, QueueStats
 from framequeue.brokers.urls import parse_broker_url
 from framequeue.errors import FrameQueueError, InvalidParams, ServiceUnavailable

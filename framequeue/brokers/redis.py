@@ -2,7 +2,7 @@
 
 Needs Redis 6.2 or later (XPENDING ranges, exclusive XRANGE, LPOP with a count); tested on 7.0.
 
-Client: redis.asyncio driven through framequeue.aio.LoopThread, as the other network backends do. The
+Client: redis.asyncio driven through framequeue.brokers.aio.LoopThread, as the other network backends do. The
 async pool lets one instance keep a receive blocked in XREADGROUP while a heartbeat thread extends or
 acks on another connection, and lets close() cancel that blocked read instead of waiting it out;
 redis-py drops a connection whose command was cancelled, so a cancelled read cannot poison the pool.
@@ -55,7 +55,7 @@ from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
 )
 
-from framequeue.aio import LoopThread
+from framequeue.brokers.aio import LoopThread
 from framequeue.brokers.base import Message, QueueStats
 from framequeue.brokers.urls import parse_broker_url
 from framequeue.errors import ServiceUnavailable

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from framequeue.auth import ApiKey
-from framequeue.endpoints import Endpoint
+from framequeue.endpoints.async_endpoints import Endpoint
+from framequeue.endpoints.routing import ModelEndpoint, State
 from framequeue.jobs import Job, JobError, JobProgress, JobStatus
 from framequeue.notify.outbox import Delivery, DisabledWebhook, OutboxStore
-from framequeue.routing import ModelEndpoint, State
+from framequeue.tenants.auth import ApiKey
 
 #: renders a job's webhook payload (the job record as JSON bytes) when it reaches a terminal state
 PayloadRenderer = Callable[[Job], bytes]

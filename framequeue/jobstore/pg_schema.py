@@ -1,7 +1,7 @@
 """PostgreSQL plumbing shared by the job store and the queue: URL options, a small connection pool that
 translates psycopg's errors, and the job store's numbered migrations.
 
-Sync psycopg, not AsyncConnection behind framequeue.aio.LoopThread: the protocols are synchronous and are
+Sync psycopg, not AsyncConnection behind framequeue.brokers.aio.LoopThread: the protocols are synchronous and are
 called from many threads, and psycopg's sync connection already blocks without holding the GIL. A loop
 thread would add a hop per call, serialise every caller onto one thread, and turn a call timeout into a
 cancelled coroutine in the middle of a transaction, with the connection in an unknown state. LISTEN/NOTIFY,

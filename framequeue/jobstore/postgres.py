@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.types.json import Jsonb
 
-from framequeue.auth import ApiKey
-from framequeue.endpoints import Endpoint
+from framequeue.endpoints.async_endpoints import Endpoint
+from framequeue.endpoints.routing import ModelEndpoint, State
 from framequeue.errors import (
     ApiKeyNotFound,
     DeliveryNotFound,
@@ -59,7 +59,7 @@ from framequeue.jobs import (
 from framequeue.jobstore.base import PayloadRenderer
 from framequeue.jobstore.pg_schema import Conn, Connections, Statements, migrate, parse_pg_url
 from framequeue.notify.outbox import ENDPOINT_DISABLED, Delivery, DisabledWebhook, OutboxEvent
-from framequeue.routing import ModelEndpoint, State
+from framequeue.tenants.auth import ApiKey
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from framequeue.auth import ApiKey
-from framequeue.endpoints import Endpoint
+from framequeue.endpoints.async_endpoints import Endpoint
+from framequeue.endpoints.routing import ModelEndpoint, State
 from framequeue.errors import (
     ApiKeyNotFound,
     DeliveryNotFound,
@@ -37,8 +37,8 @@ from framequeue.jobs import (
 )
 from framequeue.jobstore.base import PayloadRenderer
 from framequeue.notify.outbox import ENDPOINT_DISABLED, Delivery, DisabledWebhook, OutboxEvent
-from framequeue.routing import ModelEndpoint, State
 from framequeue.sqlitedb import Database, database
+from framequeue.tenants.auth import ApiKey
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (

@@ -22,9 +22,9 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
+from framequeue.endpoints.routing import LOCAL, ModelEndpoint
 from framequeue.errors import FrameQueueError, ServiceUnavailable
 from framequeue.models.version import ModelVersion
-from framequeue.routing import LOCAL, ModelEndpoint
 
 HEADER_LENGTH: Final = "Inference-Header-Content-Length"
 #: batches a remote model keeps outstanding by default

@@ -27,6 +27,7 @@ from typing import Any
 
 from framequeue.brokers.base import Message
 from framequeue.config import crashpoint
+from framequeue.endpoints.routing import pick_endpoint
 from framequeue.errors import FrameQueueError, LeaseLost, NoEndpoint, NotFound, ObjectExists
 from framequeue.jobs import Job, JobError, JobProgress, JobStatus, attempt_output_key, failure_key, output_prefix
 from framequeue.lease import eta_s
@@ -34,7 +35,6 @@ from framequeue.media.limits import MediaLimits
 from framequeue.metrics import STAGES, WorkerMetrics
 from framequeue.models.remote import HealthChecks
 from framequeue.pipelines.base import RunResult
-from framequeue.routing import pick_endpoint
 from framequeue.runtime import Runtime
 from framequeue.worker.child import MediaChild
 from framequeue.worker.sandbox import PRELOAD, ChildSpec

@@ -20,8 +20,8 @@ import httpx
 import numpy as np
 import pytest
 
+from framequeue.endpoints.routing import ModelEndpoint
 from framequeue.errors import NoEndpoint
-from framequeue.routing import ModelEndpoint
 from tests.acceptance.deployment import Deployment, free_port
 from tests.conftest import require_shared
 from tests.mediagen import make_video

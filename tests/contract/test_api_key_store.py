@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from framequeue.auth import ApiKey, hash_key, key_id, new_key, verify
 from framequeue.errors import ApiKeyNotFound
 from framequeue.jobs import JobStatus
 from framequeue.jobstore.base import JobStore
+from framequeue.tenants.auth import ApiKey, hash_key, key_id, new_key, verify
 from tests.contract.conftest import render
 from tests.contract.test_jobstore import T0, new_job
 

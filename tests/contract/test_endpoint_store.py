@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from framequeue.endpoints import Endpoint
+from framequeue.endpoints.async_endpoints import Endpoint
 from framequeue.errors import EndpointExists, EndpointNotFound
 from framequeue.jobs import JobStatus
 from framequeue.jobstore.base import JobStore

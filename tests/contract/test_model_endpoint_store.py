@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from framequeue.endpoints.routing import ModelEndpoint
 from framequeue.errors import ModelEndpointExists, ModelEndpointNotFound
 from framequeue.jobstore.base import JobStore
-from framequeue.routing import ModelEndpoint
 from tests.contract.conftest import render
 from tests.contract.test_jobstore import T0
 

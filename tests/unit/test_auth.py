@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from framequeue.auth import DEV_PRINCIPAL, Principal, hash_key, key_id, new_key, verify
 from framequeue.errors import InvalidParams
-from framequeue.ratelimit import RateLimiter, retry_after
+from framequeue.tenants.auth import DEV_PRINCIPAL, Principal, hash_key, key_id, new_key, verify
+from framequeue.tenants.ratelimit import RateLimiter, retry_after
 
 
 def test_a_key_names_its_row_and_only_its_hash_is_kept() -> None:

@@ -11,17 +11,12 @@ import pytest
 from click.testing import CliRunner
 
 from framequeue.brokers.base import QueueStats
+from framequeue.cli import main as _main
 from framequeue.jobs import Job, JobStatus
-from framequeue.scaling.autoscale import (
-    Autoscaler,
-    LocalTime,
-    QueueLoad,
-    QueueObserver,
-    parse_floor,
-    plot_decisions,
-    read_decisions,
-)
-from framequeue.scaling.autoscale_cli import _main
+from framequeue.scaling.autoscale.decisions import plot_decisions, read_decisions
+from framequeue.scaling.autoscale.floors import LocalTime, parse_floor
+from framequeue.scaling.autoscale.loop import Autoscaler
+from framequeue.scaling.autoscale.observe import QueueLoad, QueueObserver
 from framequeue.scaling.policy import HourFloor, PolicyConfig
 
 CFG = PolicyConfig(max_workers=3, scale_out_cooldown_s=5, scale_in_cooldown_s=10, idle_to_zero_s=20)

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from framequeue.config import Settings
-from framequeue.endpoints import Endpoint
+from framequeue.endpoints.async_endpoints import Endpoint
+from framequeue.endpoints.invocations import Invocations, InvokeRequest
 from framequeue.errors import EndpointNotFound, InputNotFound, InvalidKey, InvalidParams, PayloadTooLarge
-from framequeue.invocations import Invocations, InvokeRequest
 from framequeue.runtime import Runtime, open_runtime
 
 
@@ -99,7 +99,7 @@ def test_endpoints_are_checked_when_created(rt: Runtime, inv: Invocations) -> No
 
 
 def test_an_endpoint_is_seen_managed_and_invoked_by_its_own_tenant_only(rt: Runtime, inv: Invocations) -> None:
-    from framequeue.auth import Principal
+    from framequeue.tenants.auth import Principal
 
     alice, bob = Principal("alice", "admin", "k1"), Principal("bob", "admin", "k2")
     root = rt.objects.url("k")[:-1]

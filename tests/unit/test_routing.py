@@ -6,14 +6,14 @@ from collections import Counter
 
 import pytest
 
-from framequeue.errors import InvalidParams, NoEndpoint
-from framequeue.routing import (
+from framequeue.endpoints.routing import (
     ModelEndpoint,
     check_model_endpoint,
     endpoint_order,
     pick_endpoint,
     pick_version,
 )
+from framequeue.errors import InvalidParams, NoEndpoint
 
 
 def ep(id: str, version: int, url: str = "local", weight: float = 1.0, state: str = "active") -> ModelEndpoint:
@@ -100,7 +100,7 @@ def test_urls_are_normalised() -> None:
 
 
 def test_the_balancer_splits_any_run_as_the_weights_say() -> None:
-    from framequeue.routing import VersionBalancer
+    from framequeue.endpoints.routing import VersionBalancer
 
     def rows(w1: float, w2: float) -> list[ModelEndpoint]:
         return [ModelEndpoint("a", "vehicles", 1, "local", w1), ModelEndpoint("b", "vehicles", 2, "local", w2)]

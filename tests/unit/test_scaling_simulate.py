@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from framequeue.cli.simulate import simulate as simulate_command
 from framequeue.scaling.arrivals import DailyProfile, Video, day_of_videos
-from framequeue.scaling.cli import simulate as simulate_command
 from framequeue.scaling.controllers import BacklogTracking, FixedPeak, FramequeuePolicy
 from framequeue.scaling.policy import PolicyConfig
 from framequeue.scaling.report import Scenario, compare, framequeue_config, markdown_table, peak_workers

@@ -15,8 +15,8 @@ from framequeue.api.deps import invocations_of, service_of
 from framequeue.api.problems import validation_problem
 from framequeue.api.routes.jobs import read_json
 from framequeue.api.schemas import EndpointIn
-from framequeue.auth import Principal
-from framequeue.endpoints import Endpoint
+from framequeue.endpoints.async_endpoints import Endpoint
+from framequeue.tenants.auth import Principal
 
 router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
 

@@ -11,12 +11,12 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from framequeue.api.auth import READ, SUBMIT, SUBMIT_LIMITED
-from framequeue.api.deps import service_of
+from framequeue.api.deps import deliveries_of, service_of
 from framequeue.api.problems import validation_problem
 from framequeue.api.schemas import JobIn
-from framequeue.auth import Principal
 from framequeue.errors import InvalidRequest, PayloadTooLarge, UnsupportedContentType
 from framequeue.service import SubmitRequest
+from framequeue.tenants.auth import Principal
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -98,7 +98,7 @@ async def cancel_job(request: Request, job_id: str, caller: Principal = SUBMIT) 
 @router.get("/{job_id}/deliveries")
 async def deliveries(request: Request, job_id: str, caller: Principal = READ) -> dict[str, Any]:
     """The job's webhook events: state, attempts, last error, next attempt (never the secret)."""
-    return await run_in_threadpool(service_of(request).deliveries, job_id, caller)
+    return await run_in_threadpool(deliveries_of(request).deliveries, job_id, caller)
 
 
 @router.get("/{job_id}/outputs/{name}")

@@ -11,12 +11,11 @@ from pydantic import Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from framequeue.api.auth import ADMIN
-from framequeue.api.deps import service_of
+from framequeue.api.deps import keys_of, service_of
 from framequeue.api.problems import validation_problem
 from framequeue.api.routes.jobs import read_json
 from framequeue.api.schemas import Strict
-from framequeue.auth import Principal
-from framequeue.keys import Keys
+from framequeue.tenants.auth import Principal
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
@@ -26,11 +25,6 @@ class KeyIn(Strict):
     name: str = Field(default="", max_length=200)
 
 
-def _keys(request: Request) -> Keys:
-    keys: Keys = request.app.state.keys
-    return keys
-
-
 @router.post("", status_code=201)
 async def create(request: Request, caller: Principal = ADMIN) -> JSONResponse:
     raw = await read_json(request, service_of(request).settings.max_json_bytes)
@@ -38,16 +32,16 @@ async def create(request: Request, caller: Principal = ADMIN) -> JSONResponse:
         body = KeyIn.model_validate(raw)
     except ValidationError as exc:
         return validation_problem(exc.errors())
-    row, key = await run_in_threadpool(_keys(request).create, caller.tenant, body.scope, body.name)
+    row, key = await run_in_threadpool(keys_of(request).create, caller.tenant, body.scope, body.name)
     return JSONResponse({**row.to_dict(), "key": key}, status_code=201,
                         headers={"Location": f"/v1/keys/{row.id}", "Cache-Control": "no-store"})
 
 
 @router.get("")
 async def list_keys(request: Request, caller: Principal = ADMIN) -> dict[str, Any]:
-    return {"keys": await run_in_threadpool(_keys(request).list, caller.tenant)}
+    return {"keys": await run_in_threadpool(keys_of(request).list, caller.tenant)}
 
 
 @router.post("/{key_id}/revoke")
 async def revoke(request: Request, key_id: str, caller: Principal = ADMIN) -> dict[str, Any]:
-    return await run_in_threadpool(_keys(request).revoke, key_id, caller.tenant)
+    return await run_in_threadpool(keys_of(request).revoke, key_id, caller.tenant)

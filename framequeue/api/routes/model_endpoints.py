@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from framequeue.api.auth import require
-from framequeue.api.deps import service_of
+from framequeue.api.deps import registry_of, service_of
 from framequeue.api.problems import validation_problem
 from framequeue.api.routes.jobs import read_json
 from framequeue.api.schemas import ModelEndpointIn, ModelEndpointPatch
@@ -21,37 +21,32 @@ router = APIRouter(prefix="/v1/model-endpoints", tags=["model-endpoints"], depen
 
 @router.post("", status_code=201)
 async def register(request: Request) -> JSONResponse:
-    service = service_of(request)
-    raw = await read_json(request, service.settings.max_json_bytes)
+    raw = await read_json(request, service_of(request).settings.max_json_bytes)
     try:
         body = ModelEndpointIn.model_validate(raw)
     except ValidationError as exc:
         return validation_problem(exc.errors())
-    created = await run_in_threadpool(
-        service.register_model_endpoint, body.model, body.version, body.url, body.weight
-    )
+    created = await run_in_threadpool(registry_of(request).register, body.model, body.version, body.url, body.weight)
     return JSONResponse(created, status_code=201, headers={"Location": f"/v1/model-endpoints/{created['id']}"})
 
 
 @router.get("")
 async def list_model_endpoints(request: Request, model: str | None = None) -> dict[str, Any]:
-    return await run_in_threadpool(service_of(request).list_model_endpoints, model)
+    return await run_in_threadpool(registry_of(request).list, model)
 
 
 @router.patch("/{endpoint_id}")
 async def update(request: Request, endpoint_id: str) -> Any:
-    service = service_of(request)
-    raw = await read_json(request, service.settings.max_json_bytes)
+    raw = await read_json(request, service_of(request).settings.max_json_bytes)
     try:
         body = ModelEndpointPatch.model_validate(raw)
     except ValidationError as exc:
         return validation_problem(exc.errors())
-    return await run_in_threadpool(
-        lambda: service.update_model_endpoint(endpoint_id, weight=body.weight, state=body.state)
-    )
+    registry = registry_of(request)
+    return await run_in_threadpool(lambda: registry.update(endpoint_id, weight=body.weight, state=body.state))
 
 
 @router.delete("/{endpoint_id}", status_code=204)
 async def remove(request: Request, endpoint_id: str) -> Response:
-    await run_in_threadpool(service_of(request).remove_model_endpoint, endpoint_id)
+    await run_in_threadpool(registry_of(request).remove, endpoint_id)
     return Response(status_code=204)

@@ -23,9 +23,9 @@ from starlette.concurrency import run_in_threadpool
 
 from framequeue.api.auth import SUBMIT_LIMITED
 from framequeue.api.deps import invocations_of
-from framequeue.auth import Principal
+from framequeue.endpoints.invocations import MAX_INLINE_BODY_BYTES, InvokeRequest
 from framequeue.errors import EndpointNotFound, FrameQueueError, InvalidParams, PayloadTooLarge
-from framequeue.invocations import MAX_INLINE_BODY_BYTES, InvokeRequest
+from framequeue.tenants.auth import Principal
 
 router = APIRouter(tags=["sagemaker"])
 log = logging.getLogger("framequeue.api")

@@ -10,8 +10,8 @@ from starlette.concurrency import run_in_threadpool
 
 from framequeue.api.auth import SUBMIT_LIMITED
 from framequeue.api.deps import service_of
-from framequeue.auth import Principal
 from framequeue.errors import InvalidRequest, PayloadTooLarge
+from framequeue.tenants.auth import Principal
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
 

@@ -10,11 +10,11 @@ from pydantic import Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from framequeue.api.auth import ADMIN, SUBMIT
-from framequeue.api.deps import service_of
+from framequeue.api.deps import deliveries_of, service_of
 from framequeue.api.problems import validation_problem
 from framequeue.api.routes.jobs import read_json
 from framequeue.api.schemas import Strict
-from framequeue.auth import Principal
+from framequeue.tenants.auth import Principal
 
 router = APIRouter(tags=["webhooks"])
 
@@ -25,12 +25,12 @@ class EnableIn(Strict):
 
 @router.post("/v1/deliveries/{event_id}/replay", status_code=202)
 async def replay(request: Request, event_id: str, caller: Principal = SUBMIT) -> dict[str, Any]:
-    return await run_in_threadpool(service_of(request).replay, event_id, caller)
+    return await run_in_threadpool(deliveries_of(request).replay, event_id, caller)
 
 
 @router.get("/v1/webhooks/disabled")
 async def disabled(request: Request, caller: Principal = ADMIN) -> dict[str, Any]:
-    return await run_in_threadpool(service_of(request).disabled_webhooks, caller)
+    return await run_in_threadpool(deliveries_of(request).disabled_webhooks, caller)
 
 
 @router.post("/v1/webhooks/enable", response_model=None)
@@ -40,4 +40,4 @@ async def enable(request: Request, caller: Principal = ADMIN) -> dict[str, Any] 
         body = EnableIn.model_validate(raw)
     except ValidationError as exc:
         return validation_problem(exc.errors())
-    return await run_in_threadpool(service_of(request).enable_webhook, body.url, caller)
+    return await run_in_threadpool(deliveries_of(request).enable_webhook, body.url, caller)

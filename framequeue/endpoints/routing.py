@@ -66,7 +66,7 @@ def new_endpoint_id() -> str:
     return f"mep_{uuid.uuid4().hex[:16]}"
 
 
-def check_url(url: str) -> str:
+def check_endpoint_url(url: str) -> str:
     if url == LOCAL:
         return url
     parts = urlsplit(url)
@@ -102,7 +102,7 @@ def check_model_endpoint(ep: ModelEndpoint) -> ModelEndpoint:
         raise InvalidParams(f"version: an integer >= 1, got {ep.version!r}")
     check_weight(ep.weight)
     check_state(ep.state)
-    return ModelEndpoint(ep.id, ep.model, ep.version, check_url(ep.url), float(ep.weight), ep.state,
+    return ModelEndpoint(ep.id, ep.model, ep.version, check_endpoint_url(ep.url), float(ep.weight), ep.state,
                          ep.created_at_s)
 
 

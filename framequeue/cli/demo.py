@@ -7,18 +7,20 @@ then a head-pose clip through `driver`, printing where each job's outputs were d
 
 from __future__ import annotations
 
+import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import click
 
-from framequeue.client import Client
+from framequeue.cli.common import EXIT_JOB_FAILED, reports_errors, settings_of
 from framequeue.config import Settings
 from framequeue.errors import InvalidParams, ServiceUnavailable, UnknownModel
-from framequeue.models.repository import ModelRepository
-from framequeue.progress import follow
-from framequeue.supervisor import spawn, stop_process
+
+if TYPE_CHECKING:
+    from framequeue.client import Client
 
 READY_TIMEOUT_S = 120.0
 #: the dashcam clip's speed for the road demo: the clip has no telematics, 27 m/s (97 km/h) is a highway pace
@@ -54,6 +56,8 @@ DRIVER_CLIP: Final = "media/head-pose-face-detection-female.gif"
 
 def ensure_demo_models(settings: Settings, shared: Path) -> list[str]:
     """Register the demo's models from the shared folder unless the repository has them; what was done."""
+    from framequeue.models.repository import ModelRepository
+
     repo = ModelRepository(Path(settings.model_repo))
     done = []
     for model in DEMO_MODELS:
@@ -86,6 +90,9 @@ def demo_jobs(video: Path, shared: Path, sample_fps: float | None) -> list[tuple
 def run_demo(
     settings: Settings, shared: Path, video: Path | None, out: Path, sample_fps: float | None, log_level: str
 ) -> int:
+    from framequeue.client import Client
+    from framequeue.supervisor import spawn, stop_process
+
     video = video or shared / "media" / "solidWhiteRight.mp4"
     if not video.is_file():
         raise InvalidParams(f"video {video} not found; pass --video or --shared")
@@ -114,13 +121,15 @@ def run_demo(
 
 
 def _run_job(client: Client, video: Path, key: str, pipeline: str, params: dict[str, Any], out: Path) -> int:
+    from framequeue.cli.progress import follow
+
     record = client.submit({"pipeline": pipeline, "input": {"key": key}, "params": params})
     click.echo(f"\nsubmitted {video.name} to {pipeline} as job {record['id']} (params {params})")
     record = follow(client, record["id"])
     if record["status"] != "succeeded":
         err = record.get("error") or {}
         click.secho(f"job {record['status']}: [{err.get('code')}] {err.get('message')}", fg="red")
-        return 3
+        return EXIT_JOB_FAILED
     progress = record["progress"]
     click.secho(f"job {record['id']} ({pipeline}) succeeded: {progress['frames_total']} frames", fg="green")
     for name in record["outputs"]:
@@ -130,3 +139,26 @@ def _run_job(client: Client, video: Path, key: str, pipeline: str, params: dict[
         what = "distance, time gap and TTC" if pipeline == "road" else "head yaw and pitch"
         click.echo(f"  open {out / record['id'] / 'timeline.png'} first: {what} over the clip, events shaded")
     return 0
+
+
+@click.command()
+@click.option("--shared", type=click.Path(file_okay=False, path_type=Path), envvar="FQ_SHARED_DIR",
+              show_envvar=True, default=Path("../shared"), help="Folder with models/ and media/.")
+@click.option("--video", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Video to process [default: <shared>/media/solidWhiteRight.mp4].")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("framequeue-demo"),
+              help="Where the outputs are downloaded.")
+@click.option("--sample-fps", type=float, default=None)
+@click.pass_context
+@reports_errors
+def demo(ctx: click.Context, shared: Path, video: Path | None, out: Path, sample_fps: float | None) -> None:
+    """Start framequeue embedded, register YOLOX-nano, submit the dashcam clip, follow it, fetch the results."""
+    settings = settings_of(ctx, port=_free_port())
+    sys.exit(run_demo(settings, shared, video, out, sample_fps, ctx.obj["log_level"]))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port

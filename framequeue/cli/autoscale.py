@@ -1,5 +1,4 @@
-"""`framequeue autoscale`: the local supervisor (the command object only; framequeue/cli.py registers it).
-Runnable alone with the same arguments: `python -m framequeue.scaling.autoscale_cli [--home H] autoscale ...`.
+"""`framequeue autoscale`: the local supervisor (framequeue.scaling.autoscale does the work).
 
     framequeue autoscale [--max-workers 4 --floor 08-17:2 --plot load.png ...]   # run until SIGTERM / Ctrl-C
     framequeue autoscale plot DECISIONS OUT.png                                # picture a decisions file
@@ -18,13 +17,13 @@ from zoneinfo import ZoneInfo
 
 import click
 
-__all__ = ["autoscale"]
+from framequeue.cli.common import reports_errors
 
 log = logging.getLogger("framequeue.autoscale")
 
 
 def _floors(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[Any, ...]:
-    from framequeue.scaling.autoscale import parse_floor
+    from framequeue.scaling.autoscale.floors import parse_floor
 
     try:
         return tuple(parse_floor(v) for v in values)
@@ -84,7 +83,7 @@ def autoscale(ctx: click.Context, interval_s: float, min_workers: int, max_worke
     if ctx.invoked_subcommand is not None:
         return
     from framequeue.config import Settings
-    from framequeue.scaling.autoscale import LocalTime
+    from framequeue.scaling.autoscale.floors import LocalTime
     from framequeue.scaling.policy import PolicyConfig
 
     obj = _root_obj(ctx)
@@ -113,18 +112,13 @@ def autoscale(ctx: click.Context, interval_s: float, min_workers: int, max_worke
 
 def _run(settings: Any, config: Any, log_level: str, interval_s: float, kill_after_s: float, decisions: Path,
          plot_path: Path | None) -> int:
-    from framequeue.brokers import open_broker
-    from framequeue.errors import FrameQueueError, ServiceUnavailable
-    from framequeue.jobstore import open_jobstore
-    from framequeue.scaling.autoscale import Autoscaler, QueueObserver, plot_decisions, worker_launcher
+    from framequeue.scaling.autoscale.decisions import plot_decisions
+    from framequeue.scaling.autoscale.local import worker_launcher
+    from framequeue.scaling.autoscale.loop import Autoscaler
+    from framequeue.scaling.autoscale.observe import QueueObserver
     from framequeue.supervisor import settings_env
 
-    try:
-        broker = open_broker(settings.broker_url)
-        store = open_jobstore(settings.database_url, lambda job: b"{}")  # never renders: it only reads
-    except FrameQueueError as exc:
-        click.secho(f"error [{exc.code}]: {exc.message}", fg="red", err=True)
-        return 4 if isinstance(exc, ServiceUnavailable) else 1
+    broker, store = _open(settings)
     stop = threading.Event()
 
     def on_signal(signum: int, _: Any) -> None:
@@ -149,28 +143,23 @@ def _run(settings: Any, config: Any, log_level: str, interval_s: float, kill_aft
     return 0
 
 
+@reports_errors
+def _open(settings: Any) -> tuple[Any, Any]:
+    """The queue to observe and the job store to count running jobs in."""
+    from framequeue.brokers import open_broker
+    from framequeue.jobstore import open_jobstore
+
+    broker = open_broker(settings.broker_url)
+    return broker, open_jobstore(settings.database_url, lambda job: b"{}")  # never renders: it only reads
+
+
 @autoscale.command("plot")
 @click.argument("decisions", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 def plot(decisions: Path, out: Path) -> None:
     """Picture a decisions file (backlog and workers over time) as a PNG."""
-    from framequeue.scaling.autoscale import plot_decisions
+    from framequeue.scaling.autoscale.decisions import plot_decisions
 
     plot_decisions(decisions, out)
     click.echo(f"wrote {out}")
 
-
-@click.group(context_settings={"show_default": True, "max_content_width": 110})
-@click.option("--home", envvar="FQ_HOME", show_envvar=True, default=None,
-              help="Folder of the embedded deployment. [default: .framequeue]")
-@click.option("--log-level", envvar="FQ_LOG_LEVEL", show_envvar=True, default="info")
-@click.pass_context
-def _main(ctx: click.Context, home: str | None, log_level: str) -> None:
-    """framequeue's autoscale command, runnable without framequeue/cli.py (the same root options)."""
-    ctx.obj = {"home": home, "log_level": log_level}
-
-
-_main.add_command(autoscale)
-
-if __name__ == "__main__":
-    _main()

@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from framequeue.auth import ApiKey, new_key
 from framequeue.errors import ApiKeyNotFound
 from framequeue.jobstore.base import JobStore
+from framequeue.tenants.auth import ApiKey, new_key
 
 
 class Keys:

@@ -11,8 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from framequeue.auth import DEV_PRINCIPAL, Principal
-from framequeue.endpoints import (
+from framequeue.endpoints.async_endpoints import (
     Endpoint,
     check_custom_attributes,
     check_endpoint,
@@ -25,6 +24,7 @@ from framequeue.notify.ssrf import check_url
 from framequeue.pipelines.registry import get_pipeline
 from framequeue.service import JobService, SubmitRequest
 from framequeue.storage.base import check_key
+from framequeue.tenants.auth import DEV_PRINCIPAL, Principal
 
 #: SageMaker's limits: RequestTTLSeconds 60 s to 6 h (default 6 h), InvocationTimeoutSeconds 1 s to 1 h
 #: (default 15 min), an inline Body up to 128,000 bytes

@@ -1,5 +1,4 @@
-"""`framequeue simulate`: compare autoscaling policies over a simulated day (the command object only;
-framequeue/cli.py registers it). Runnable alone: `python -m framequeue.scaling.cli simulate ...`."""
+"""`framequeue simulate`: compare autoscaling policies over a simulated day (scaling.report runs them)."""
 
 from __future__ import annotations
 
@@ -10,8 +9,6 @@ import click
 
 from framequeue.scaling.report import Scenario, compare, markdown_table, plot
 from framequeue.scaling.simulate import Prices
-
-__all__ = ["simulate"]
 
 
 @click.command("simulate")
@@ -44,13 +41,3 @@ def simulate(
         plot(results, out_dir / "load.png", scenario.infra.tick_s)
         click.echo(f"wrote {out_dir / 'table.md'} and {out_dir / 'load.png'}")
 
-
-@click.group()
-def _main() -> None:
-    """framequeue's scaling commands, runnable without framequeue/cli.py."""
-
-
-_main.add_command(simulate)
-
-if __name__ == "__main__":
-    _main()

@@ -1,0 +1,81 @@
+"""The server side: `up` (API and workers), `api` alone, one `worker`."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from typing import Any
+
+import click
+
+from framequeue.cli.common import settings_of, setup_logging
+from framequeue.config import env_var
+
+THREADS_HELP = (
+    "Thread budget of one job, split between its decode, inference and encode pools (the three stages "
+    "always run as three threads; below 4 each pool gets one)."
+)
+
+_host = click.option("--host", envvar=env_var("host"), show_envvar=True, default="127.0.0.1")
+_port = click.option("--port", envvar=env_var("port"), show_envvar=True, default=8080, type=int)
+
+
+@click.command()
+@_host
+@_port
+@click.option("--workers", envvar=env_var("workers"), show_envvar=True, default=2, type=int,
+              help="Worker processes (one job each).")
+@click.option("--worker-threads", envvar=env_var("worker_threads"), show_envvar=True, default=1, type=int,
+              help=THREADS_HELP)
+@click.pass_context
+def up(ctx: click.Context, host: str, port: int, workers: int, worker_threads: int) -> None:
+    """Start the API and a pool of workers (the embedded deployment by default)."""
+    setup_logging(ctx.obj["log_level"])
+    settings = settings_of(ctx, host=host, port=port, workers=workers, worker_threads=worker_threads)
+    from framequeue.supervisor import run_up
+
+    sys.exit(run_up(settings, ctx.obj["log_level"]))
+
+
+@click.command()
+@_host
+@_port
+@click.pass_context
+def api(ctx: click.Context, host: str, port: int) -> None:
+    """Run the HTTP API alone (with the webhook dispatcher and the reaper)."""
+    setup_logging(ctx.obj["log_level"])
+    settings = settings_of(ctx, host=host, port=port)
+    import uvicorn
+
+    from framequeue.api.app import create_app
+
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=ctx.obj["log_level"])
+
+
+@click.command()
+@click.option("--worker-threads", envvar=env_var("worker_threads"), show_envvar=True, default=1, type=int,
+              help=THREADS_HELP)
+@click.option("--max-jobs", default=0, type=int,
+              help="Exit after this many jobs (a Kubernetes Job per video: 1); 0 runs until SIGTERM.")
+@click.pass_context
+def worker(ctx: click.Context, worker_threads: int, max_jobs: int) -> None:
+    """Run one worker: take jobs until SIGTERM, then finish or hand back the current one and exit."""
+    setup_logging(ctx.obj["log_level"])
+    settings = settings_of(ctx, worker_threads=worker_threads)
+    from framequeue.runtime import open_runtime
+    from framequeue.worker.runner import Worker
+
+    rt = open_runtime(settings)
+    w = Worker(rt, max_jobs=max_jobs)
+
+    def on_signal(signum: int, _: Any) -> None:
+        logging.getLogger("framequeue.worker").info("signal %d: draining", signum)
+        w.drain()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        w.run()
+    finally:
+        rt.close()
