@@ -18,7 +18,7 @@ from framequeue.config import Settings
 from framequeue.errors import InvalidParams, ServiceUnavailable, UnknownModel
 from framequeue.models.repository import ModelRepository
 from framequeue.progress import follow
-from framequeue.supervisor import spawn, stop_process
+from framequeue.worker.pool import spawn, stop_process
 
 READY_TIMEOUT_S = 120.0
 #: the dashcam clip's speed for the road demo: the clip has no telematics, 27 m/s (97 km/h) is a highway pace

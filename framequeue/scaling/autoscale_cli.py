@@ -116,7 +116,7 @@ def _run(settings: Any, config: Any, log_level: str, interval_s: float, kill_aft
     from framequeue.backends import open_broker, open_jobstore
     from framequeue.errors import FrameQueueError, ServiceUnavailable
     from framequeue.scaling.autoscale import Autoscaler, QueueObserver, plot_decisions, worker_launcher
-    from framequeue.supervisor import settings_env
+    from framequeue.worker.pool import settings_env
 
     try:
         broker = open_broker(settings.broker_url)
