@@ -123,7 +123,7 @@ def _install_api() -> None:
 def _install_worker() -> None:
     import framequeue.worker.attempt as attempt_mod
     import framequeue.worker.child as child_mod
-    import framequeue.worker.children as runner
+    import framequeue.worker.children as children_mod
     import framequeue.worker.loop as loop_mod
 
     loop_mod.Worker.handle = timed("worker.handle", loop_mod.Worker.handle)  # type: ignore[method-assign]
@@ -134,7 +134,7 @@ def _install_worker() -> None:
     child_mod.MediaChild.__init__ = timed("child.start", child_mod.MediaChild.__init__)  # type: ignore[method-assign]
     child_mod.MediaChild.stop = timed("child.stop", child_mod.MediaChild.stop)  # type: ignore[method-assign]
     # the fork server imports this module too, so its children time each job they run
-    setattr(runner, "PRELOAD", [*getattr(runner, "PRELOAD"), "bench.dispatch.probe"])  # noqa: B009, B010
+    setattr(children_mod, "PRELOAD", [*getattr(children_mod, "PRELOAD"), "bench.dispatch.probe"])  # noqa: B009, B010
 
 
 def _install_child() -> None:
