@@ -32,10 +32,10 @@ import onnxruntime as ort
 from bench.driver_stages import FACE_MODEL, MESH_MODEL, DriverModels
 from bench.road_stages import preload, video_summary
 from framequeue.media.frames import Frame
+from framequeue.media.limits import MediaLimits
 from framequeue.media.probe import probe
 from framequeue.media.sheet import ContactSheet
 from framequeue.models.version import ModelVersion
-from framequeue.pipelines.base import MediaLimits
 
 STAGES = ("decode_s", "detector_s", "sink_s", "encode_s")
 

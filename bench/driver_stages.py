@@ -50,6 +50,7 @@ from bench.road_stages import _Model, preload, video_summary
 from framequeue.media.decode import SampleClock, decode_frames
 from framequeue.media.encode import VideoEncoder
 from framequeue.media.frames import Frame, VideoInfo
+from framequeue.media.limits import MediaLimits
 from framequeue.media.probe import probe
 from framequeue.media.sheet import ContactSheet
 from framequeue.models.formats import get_result_format
@@ -61,7 +62,7 @@ from framequeue.models.runtimes import InferenceBackend
 from framequeue.models.tflite import TfliteBackend
 from framequeue.models.version import CANONICAL_FACE_FILE, ModelVersion
 from framequeue.pipelines import stages
-from framequeue.pipelines.base import MediaLimits, RunContext
+from framequeue.pipelines.base import RunContext
 from framequeue.pipelines.driver.headpose import load_canonical_face
 from framequeue.pipelines.driver.pipeline import DETECTOR_MIN_SCORE, OUTPUTS, DriverPipeline, DriverSink
 

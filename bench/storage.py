@@ -549,7 +549,7 @@ def auto_notes(data: dict[str, Any]) -> list[str]:
             "in tests while this benchmark was written; it comes and goes from run to run). In this run's "
             f"references: {slow:,.0f} MiB/s in 1 MiB pieces vs {fast:,.0f} MiB/s in 256 KiB ones (medians). "
             "framequeue's worker copies inputs to disk with `shutil.copyfileobj(src, dst, 1 MiB)` "
-            "(worker/runner.py), so on this kernel it can meet that cost; the benchmark keeps it out of the store "
+            "(worker/attempt.py), so on this kernel it can meet that cost; the benchmark keeps it out of the store "
             "comparison."
         )
     notes.append(

@@ -38,7 +38,8 @@
     ├── JobTimeout                     504  timeout
     ├── JobCancelled                   409  cancelled
     ├── AttemptsExhausted              500  attempts_exhausted
-    └── WorkerCrashed                  500  worker_crashed
+    ├── WorkerCrashed                  500  worker_crashed
+    └── ResourceExhausted              500  resource_exhausted
 
 `code` is stable and part of the API; `retryable` says whether running the job again could help.
 """
@@ -260,6 +261,8 @@ class JobCancelled(FrameQueueError):
 
 
 class AttemptsExhausted(FrameQueueError):
+    """A retryable error ended the job's last attempt; the message names the last error."""
+
     code = "attempts_exhausted"
 
 
@@ -268,6 +271,13 @@ class WorkerCrashed(FrameQueueError):
 
     code = "worker_crashed"
     retryable = True
+
+
+class ResourceExhausted(FrameQueueError):
+    """The job needed more than the worker gives one job: the media process's memory cap, its CPU-time
+    budget, or the scratch disk. Not retryable: the same job needs the same again."""
+
+    code = "resource_exhausted"
 
 
 #: code -> class, for errors that cross a process boundary as {code, message}

@@ -31,6 +31,7 @@ STORE_CALLS = ("create", "get", "list_jobs", "claim", "renew", "report_progress"
                "reap", "mark_published", "unpublished", "fail_dead_lettered", "due_events", "ping")
 BROKER_CALLS = ("publish", "ack", "nack", "extend", "stats", "take_dead")
 OBJECT_CALLS = ("size", "list", "delete", "put", "get")
+#: timed as worker.STEP: Worker.handle, then one attempt's steps (Attempts.run as "_run")
 WORKER_STEPS = ("handle", "_run", "_fetch", "_supervise", "_conclude", "_commit", "_drop_stale_outputs", "_fail")
 
 
@@ -120,16 +121,20 @@ def _install_api() -> None:
 
 
 def _install_worker() -> None:
+    import framequeue.worker.attempt as attempt_mod
     import framequeue.worker.child as child_mod
-    import framequeue.worker.runner as runner
+    import framequeue.worker.children as children_mod
+    import framequeue.worker.loop as loop_mod
 
-    for step in WORKER_STEPS:
-        setattr(runner.Worker, step, timed(f"worker.{step}", getattr(runner.Worker, step)))
+    loop_mod.Worker.handle = timed("worker.handle", loop_mod.Worker.handle)  # type: ignore[method-assign]
+    for step in WORKER_STEPS[1:]:
+        name = "run" if step == "_run" else step
+        setattr(attempt_mod.Attempts, name, timed(f"worker.{step}", getattr(attempt_mod.Attempts, name)))
     # a warm child serves many jobs: its start and stop are rare, and timed as such
     child_mod.MediaChild.__init__ = timed("child.start", child_mod.MediaChild.__init__)  # type: ignore[method-assign]
     child_mod.MediaChild.stop = timed("child.stop", child_mod.MediaChild.stop)  # type: ignore[method-assign]
     # the fork server imports this module too, so its children time each job they run
-    setattr(runner, "PRELOAD", [*getattr(runner, "PRELOAD"), "bench.dispatch.probe"])  # noqa: B009, B010
+    setattr(children_mod, "PRELOAD", [*getattr(children_mod, "PRELOAD"), "bench.dispatch.probe"])  # noqa: B009, B010
 
 
 def _install_child() -> None:

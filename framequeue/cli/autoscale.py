@@ -116,7 +116,7 @@ def _run(settings: Any, config: Any, log_level: str, interval_s: float, kill_aft
     from framequeue.scaling.autoscale.local import worker_launcher
     from framequeue.scaling.autoscale.loop import Autoscaler
     from framequeue.scaling.autoscale.observe import QueueObserver
-    from framequeue.supervisor import settings_env
+    from framequeue.worker.pool import settings_env
 
     broker, store = _open(settings)
     stop = threading.Event()

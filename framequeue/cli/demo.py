@@ -91,7 +91,7 @@ def run_demo(
     settings: Settings, shared: Path, video: Path | None, out: Path, sample_fps: float | None, log_level: str
 ) -> int:
     from framequeue.client import Client
-    from framequeue.supervisor import spawn, stop_process
+    from framequeue.worker.pool import spawn, stop_process
 
     video = video or shared / "media" / "solidWhiteRight.mp4"
     if not video.is_file():

@@ -33,7 +33,7 @@ def up(ctx: click.Context, host: str, port: int, workers: int, worker_threads: i
     """Start the API and a pool of workers (the embedded deployment by default)."""
     setup_logging(ctx.obj["log_level"])
     settings = settings_of(ctx, host=host, port=port, workers=workers, worker_threads=worker_threads)
-    from framequeue.supervisor import run_up
+    from framequeue.worker.pool import run_up
 
     sys.exit(run_up(settings, ctx.obj["log_level"]))
 
@@ -64,7 +64,7 @@ def worker(ctx: click.Context, worker_threads: int, max_jobs: int) -> None:
     setup_logging(ctx.obj["log_level"])
     settings = settings_of(ctx, worker_threads=worker_threads)
     from framequeue.runtime import open_runtime
-    from framequeue.worker.runner import Worker
+    from framequeue.worker.loop import Worker
 
     rt = open_runtime(settings)
     w = Worker(rt, max_jobs=max_jobs)

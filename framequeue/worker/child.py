@@ -7,7 +7,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from framequeue.worker.sandbox import UNCLEAN_ERRORS, ChildSpec, child_main
+from framequeue.worker.messages import ChildMessage, ChildSpec, Done, Failed, Run
+from framequeue.worker.sandbox import UNCLEAN_ERRORS, child_main
 
 #: how long a stopped child gets to exit by itself before it is killed
 STOP_GRACE_S = 3.0
@@ -26,13 +27,13 @@ class MediaChild:
         self._left -= 1
         # a child that died while idle breaks the pipe: the supervisor then sees it gone and says so
         with contextlib.suppress(OSError):
-            self._conn.send(("run", spec))
+            self._conn.send(Run.of(spec))
 
-    def poll(self, timeout_s: float) -> tuple[Any, ...] | None:
+    def poll(self, timeout_s: float) -> ChildMessage | None:
         """The child's next message, or None when there is none within timeout_s (or the pipe broke)."""
         try:
             if self._conn.poll(timeout_s):
-                msg: tuple[Any, ...] = self._conn.recv()
+                msg: ChildMessage = self._conn.recv()
                 return msg
         except (EOFError, OSError):
             return None
@@ -46,11 +47,12 @@ class MediaChild:
         code: int | None = self._process.exitcode
         return code
 
-    def reusable_after(self, reply: tuple[Any, ...]) -> bool:
-        """Whether the child may take another job after the one that ended with `reply`."""
+    def reusable_after(self, reply: Done | Failed | None) -> bool:
+        """Whether the child may take another job after the one that ended with `reply` (None: the child
+        sent no final message, it was stopped mid-job)."""
         if self._left <= 0 or not self.is_alive():
             return False
-        return reply[0] == "done" or (reply[0] == "error" and reply[1] not in UNCLEAN_ERRORS)
+        return isinstance(reply, Done) or (isinstance(reply, Failed) and reply.code not in UNCLEAN_ERRORS)
 
     def stop(self) -> None:
         """SIGTERM asks the pipeline to stop at its next frame (and the child to exit); SIGKILL if it does

@@ -3,12 +3,7 @@ fails that job only, and the supervising worker keeps its heartbeat.
 
 The child is warm: it stays up between jobs (imports done, models loaded) and takes the next job's spec
 over the same pipe, until its parent retires it (after `child_max_jobs` jobs, or after any job that did
-not end cleanly: a stop, a crash, an unexpected exception). Messages, each a tuple:
-
-    parent -> child: ("run", ChildSpec)
-    child -> parent: ("progress", frames_done, frames_total | None)
-                     ("done", RunResult)
-                     ("error", code, message, retryable)
+not end cleanly: a stop, a crash, an unexpected exception). The messages: framequeue.worker.messages.
 
 The parent stops a job (cancel, timeout, drain) with SIGTERM, which sets that job's stop event; a child
 that was asked to stop is never given another job. A Ctrl-C reaches the parent only.
@@ -23,16 +18,15 @@ import math
 import resource
 import signal
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
-from framequeue.errors import FrameQueueError
-from framequeue.media.limits import MediaLimits
+from framequeue.errors import FrameQueueError, ResourceExhausted
 from framequeue.models.repository import ModelRepository
-from framequeue.pipelines.base import Progress, RunContext
+from framequeue.pipelines.base import RunContext
 from framequeue.pipelines.registry import get_pipeline
+from framequeue.worker.messages import ChildMessage, ChildSpec, Done, Failed, Progress, Run
 
 #: modules the fork server imports once, so each child starts warm
 PRELOAD = [
@@ -48,19 +42,11 @@ PRELOAD = [
 ]
 
 
-@dataclass(frozen=True)
-class ChildSpec:
-    pipeline: str
-    params: dict[str, Any]
-    input_path: Path
-    output_dir: Path
-    model_repo: Path
-    threads: int
-    limits: MediaLimits
-    #: CPU seconds (all threads) this job may use; 0: no limit. Set as RLIMIT_CPU at the job's start
-    cpu_budget_s: float = 0.0
-    #: RunContext.model_url
-    model_url: str | None = None
+#: how the child sends a message to its parent (one sender at a time: progress comes from pipeline threads)
+Send = Callable[[ChildMessage], None]
+
+#: a job that ended with one of these leaves its child in a state not worth trusting with another job
+UNCLEAN_ERRORS = frozenset({FrameQueueError.code, ResourceExhausted.code})
 
 
 def child_main(conn: Connection, memory_mb: int = 0) -> None:
@@ -85,7 +71,7 @@ def child_main(conn: Connection, memory_mb: int = 0) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     send_lock = threading.Lock()
 
-    def send(msg: tuple[Any, ...]) -> None:
+    def send(msg: ChildMessage) -> None:
         with send_lock:
             conn.send(msg)
 
@@ -95,18 +81,18 @@ def child_main(conn: Connection, memory_mb: int = 0) -> None:
                 request = conn.recv()
             except (EOFError, OSError):
                 return  # the parent retired this child, or died
-            if request[0] != "run":
+            if not isinstance(request, Run):
                 return
-            send(run_one(request[1], stop, send, cpu_exceeded))
+            send(run_one(request.spec, stop, send, cpu_exceeded))
     finally:
         conn.close()
 
 
 def run_one(
-    spec: ChildSpec, stop: threading.Event, send: Any, cpu_exceeded: threading.Event | None = None
-) -> tuple[Any, ...]:
+    spec: ChildSpec, stop: threading.Event, send: Send, cpu_exceeded: threading.Event | None = None
+) -> Done | Failed:
     """One job's pipeline; returns its final message. Only an expected error keeps the child reusable:
-    the parent retires a child after ("error", "internal_error" | "resource_exhausted", ...)."""
+    the parent retires a child after a Failed whose code is in UNCLEAN_ERRORS."""
     if spec.cpu_budget_s > 0:
         # the child is warm: its CPU clock runs on from earlier jobs, so the limit is what it used so far
         # plus this job's budget (the hard limit stays, so the next job can raise the soft one again)
@@ -117,8 +103,7 @@ def run_one(
     reply = _run_pipeline(spec, stop, send)
     release_memory()
     if cpu_exceeded is not None and cpu_exceeded.is_set():
-        return ("error", "resource_exhausted", f"the job used more than its {spec.cpu_budget_s:.0f} s of CPU time",
-                False)
+        return Failed.of(ResourceExhausted(f"the job used more than its {spec.cpu_budget_s:.0f} s of CPU time"))
     return reply
 
 
@@ -141,7 +126,7 @@ def _malloc_trim() -> Any:
         return None
 
 
-def _run_pipeline(spec: ChildSpec, stop: threading.Event, send: Any) -> tuple[Any, ...]:
+def _run_pipeline(spec: ChildSpec, stop: threading.Event, send: Send) -> Done | Failed:
     try:
         pipeline = get_pipeline(spec.pipeline)
         ctx = RunContext(
@@ -150,25 +135,27 @@ def _run_pipeline(spec: ChildSpec, stop: threading.Event, send: Any) -> tuple[An
             params=spec.params,
             models=ModelRepository(spec.model_repo),
             threads=spec.threads,
-            on_progress=lambda p: send(("progress", p.frames_done, p.frames_total)),
+            on_progress=lambda p: send(Progress.of(p.frames_done, p.frames_total)),
             stop=stop,
             limits=spec.limits,
             model_url=spec.model_url,
         )
-        return ("done", pipeline.run(ctx))
+        return Done.of(pipeline.run(ctx))
     except FrameQueueError as exc:
-        return ("error", exc.code, exc.message, exc.retryable)
+        return Failed.of(exc)
     except MemoryError:
-        return ("error", "resource_exhausted", "the job ran out of memory (the media process's cap)", False)
+        return Failed.of(ResourceExhausted("the job ran out of memory (the media process's cap)"))
     except OSError as exc:
         if exc.errno == errno.ENOSPC:  # the worker's scratch disk: nothing of this attempt is committed
-            return ("error", "resource_exhausted", f"the worker's scratch disk is full: {exc.strerror}", False)
-        return ("error", "internal_error", f"{type(exc).__name__}: {exc}", True)
-    except Exception as exc:  # a bug or an unexpected library error: retryable once more
-        return ("error", "internal_error", f"{type(exc).__name__}: {exc}", True)
+            return Failed.of(scratch_full(exc))
+        return Failed.of(FrameQueueError(f"{type(exc).__name__}: {exc}"), retryable=True)
+    except Exception as exc:  # a bug or an unexpected library error (internal_error): retryable once more
+        return Failed.of(FrameQueueError(f"{type(exc).__name__}: {exc}"), retryable=True)
 
 
-#: a job that ended with one of these leaves its child in a state not worth trusting with another job
-UNCLEAN_ERRORS = frozenset({"internal_error", "resource_exhausted"})
+def scratch_full(exc: OSError) -> ResourceExhausted:
+    """ENOSPC on the worker's scratch disk, in the child or in the worker's own fetch."""
+    return ResourceExhausted(f"the worker's scratch disk is full: {exc.strerror}")
 
-__all__ = ["PRELOAD", "UNCLEAN_ERRORS", "ChildSpec", "Progress", "child_main", "run_one"]
+
+__all__ = ["PRELOAD", "UNCLEAN_ERRORS", "child_main", "release_memory", "run_one", "scratch_full"]

@@ -20,7 +20,8 @@ import pytest
 from nats.js import api
 
 from framequeue.brokers.base import Broker, Message
-from framequeue.brokers.nats import CONSUMER, NatsBroker
+from framequeue.brokers.nats import NatsBroker
+from framequeue.brokers.nats.streams import CONSUMER
 from framequeue.brokers.urls import parse_broker_url
 from framequeue.errors import InvalidParams, ServiceUnavailable
 from tests.contract.backends import BROKERS, NATS_URL, with_options

@@ -22,7 +22,7 @@ from framequeue.models.repository import ModelRepository
 from framequeue.pipelines.base import RunContext
 from framequeue.pipelines.detect import DetectPipeline
 from framequeue.worker.child import MediaChild
-from framequeue.worker.sandbox import ChildSpec
+from framequeue.worker.messages import ChildSpec
 from tests.hostilegen import ffconcat_list, hls_playlist, matroska
 from tests.unit.synthetic import make_audio_only, make_clip
 

@@ -2,7 +2,6 @@ import pytest
 
 from framequeue.errors import InvalidTransition
 from framequeue.jobs import TERMINAL, TRANSITIONS, Job, JobStatus, check_transition, job_record
-from framequeue.lease import Lease, eta_s, heartbeat_due, new_deadline_s
 
 
 def make_job(**kw: object) -> Job:
@@ -43,29 +42,6 @@ def test_record_never_shows_the_webhook_secret() -> None:
     assert "whsec_" not in repr(record)
     assert record["created_at"] == "1970-01-01T00:01:40.000Z"
     assert record["progress"]["percent"] is None
-
-
-def test_lease_arithmetic_with_an_injected_clock() -> None:
-    now = 1_000.0
-    lease = Lease("j1", "w1", token=4, deadline_s=new_deadline_s(now, 120.0))
-    assert not lease.expired(now + 119.9)
-    assert lease.expired(now + 120.0)
-    assert lease.remaining_s(now + 100.0) == pytest.approx(20.0)
-    assert lease.remaining_s(now + 500.0) == 0.0
-    renewed = lease.renewed(now + 30.0, 120.0)
-    assert renewed.deadline_s == pytest.approx(now + 150.0) and renewed.token == 4
-    # a renewal computed from a stale clock reading never shortens the lease
-    assert lease.renewed(now - 50.0, 120.0).deadline_s == lease.deadline_s
-    with pytest.raises(ValueError):
-        new_deadline_s(now, 0)
-
-
-def test_heartbeat_and_eta() -> None:
-    assert heartbeat_due(last_renew_s=10.0, now_s=40.0, heartbeat_s=30.0)
-    assert not heartbeat_due(last_renew_s=10.0, now_s=39.0, heartbeat_s=30.0)
-    assert eta_s(50, 150, fps=25.0) == pytest.approx(4.0)
-    assert eta_s(50, None, fps=25.0) is None
-    assert eta_s(50, 150, fps=0.0) is None
 
 
 def test_claim_verdicts() -> None:

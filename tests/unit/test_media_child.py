@@ -14,7 +14,7 @@ import pytest
 
 from framequeue.media.limits import MediaLimits
 from framequeue.worker.child import MediaChild
-from framequeue.worker.sandbox import ChildSpec
+from framequeue.worker.messages import ChildSpec
 
 
 def _spec(tmp: Path, n: int, **params: Any) -> ChildSpec:

@@ -1,61 +1,5 @@
-"""A NATS JetStream work queue. Contract: framequeue.brokers.base.Broker.
-
-Client: nats-py driven through framequeue.brokers.aio.LoopThread. Per queue Q:
-
-    stream   FQ_Q       subject fq.Q.jobs, WorkQueue retention, file storage: an acked message is deleted
-    consumer workers    durable pull consumer shared by every instance (competing consumers), explicit
-                        ack, AckWait = `ack_wait_s`, MaxDeliver = `max_deliveries`
-    stream   FQDEAD_Q   subject fq.Q.dead, limits retention: the dead-letter store `take_dead` drains
-                        (not FQ_Q_dead: queue "Q_dead" would own that name)
-
-URL: nats://[user:pass@]host:4222?queue=Q&max_deliveries=N&ack_wait_s=120&connect_timeout_s=5. Opening
-creates or updates the streams and the consumer to this configuration; instances of one queue must agree
-(the last one opened wins).
-
-Visibility. AckWait is a consumer setting, not a per-message one, so the caller's `visibility_s` is kept
-by this instance: when it runs out the instance naks the message (redelivered at once, as the contract
-asks), and while it is longer than AckWait the instance sends AckProgress (`+WPI`, which restarts
-AckWait) every half AckWait. `extend` sends AckProgress and moves the deadline. The server's AckWait is
-the backstop when the process is gone or frozen: its messages come back after `ack_wait_s`, not after
-their visibility. Set `ack_wait_s` to the worker's lease_s (both default to 120 s), as RELIABILITY.md
-says, and the two coincide.
-
-Stale receipts. JetStream accepts an ack, nak or AckProgress from a holder whose AckWait ran out, even
-after the message went to someone else (nats-server#4786): the stale ack deletes the new holder's
-message (tests/contract/test_nats_specific.py shows it). So every ack, nak and AckProgress first checks,
-on this side, that the delivery is still within its AckWait (counted from when it arrived or was last
-refreshed, less a guard of min(1 s, AckWait/10) for the server's clock starting earlier); a stale one
-is not sent, and ack / nack / extend on it do nothing. Receipts are random tokens known only to the
-instance that received the message; other instances ignore them. The job store's fencing token, not
-the broker, decides whose commit counts.
-
-Dead letters. When JetStream would deliver a message a MaxDeliver+1th time (on the next pull, so only
-while someone pulls) it gives up: it leaves the message in the stream, neither pending nor in flight,
-and publishes an advisory. Every instance subscribes to it (one queue group, so one handles each) and
-moves the job id to FQDEAD_Q (Nats-Msg-Id deduplicates repeats within 2 minutes) before deleting it
-from FQ_Q. An advisory published while no instance is connected is lost: opening and `take_dead` sweep
-for such messages, but only when the consumer has nothing in flight, because the server does not say
-which unacked message is given up on and which is merely in flight. A busy queue whose advisories were
-all missed keeps them until a quiet moment; until then their jobs stay queued (the job store's TTL ends
-them).
-
-Stats. ready = messages never delivered (the consumer's num_pending); messages waiting for a
-redelivery are counted by the server with the unacked ones. delayed = nacks with a delay made through
-this instance that are not yet due (the server cannot tell them from in-flight messages, so another
-instance counts them in in_flight); in_flight = unacked messages less those. oldest_ready_age_s comes
-from the first undelivered message's timestamp (server clock).
-
-A server that comes back without its store (a new volume, a lost disk) has no stream and no consumer:
-every instance creates them again when it reconnects, when a publish finds no stream, and when a pull
-gets no answer at all (a live consumer always ends a pull with a status). The messages the server lost
-are the job store's to recover: the reaper publishes again the queued jobs whose message is overdue.
-
-Durability. A publish returns once the server stored the message, but the server fsyncs on its own
-schedule (every 2 minutes by default; `jetstream { sync_interval: always }` on nats-server 2.10+), so a
-host crash can lose an acknowledged publish. The stream's persist mode (server 2.12+) is left unset,
-which is the synchronous default, never async. Run R3 clusters or sync_interval: always where a lost
-publish matters.
-"""
+"""The NATS JetStream broker (framequeue.brokers.nats describes it): pulls, visibility kept on this side,
+stale receipts refused, stats. The streams, the consumer and the dead letters: .streams."""
 
 from __future__ import annotations
 
@@ -75,17 +19,26 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext, api
+from nats.js import JetStreamContext
 
 from framequeue.brokers.aio import LoopThread
 from framequeue.brokers.base import Message, QueueStats
+from framequeue.brokers.nats.streams import (
+    CONSUMER,
+    Layout,
+    declare,
+    declared,
+    on_exhausted,
+    seconds_option,
+    sweep,
+    take_dead,
+)
 from framequeue.brokers.urls import parse_broker_url
 from framequeue.errors import InvalidParams, ServiceUnavailable
 
 T = TypeVar("T")
-log = logging.getLogger(__name__)
+log = logging.getLogger("framequeue.brokers.nats")
 
-CONSUMER = "workers"
 #: AckWait when the URL names none: the worker's default lease_s
 DEFAULT_ACK_WAIT_S = 120.0
 #: how long opening waits for a server when the URL names no connect_timeout_s
@@ -98,13 +51,8 @@ REQUEST_TIMEOUT_S = 5.0
 PULL_GRACE_S = 1.0
 #: a pull shorter than this asks for what is there now (no_wait) instead of waiting
 MIN_PULL_S = 0.01
-#: repeated dead-letter publishes of one message within this window are stored once
-DEAD_DEDUPE_WINDOW_S = 120.0
 #: a pull left without any answer looks for a lost stream or consumer at most this often
 RESTORE_CHECK_S = 5.0
-#: JetStream error codes
-_STREAM_NAME_IN_USE = 10058
-_SEQUENCE_NOT_FOUND = 10043
 
 
 @dataclass
@@ -126,18 +74,16 @@ class NatsBroker:
     def __init__(self, url: str) -> None:
         opts = parse_broker_url(url)
         extra = dict(opts.extra)
-        self._ack_wait_s = _seconds(extra, "ack_wait_s", DEFAULT_ACK_WAIT_S)
-        connect_timeout_s = _seconds(extra, "connect_timeout_s", DEFAULT_CONNECT_TIMEOUT_S)
+        self._ack_wait_s = seconds_option(extra, "ack_wait_s", DEFAULT_ACK_WAIT_S)
+        connect_timeout_s = seconds_option(extra, "connect_timeout_s", DEFAULT_CONNECT_TIMEOUT_S)
         if extra:
             raise InvalidParams(f"unknown NATS broker option(s): {', '.join(sorted(extra))}")
         self._server = opts.server_url.split("?", 1)[0]
         parts = urlsplit(self._server)
         #: for error messages: never the password
         self._where = f"{parts.hostname or 'localhost'}:{parts.port or 4222}"
-        self._max_deliveries = opts.max_deliveries
-        self._stream, self._subject = f"FQ_{opts.queue}", f"fq.{opts.queue}.jobs"
-        self._dead_stream, self._dead_subject = f"FQDEAD_{opts.queue}", f"fq.{opts.queue}.dead"
-        self._group = f"fq.{opts.queue}.dead"
+        self._layout = Layout(opts.queue, self._ack_wait_s, opts.max_deliveries)
+        self._stream, self._subject = self._layout.stream, self._layout.subject
         #: the server's AckWait clock started before the message reached us, and an ack takes time to land
         self._guard_s = min(1.0, self._ack_wait_s / 10)
         self._held: dict[str, _Held] = {}
@@ -152,7 +98,7 @@ class NatsBroker:
         #: receives in progress (cancelled by close) and fire-and-forget naks / refreshes (awaited by close)
         self._receiving: set[asyncio.Task[Any]] = set()
         self._background: set[asyncio.Task[Any]] = set()
-        self._next = f"$JS.API.CONSUMER.MSG.NEXT.{self._stream}.{CONSUMER}"
+        self._next = self._layout.next_subject
         self._reply_to = ""
         #: serialises restoring the streams and the consumer; when a pull last triggered a check (loop clock)
         self._restore_lock = asyncio.Lock()
@@ -186,51 +132,24 @@ class NatsBroker:
         except TimeoutError:
             raise ServiceUnavailable(f"NATS at {self._where} does not answer") from None
         js = self._nc.jetstream(timeout=REQUEST_TIMEOUT_S)
-        await self._declare(js)
+        await declare(js, self._layout)
         self._reply_to = self._nc.new_inbox()
         await self._nc.subscribe(self._reply_to, cb=self._on_pulled)
-        await self._nc.subscribe(
-            f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{self._stream}.{CONSUMER}",
-            queue=self._group, cb=self._on_exhausted,
-        )
+        await self._nc.subscribe(self._layout.exhausted_subject, queue=self._layout.dead_group,
+                                 cb=self._on_exhausted)
         self._js = js
-        try:
-            await self._sweep()
-        except (nats.errors.Error, OSError, TimeoutError) as exc:
-            log.warning("NATS queue %s: dead-letter sweep failed: %s", self._stream, exc)
+        await sweep(js, self._layout)
         return js
-
-    async def _declare(self, js: JetStreamContext) -> None:
-        """Create the streams and the consumer, or bring them to this configuration."""
-        await _ensure_stream(js, api.StreamConfig(
-            name=self._stream, subjects=[self._subject], retention=api.RetentionPolicy.WORK_QUEUE,
-            storage=api.StorageType.FILE,
-        ))
-        await _ensure_stream(js, api.StreamConfig(
-            name=self._dead_stream, subjects=[self._dead_subject], retention=api.RetentionPolicy.LIMITS,
-            storage=api.StorageType.FILE, duplicate_window=DEAD_DEDUPE_WINDOW_S,
-        ))
-        # creating a durable consumer with another config updates it (ack_wait, max_deliver are editable)
-        await js.add_consumer(self._stream, api.ConsumerConfig(
-            durable_name=CONSUMER, filter_subject=self._subject, ack_policy=api.AckPolicy.EXPLICIT,
-            ack_wait=self._ack_wait_s, max_deliver=self._max_deliveries, deliver_policy=api.DeliverPolicy.ALL,
-            # delayed nacks hold an ack slot too: no cap, the workers' prefetch of 1 is the real limit
-            max_ack_pending=-1,
-        ))
 
     async def _restore(self) -> None:
         """Create again what the server lost (restarted without its store): the streams and the consumer.
         Nothing is changed when both streams and the consumer are there."""
         async with self._restore_lock:
-            try:
-                await self._js.consumer_info(self._stream, CONSUMER)
-                await self._js.stream_info(self._dead_stream)
+            if await declared(self._js, self._layout):
                 return
-            except nats.js.errors.NotFoundError:
-                pass
             log.warning("NATS queue %s: the server lost the stream or its consumer; creating them again",
                         self._stream)
-            await self._declare(self._js)
+            await declare(self._js, self._layout)
 
     async def _on_reconnected(self) -> None:
         # in the background: the client calls this from its reconnecting task, before it reads again
@@ -392,7 +311,7 @@ class NatsBroker:
 
     async def _stats(self) -> QueueStats:
         info = await self._js.consumer_info(self._stream, CONSUMER)
-        dead = await self._js.stream_info(self._dead_stream)
+        dead = await self._js.stream_info(self._layout.dead_stream)
         now = asyncio.get_running_loop().time()
         self._delayed = {r: due for r, due in self._delayed.items() if due > now}
         ready = info.num_pending or 0
@@ -412,27 +331,7 @@ class NatsBroker:
     def take_dead(self, limit: int) -> list[str]:
         if limit < 1:
             return []
-        return self._run(self._take_dead(limit))
-
-    async def _take_dead(self, limit: int) -> list[str]:
-        try:
-            await self._sweep()
-        except (nats.errors.Error, OSError, TimeoutError) as exc:
-            log.warning("NATS queue %s: dead-letter sweep failed: %s", self._stream, exc)
-        state = (await self._js.stream_info(self._dead_stream)).state
-        taken: list[str] = []
-        seq = state.first_seq
-        while len(taken) < limit and seq <= state.last_seq:
-            try:
-                entry = await self._js.get_msg(self._dead_stream, seq, subject=self._dead_subject, next=True)
-            except nats.js.errors.NotFoundError:
-                break
-            assert entry.seq is not None
-            seq = entry.seq + 1
-            # whoever deletes the entry owns it: two reapers never both return one job id
-            if await _delete(self._js, self._dead_stream, entry.seq):
-                taken.append((entry.data or b"").decode(errors="replace"))
-        return taken
+        return self._run(take_dead(self._js, self._layout, limit))
 
     def close(self) -> None:
         """Stop receiving, hand back messages that reached this instance after their receive gave up, and
@@ -535,57 +434,7 @@ class NatsBroker:
     # -- dead letters --------------------------------------------------------------------------------
 
     async def _on_exhausted(self, advisory: Msg) -> None:
-        try:
-            seq = int(json.loads(advisory.data)["stream_seq"])
-            try:
-                entry = await self._js.get_msg(self._stream, seq)
-            except nats.js.errors.NotFoundError:
-                return  # another instance (or a sweep) moved it already
-            await self._bury(seq, (entry.data or b"").decode(errors="replace"))
-        except Exception as exc:  # a subscription callback must not die; the sweep tries again
-            log.warning("NATS queue %s: dead-lettering failed: %s", self._stream, exc or type(exc).__name__)
-
-    async def _bury(self, seq: int, job_id: str) -> None:
-        # the dead store first: a crash in between leaves the message to the next sweep, not lost
-        await self._js.publish(
-            self._dead_subject, job_id.encode(), stream=self._dead_stream, headers={"Nats-Msg-Id": f"{job_id}:{seq}"}
-        )
-        await _delete(self._js, self._stream, seq)
-        log.info("NATS queue %s: job %s dead-lettered after %d deliveries", self._stream, job_id,
-                 self._max_deliveries)
-
-    async def _sweep(self) -> None:
-        """Dead-letter messages whose advisory nobody saw. Exact only when nothing is in flight: then every
-        delivered message still in the stream was given up on."""
-        info = await self._js.consumer_info(self._stream, CONSUMER)
-        if info.num_ack_pending or info.delivered is None:
-            return
-        state = (await self._js.stream_info(self._stream)).state
-        if state.messages <= (info.num_pending or 0):
-            return
-        last = info.delivered.stream_seq
-        found: list[int] = []
-        seq = state.first_seq
-        while seq <= last:
-            try:
-                entry = await self._js.get_msg(self._stream, seq, subject=self._subject, next=True)
-            except nats.js.errors.NotFoundError:
-                break
-            assert entry.seq is not None
-            if entry.seq > last:
-                break
-            found.append(entry.seq)
-            seq = entry.seq + 1
-        if not found:
-            return
-        # the server drops an acked message just after it stops counting it as pending: look again
-        again = await self._js.consumer_info(self._stream, CONSUMER)
-        if again.num_ack_pending:
-            return
-        for seq in found:
-            with suppress(nats.js.errors.NotFoundError):
-                entry = await self._js.get_msg(self._stream, seq)
-                await self._bury(seq, (entry.data or b"").decode(errors="replace"))
+        await on_exhausted(self._js, self._layout, advisory)
 
     # -- plumbing ------------------------------------------------------------------------------------
 
@@ -603,27 +452,6 @@ class NatsBroker:
             raise
 
 
-async def _ensure_stream(js: JetStreamContext, config: api.StreamConfig) -> None:
-    """Create the stream, or bring an existing one to this configuration (creating is idempotent only for
-    an identical one)."""
-    try:
-        await js.add_stream(config)
-    except nats.js.errors.BadRequestError as exc:
-        if exc.err_code != _STREAM_NAME_IN_USE:
-            raise
-        await js.update_stream(config)
-
-
-async def _delete(js: JetStreamContext, stream: str, seq: int) -> bool:
-    """Delete one message; False when it was gone already."""
-    try:
-        return await js.delete_msg(stream, seq)
-    except nats.js.errors.APIError as exc:
-        if exc.err_code == _SEQUENCE_NOT_FOUND or isinstance(exc, nats.js.errors.NotFoundError):
-            return False
-        raise
-
-
 def _status(msg: Msg) -> str | None:
     """The status of a pull's control answer (404 no messages, 408 expired, 409 ...), None for a message."""
     if msg.data or not msg.headers:
@@ -634,16 +462,3 @@ def _status(msg: Msg) -> str | None:
 
 def _description(msg: Msg) -> str:
     return str((msg.headers or {}).get("Description", ""))
-
-
-def _seconds(options: dict[str, str], name: str, default: float) -> float:
-    raw = options.pop(name, None)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InvalidParams(f"{name} must be a number of seconds") from None
-    if not value > 0:
-        raise InvalidParams(f"{name} must be above 0")
-    return value
