@@ -10,7 +10,9 @@ from typing import Any
 import click
 
 from framequeue.cli.common import settings_of, setup_logging
-from framequeue.config import env_var
+from framequeue.config import Settings, env_var
+
+log = logging.getLogger("framequeue.up")
 
 THREADS_HELP = (
     "Thread budget of one job, split between its decode, inference and encode pools (the three stages "
@@ -33,8 +35,6 @@ def up(ctx: click.Context, host: str, port: int, workers: int, worker_threads: i
     """Start the API and a pool of workers (the embedded deployment by default)."""
     setup_logging(ctx.obj["log_level"])
     settings = settings_of(ctx, host=host, port=port, workers=workers, worker_threads=worker_threads)
-    from framequeue.worker.pool import run_up
-
     sys.exit(run_up(settings, ctx.obj["log_level"]))
 
 
@@ -79,3 +79,25 @@ def worker(ctx: click.Context, worker_threads: int, max_jobs: int) -> None:
         w.run()
     finally:
         rt.close()
+
+
+def run_up(settings: Settings, log_level: str) -> int:
+    """The API in this process and a pool of worker processes beside it, stopped together."""
+    import uvicorn
+
+    from framequeue.api.app import create_app
+    from framequeue.worker.pool import WorkerPool
+
+    pool = WorkerPool(settings, log_level)
+    pool.start()
+    log.info("framequeue up: API on http://%s:%d, %d worker(s), home %s", settings.host, settings.port,
+             settings.workers, settings.home)
+    # uvicorn re-raises the SIGTERM it caught once it has shut down; with the default handler that would
+    # end this process before the workers are stopped (orphaning them): exit through `finally` instead
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
+    finally:
+        log.info("stopping workers (they finish or hand back their jobs)")
+        pool.stop()
+    return 0

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -76,23 +75,3 @@ class WorkerPool:
         deadline = time.monotonic() + self._settings.drain_s + 10
         for proc in self._procs:
             stop_process(proc, max(0.1, deadline - time.monotonic()))
-
-
-def run_up(settings: Settings, log_level: str) -> int:
-    import uvicorn
-
-    from framequeue.api.app import create_app
-
-    pool = WorkerPool(settings, log_level)
-    pool.start()
-    log.info("framequeue up: API on http://%s:%d, %d worker(s), home %s", settings.host, settings.port,
-             settings.workers, settings.home)
-    # uvicorn re-raises the SIGTERM it caught once it has shut down; with the default handler that would
-    # end this process before the workers are stopped (orphaning them): exit through `finally` instead
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
-    finally:
-        log.info("stopping workers (they finish or hand back their jobs)")
-        pool.stop()
-    return 0
