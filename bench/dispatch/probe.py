@@ -123,8 +123,8 @@ def _install_api() -> None:
 def _install_worker() -> None:
     import framequeue.worker.attempt as attempt_mod
     import framequeue.worker.child as child_mod
-    import framequeue.worker.children as children_mod
     import framequeue.worker.loop as loop_mod
+    import framequeue.worker.warm_child as children_mod
 
     loop_mod.Worker.handle = timed("worker.handle", loop_mod.Worker.handle)  # type: ignore[method-assign]
     for step in WORKER_STEPS[1:]:

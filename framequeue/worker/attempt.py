@@ -47,10 +47,10 @@ from framequeue.metrics import STAGES, WorkerMetrics
 from framequeue.models.remote import HealthChecks
 from framequeue.pipelines.base import RunResult
 from framequeue.runtime import Runtime
-from framequeue.worker.children import WarmChild, died
 from framequeue.worker.heartbeat import Beat, Heartbeat
 from framequeue.worker.messages import ChildSpec, Done, Failed, Progress
 from framequeue.worker.sandbox import scratch_full
+from framequeue.worker.warm_child import WarmChild, died
 
 log = logging.getLogger("framequeue.worker")
 

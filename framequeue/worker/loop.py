@@ -24,8 +24,8 @@ from framequeue.jobs import Job
 from framequeue.metrics import WorkerMetrics
 from framequeue.runtime import Runtime
 from framequeue.worker.attempt import Attempts, Outcome
-from framequeue.worker.children import WarmChild
 from framequeue.worker.heartbeat import Heartbeat
+from framequeue.worker.warm_child import WarmChild
 
 log = logging.getLogger("framequeue.worker")
 

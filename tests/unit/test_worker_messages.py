@@ -11,8 +11,8 @@ import pytest
 from framequeue.errors import NoEndpoint, ResourceExhausted
 from framequeue.media.limits import MediaLimits
 from framequeue.pipelines.base import RunResult
-from framequeue.worker.children import died
 from framequeue.worker.messages import ChildSpec, Done, Failed, Progress, Run
+from framequeue.worker.warm_child import died
 
 
 @pytest.mark.parametrize("msg", [
