@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 
 from framequeue.brokers.base import Broker
 from framequeue.errors import InvalidParams
-from framequeue.jobstore.base import JobStore, PayloadRenderer
+from framequeue.jobstore import JobStore
+from framequeue.notify.events import PayloadRenderer
 from framequeue.storage.base import ObjectStore
 
 #: scheme -> (module, class, the extra that installs its client)
@@ -17,6 +18,7 @@ JOB_STORES: dict[str, tuple[str, str, str]] = {
     "sqlite": ("framequeue.jobstore.sqlite", "SQLiteJobStore", ""),
     "postgresql": ("framequeue.jobstore.postgres", "PostgresJobStore", "postgres"),
     "postgres": ("framequeue.jobstore.postgres", "PostgresJobStore", "postgres"),
+    "memory": ("framequeue.jobstore.memory", "MemoryJobStore", ""),
 }
 BROKERS: dict[str, tuple[str, str, str]] = {
     "sqlite": ("framequeue.brokers.sqlite", "SQLiteBroker", ""),

@@ -181,19 +181,6 @@ def iso(ts_s: float | None) -> str | None:
     return dt.datetime.fromtimestamp(ts_s, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def event_url(job: Job) -> str | None:
-    """Where the webhook event of the job's terminal state goes: its error hook for an unsuccessful end
-    when it has one, else its webhook."""
-    if job.status is not JobStatus.SUCCEEDED and job.error_webhook_url:
-        return job.error_webhook_url
-    return job.webhook_url
-
-
-def progress_event_id(job_id: str, n: int) -> str:
-    """The webhook-id of a job's n-th `job.progress` event (n from 1)."""
-    return f"evt_{job_id}_progress_{n}"
-
-
 def job_record(job: Job, *, output_location: str, failure_location: str) -> dict[str, Any]:
     """The job as clients see it (API, CLI, webhook payloads). Secrets never appear here."""
     return {

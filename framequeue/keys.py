@@ -9,7 +9,7 @@ from typing import Any
 
 from framequeue.auth import ApiKey, new_key
 from framequeue.errors import ApiKeyNotFound
-from framequeue.jobstore.base import JobStore
+from framequeue.jobstore import JobStore
 
 
 class Keys:

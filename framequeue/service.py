@@ -30,7 +30,7 @@ from framequeue.errors import (
     WebhookDisabled,
 )
 from framequeue.jobs import Job, JobStatus, failure_key, iso, job_record, output_prefix
-from framequeue.jobstore.base import JobStore
+from framequeue.jobstore import JobStore
 from framequeue.models.repository import ModelRepository
 from framequeue.notify.outbox import Delivery
 from framequeue.notify.ssrf import check_url

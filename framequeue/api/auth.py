@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from framequeue.auth import DEV_PRINCIPAL, Principal, Scope, key_id, verify
 from framequeue.config import Settings
 from framequeue.errors import ApiKeyNotFound, Forbidden, RateLimited, Unauthorized
-from framequeue.jobstore.base import JobStore
+from framequeue.jobstore import JobStore
 from framequeue.ratelimit import RateLimiter
 
 log = logging.getLogger("framequeue.api")

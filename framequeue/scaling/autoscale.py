@@ -45,7 +45,7 @@ from typing import Any, Protocol
 
 from framequeue.brokers.base import Broker
 from framequeue.jobs import JobStatus
-from framequeue.jobstore.base import JobStore
+from framequeue.jobstore import JobStore
 from framequeue.scaling.policy import HourFloor, Observation, PolicyConfig, PolicyState, decide
 
 __all__ = [
