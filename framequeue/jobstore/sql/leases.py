@@ -8,6 +8,11 @@ from framequeue.jobstore.sql.base import SqlBase
 from framequeue.jobstore.sql.dialect import Tx
 from framequeue.notify.events import progress_row
 
+_PROGRESS = """UPDATE {s}.jobs SET frames_done = %s, frames_total = %s, fps = %s, eta_s = %s, updated_at_s = %s
+   WHERE id = %s AND lease_token = %s AND status = 'running' RETURNING cancel_requested"""
+#: the same, returning the whole row: an event's payload renders the job
+_PROGRESS_EVENT = _PROGRESS.replace("RETURNING cancel_requested", "RETURNING *")
+
 
 class SqlLeases(SqlBase):
     def claim(self, job_id: str, owner: str, lease_s: float, now_s: float) -> Job | None:
@@ -52,14 +57,13 @@ class SqlLeases(SqlBase):
     ) -> bool:
         def work(tx: Tx) -> bool:
             row = tx.one(
-                """UPDATE {s}.jobs SET frames_done = %s, frames_total = %s, fps = %s, eta_s = %s, updated_at_s = %s
-                   WHERE id = %s AND lease_token = %s AND status = 'running' RETURNING *""",
+                _PROGRESS_EVENT if event else _PROGRESS,
                 (progress.frames_done, progress.frames_total, progress.fps, progress.eta_s, now_s, job_id, token),
             )
             if row is None:
                 raise transitions.lease_lost(tx, job_id, token)
-            job = transitions.job(tx, row)
-            if event and job.webhook_url and job.webhook_secret:
+            if event and row["webhook_url"] and row["webhook_secret"]:
+                job = transitions.job(tx, row)
                 # the UPDATE holds the row's write lock until commit: the count below is this job's alone
                 count = tx.one(
                     "SELECT COUNT(*) AS n FROM {s}.outbox WHERE job_id = %s AND id LIKE %s",

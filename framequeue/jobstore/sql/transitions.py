@@ -18,8 +18,11 @@ _JSON = ("params", "outputs", "attributes")
 
 
 def job(tx: Tx, row: Row) -> Job:
+    """The job of a row the caller owns (its JSON columns are decoded in place)."""
     decode = tx.dialect.decode_json
-    return job_from_columns({**row, **{name: decode(row[name]) for name in _JSON}})
+    for name in _JSON:
+        row[name] = decode(row[name])
+    return job_from_columns(row)
 
 
 def get(tx: Tx, job_id: str) -> Job:
