@@ -38,6 +38,7 @@ def open_runtime(settings: Settings) -> Runtime:
     objects = open_storage(settings.storage_url)
 
     def render(job: Job) -> bytes:
+        """A job's event payload, with the locations of this deployment's object store."""
         return render_event(
             job, output_location=objects.url(output_prefix(job.id)), failure_location=objects.url(failure_key(job.id)),
             now_s=time.time(),
