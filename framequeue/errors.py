@@ -37,6 +37,7 @@
     │   └── MediaLimitsExceeded        422  media_limits_exceeded
     ├── JobTimeout                     504  timeout
     ├── JobCancelled                   409  cancelled
+    ├── JobExpired                     410  expired
     ├── AttemptsExhausted              500  attempts_exhausted
     ├── WorkerCrashed                  500  worker_crashed
     └── ResourceExhausted              500  resource_exhausted
@@ -258,6 +259,13 @@ class JobTimeout(FrameQueueError):
 class JobCancelled(FrameQueueError):
     code = "cancelled"
     http_status = 409
+
+
+class JobExpired(FrameQueueError):
+    """No worker started the job within its queue TTL."""
+
+    code = "expired"
+    http_status = 410
 
 
 class AttemptsExhausted(FrameQueueError):

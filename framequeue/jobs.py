@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
-from framequeue.errors import InvalidTransition
+from framequeue.errors import AttemptsExhausted, InvalidTransition, JobCancelled, JobExpired
 
 
 class JobStatus(StrEnum):
@@ -181,19 +181,6 @@ def iso(ts_s: float | None) -> str | None:
     return dt.datetime.fromtimestamp(ts_s, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def event_url(job: Job) -> str | None:
-    """Where the webhook event of the job's terminal state goes: its error hook for an unsuccessful end
-    when it has one, else its webhook."""
-    if job.status is not JobStatus.SUCCEEDED and job.error_webhook_url:
-        return job.error_webhook_url
-    return job.webhook_url
-
-
-def progress_event_id(job_id: str, n: int) -> str:
-    """The webhook-id of a job's n-th `job.progress` event (n from 1)."""
-    return f"evt_{job_id}_progress_{n}"
-
-
 def job_record(job: Job, *, output_location: str, failure_location: str) -> dict[str, Any]:
     """The job as clients see it (API, CLI, webhook payloads). Secrets never appear here."""
     return {
@@ -225,17 +212,19 @@ def job_record(job: Job, *, output_location: str, failure_location: str) -> dict
 
 # -- decisions the job stores share (pure: each store only carries them out in its own transaction) ------
 
-CANCELLED_BY_REQUEST = JobError("cancelled", "cancelled by request")
-DEAD_LETTERED = JobError("attempts_exhausted", "the queue gave up on the job after its delivery limit (dead-lettered)")
+CANCELLED_BY_REQUEST = JobError(JobCancelled.code, "cancelled by request")
+DEAD_LETTERED = JobError(
+    AttemptsExhausted.code, "the queue gave up on the job after its delivery limit (dead-lettered)"
+)
 
 
 def expired_error(job: Job) -> JobError:
-    return JobError("expired", f"no worker started the job within its queue TTL of {job.ttl_s:.0f} s")
+    return JobError(JobExpired.code, f"no worker started the job within its queue TTL of {job.ttl_s:.0f} s")
 
 
 def exhausted_error(job: Job) -> JobError:
     return JobError(
-        "attempts_exhausted",
+        AttemptsExhausted.code,
         f"the job did not finish in {job.max_attempts} attempts (its worker died or lost its lease each time)",
     )
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -11,10 +10,10 @@ from pathlib import Path
 from framequeue.brokers import open_broker
 from framequeue.brokers.base import Broker
 from framequeue.config import Settings
-from framequeue.jobs import Job, JobStatus, failure_key, iso, job_record, output_prefix
-from framequeue.jobstore import open_jobstore
-from framequeue.jobstore.base import JobStore
+from framequeue.jobs import Job, failure_key, output_prefix
+from framequeue.jobstore import JobStore, open_jobstore
 from framequeue.models.repository import ModelRepository
+from framequeue.notify.events import render_event
 from framequeue.notify.webhooks import generate_secret
 from framequeue.service import JobService
 from framequeue.storage import open_storage
@@ -40,15 +39,11 @@ def open_runtime(settings: Settings) -> Runtime:
     objects = open_storage(settings.storage_url)
 
     def render(job: Job) -> bytes:
-        """The webhook payload of a job's event, fixed when the event is written: `job.<terminal state>`, or
-        `job.progress` while it runs (receivers drop one older than what they have: `data.progress` and
-        `timestamp` say how far and when)."""
-        record = job_record(
-            job, output_location=objects.url(output_prefix(job.id)), failure_location=objects.url(failure_key(job.id))
+        """A job's event payload, with the locations of this deployment's object store."""
+        return render_event(
+            job, output_location=objects.url(output_prefix(job.id)), failure_location=objects.url(failure_key(job.id)),
+            now_s=time.time(),
         )
-        kind = "progress" if job.status is JobStatus.RUNNING else job.status.value
-        event = {"type": f"job.{kind}", "timestamp": iso(time.time()), "data": record}
-        return json.dumps(event, separators=(",", ":")).encode()
 
     store = open_jobstore(settings.database_url, render)
     broker = open_broker(settings.broker_url)

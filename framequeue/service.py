@@ -27,7 +27,7 @@ from framequeue.errors import (
     ServiceUnavailable,
 )
 from framequeue.jobs import Job, JobStatus, failure_key, job_record, output_prefix
-from framequeue.jobstore.base import JobStore
+from framequeue.jobstore import JobStore
 from framequeue.models.repository import ModelRepository
 from framequeue.notify.deliveries import check_not_disabled
 from framequeue.notify.ssrf import check_url

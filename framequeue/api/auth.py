@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from framequeue.config import Settings
 from framequeue.errors import ApiKeyNotFound, Forbidden, RateLimited, Unauthorized
-from framequeue.jobstore.base import JobStore
+from framequeue.jobstore import JobStore
 from framequeue.tenants.auth import DEV_PRINCIPAL, Principal, Scope, key_id, verify
 from framequeue.tenants.ratelimit import RateLimiter
 

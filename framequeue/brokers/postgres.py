@@ -12,9 +12,9 @@ message comes due, or at most WAKE_S (a missed notification costs that much, nev
 
 All times come from the database's clock (`clock_timestamp()`), never the consumers': visibility deadlines
 are compared across hosts. The pool and the one LISTEN connection per broker are sync psycopg
-(framequeue.jobstore.pg_schema says why).
+(framequeue.db.postgres says why).
 
-A restart of the server is ridden out for up to framequeue.jobstore.postgres.RECONNECT_S: a call is run
+A restart of the server is ridden out for up to framequeue.db.postgres.RECONNECT_S: a call is run
 again on a new connection, even one whose COMMIT was cut off, since a repeat costs at most a duplicate
 delivery (a publish, a receive whose message then waits out its visibility) or nothing (ack, nack, extend);
 `take_dead` is the exception, as a repeat could drop dead letters a lost COMMIT had removed. A consumer
@@ -35,9 +35,15 @@ from psycopg import sql
 
 from framequeue.brokers.base import Message, QueueStats
 from framequeue.brokers.urls import parse_broker_url
+from framequeue.db.postgres import (
+    RECONNECT_S,
+    Conn,
+    ReconnectingConnections,
+    Statements,
+    lock_schema,
+    parse_pg_url,
+)
 from framequeue.errors import ServiceUnavailable
-from framequeue.jobstore.pg_schema import Conn, Statements, lock_schema, parse_pg_url
-from framequeue.jobstore.postgres import RECONNECT_S, ReconnectingConnections
 
 #: longest sleep of an idle consumer between looks at the table, in seconds (a lost NOTIFY costs this)
 WAKE_S = 1.0

@@ -11,8 +11,8 @@ from typing import ClassVar, Literal
 
 from framequeue.brokers.base import Message, QueueStats
 from framequeue.brokers.urls import parse_broker_url
+from framequeue.db.sqlite import Database, database
 from framequeue.errors import ServiceUnavailable
-from framequeue.sqlitedb import Database, database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS queue (

@@ -15,7 +15,7 @@ from framequeue.endpoints.routing import (
     new_endpoint_id,
 )
 from framequeue.errors import InvalidParams
-from framequeue.jobstore.base import JobStore
+from framequeue.jobstore import JobStore
 from framequeue.models.repository import ModelRepository
 
 

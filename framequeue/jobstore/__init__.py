@@ -1,27 +1,42 @@
-"""The JobStore port (base.py) and its backends, opened by URL scheme."""
+"""The job store port (framequeue.jobstore.ports) and its backends, one package each, opened by URL scheme:
+`sqlite`, `postgres` (both carry out the rules written once in `sql`, through a small dialect) and `memory`.
+Each backend package checks, under TYPE_CHECKING, that its store is a JobStore."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Final
+from collections.abc import Mapping
+from typing import Final
 
 from framequeue.config import Backend, backend_class
-from framequeue.jobstore.base import JobStore, PayloadRenderer
+from framequeue.jobstore.ports import (
+    ApiKeyStore,
+    DeliveryStore,
+    EndpointStore,
+    JobStateStore,
+    JobStore,
+    ModelEndpointStore,
+    OutboxStore,
+)
+from framequeue.notify.events import PayloadRenderer
 
-if TYPE_CHECKING:
-    from framequeue.jobstore.postgres import PostgresJobStore
-    from framequeue.jobstore.sqlite import SQLiteJobStore
-
-__all__ = ["SCHEMES", "open_jobstore"]
+__all__ = [
+    "SCHEMES",
+    "ApiKeyStore",
+    "DeliveryStore",
+    "EndpointStore",
+    "JobStateStore",
+    "JobStore",
+    "ModelEndpointStore",
+    "OutboxStore",
+    "open_jobstore",
+]
 
 SCHEMES: Final[Mapping[str, Backend]] = {
     "sqlite": Backend("framequeue.jobstore.sqlite", "SQLiteJobStore"),
     "postgresql": Backend("framequeue.jobstore.postgres", "PostgresJobStore", "postgres"),
     "postgres": Backend("framequeue.jobstore.postgres", "PostgresJobStore", "postgres"),
+    "memory": Backend("framequeue.jobstore.memory", "MemoryJobStore"),
 }
-
-if TYPE_CHECKING:  # mypy checks that each backend, built from a URL, is a JobStore
-    _OPENERS: tuple[Callable[[str, PayloadRenderer], JobStore], ...] = (SQLiteJobStore, PostgresJobStore)
 
 
 def open_jobstore(url: str, render: PayloadRenderer) -> JobStore:

@@ -11,7 +11,7 @@ from typing import Any
 
 from framequeue.errors import DeliveryNotFound, JobNotFound, NotFound, WebhookDisabled
 from framequeue.jobs import Job, iso
-from framequeue.jobstore.base import JobStore
+from framequeue.jobstore import JobStore
 from framequeue.notify.outbox import Delivery
 from framequeue.tenants.auth import Principal
 

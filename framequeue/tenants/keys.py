@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from framequeue.errors import ApiKeyNotFound
-from framequeue.jobstore.base import JobStore
+from framequeue.jobstore import JobStore
 from framequeue.tenants.auth import ApiKey, new_key
 
 

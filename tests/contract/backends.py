@@ -81,7 +81,7 @@ def _memory(tmp: Path) -> str:
 IMPLEMENTED = {"sqlite", "local", "memory", "postgres", "rabbitmq", "redis", "nats", "s3"}
 
 #: name -> URL for a fresh, isolated store or queue (the tmp folder is the test's own)
-STORES: dict[str, Callable[[Path], str]] = {"sqlite": _sqlite, "postgres": _postgres_store}
+STORES: dict[str, Callable[[Path], str]] = {"sqlite": _sqlite, "postgres": _postgres_store, "memory": _memory}
 BROKERS: dict[str, Callable[[Path], str]] = {
     "sqlite": _sqlite, "postgres": _postgres_queue, "redis": _redis, "rabbitmq": _rabbitmq, "nats": _nats,
     "memory": _memory,

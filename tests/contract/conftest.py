@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from framequeue.brokers import open_broker
 from framequeue.brokers.base import Broker
-from framequeue.jobs import Job
-from framequeue.jobstore import open_jobstore
-from framequeue.jobstore.base import JobStore
+from framequeue.jobs import Job, JobStatus
+from framequeue.jobstore import JobStore, open_jobstore
 from framequeue.storage import open_storage
 from framequeue.storage.base import ObjectStore
 from tests.contract.backends import BROKERS, IMPLEMENTED, STORAGES, STORES, cleanup, with_options
@@ -21,6 +21,21 @@ from tests.contract.backends import BROKERS, IMPLEMENTED, STORAGES, STORES, clea
 
 def _params(names: dict[str, object]) -> list[str]:
     return sorted(n for n in names if n in IMPLEMENTED)
+
+
+#: the suites' clock starts here (epoch seconds); stores take every time from their callers
+T0 = 1_000_000.0
+LEASE_S = 120.0
+
+
+def new_job(job_id: str = "job-1", **kw: object) -> Job:
+    """A queued job as a submit makes it, with `kw` replacing fields."""
+    job = Job(
+        id=job_id, pipeline="detect", pipeline_version="1", input_key="uploads/x/in.mp4",
+        params={"sample_fps": 5}, status=JobStatus.QUEUED, created_at_s=T0, updated_at_s=T0,
+        expires_at_s=T0 + 3600, timeout_s=900, max_attempts=3,
+    )
+    return replace(job, **kw)  # type: ignore[arg-type]
 
 
 def render(job: Job) -> bytes:

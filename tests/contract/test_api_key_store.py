@@ -3,17 +3,13 @@ revoked for good; jobs carry their tenant."""
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
 import pytest
 
 from framequeue.errors import ApiKeyNotFound
 from framequeue.jobs import JobStatus
-from framequeue.jobstore.base import JobStore
+from framequeue.jobstore import JobStore
 from framequeue.tenants.auth import ApiKey, hash_key, key_id, new_key, verify
-from tests.contract.conftest import render
-from tests.contract.test_jobstore import T0, new_job
+from tests.contract.conftest import T0, new_job
 
 
 def test_keys_are_created_found_listed_and_revoked(store: JobStore) -> None:
@@ -65,25 +61,3 @@ def test_jobs_carry_their_tenant_and_are_listed_and_counted_per_tenant(store: Jo
     assert (store.count_queued("acme"), store.count_queued("beta"), store.count_queued("nobody")) == (2, 1, 0)
     store.cancel("a1", T0 + 1)
     assert store.count_queued("acme") == 1
-
-
-def test_a_sqlite_store_from_before_tenants_is_migrated_in_place(tmp_path: Path) -> None:
-    from framequeue.jobstore.sqlite import MIGRATIONS, SCHEMA, SQLiteJobStore
-
-    path = tmp_path / "old.db"
-    conn = sqlite3.connect(path)
-    conn.executescript(SCHEMA)
-    for step in MIGRATIONS[:2]:  # as the release before tenants left it
-        conn.executescript(step)
-    conn.execute("PRAGMA user_version = 2")
-    conn.execute(
-        """INSERT INTO jobs (id, seq, pipeline, pipeline_version, input_key, params, status, created_at_s,
-           updated_at_s, expires_at_s, timeout_s, max_attempts)
-           VALUES ('old', 1, 'noop', '1', 'uploads/x/in.mp4', '{}', 'queued', 1, 1, 99, 9, 3)"""
-    )
-    conn.commit()
-    conn.close()
-    store = SQLiteJobStore(f"sqlite:///{path}", render)
-    assert store.get("old").tenant == "default"
-    assert not store.has_api_keys()
-    store.close()

@@ -7,9 +7,9 @@ import pytest
 
 from framequeue.errors import DeliveryNotFound, LeaseLost
 from framequeue.jobs import JobProgress, JobStatus
-from framequeue.jobstore.base import JobStore
+from framequeue.jobstore import JobStore
 from framequeue.notify.outbox import ENDPOINT_DISABLED
-from tests.contract.test_jobstore import LEASE_S, T0, new_job
+from tests.contract.conftest import LEASE_S, T0, new_job
 
 URL = "https://hooks.example.com/fq"
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

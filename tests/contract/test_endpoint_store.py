@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import sqlite3
-from pathlib import Path
 
 import pytest
 
 from framequeue.endpoints.async_endpoints import Endpoint
 from framequeue.errors import EndpointExists, EndpointNotFound
 from framequeue.jobs import JobStatus
-from framequeue.jobstore.base import JobStore
-from tests.contract.conftest import render
-from tests.contract.test_jobstore import LEASE_S, T0, new_job
+from framequeue.jobstore import JobStore
+from tests.contract.conftest import LEASE_S, T0, new_job
 
 
 def _endpoint(name: str = "dashcam-detect", **kw: object) -> Endpoint:
@@ -66,23 +63,6 @@ def test_the_terminal_event_goes_to_the_error_hook_unless_the_job_succeeded(
     wanted = "ok" if outcome is JobStatus.SUCCEEDED else "err"
     assert events[0].url == f"https://hooks.example.com/{wanted}"
     assert json.loads(events[0].payload)["type"] == f"job.{outcome.value}"
-
-
-def test_a_sqlite_store_from_before_endpoints_is_migrated_in_place(tmp_path: Path) -> None:
-    from framequeue.jobstore.sqlite import SCHEMA, SQLiteJobStore
-
-    path = tmp_path / "old.db"
-    conn = sqlite3.connect(path)
-    conn.executescript(SCHEMA)  # the tables as the first release made them, user_version 0
-    conn.close()
-    store = SQLiteJobStore(f"sqlite:///{path}", render)
-    store.create(new_job("j1", endpoint="e1"))
-    assert store.get("j1").endpoint == "e1"
-    store.create_endpoint(_endpoint("e1"))
-    store.close()
-    store = SQLiteJobStore(f"sqlite:///{path}", render)  # opening again applies nothing twice
-    assert store.get_endpoint("e1", "default").name == "e1"
-    store.close()
 
 
 def test_an_endpoint_is_its_tenants_alone(store: JobStore) -> None:

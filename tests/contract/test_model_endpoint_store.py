@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
 import pytest
 
 from framequeue.endpoints.routing import ModelEndpoint
 from framequeue.errors import ModelEndpointExists, ModelEndpointNotFound
-from framequeue.jobstore.base import JobStore
-from tests.contract.conftest import render
-from tests.contract.test_jobstore import T0
+from framequeue.jobstore import JobStore
+from tests.contract.conftest import T0
 
 
 def _ep(id: str, model: str = "yolox_nano", version: int = 1, url: str = "local", **kw: object) -> ModelEndpoint:
@@ -54,23 +50,3 @@ def test_reweigh_drain_and_remove(store: JobStore) -> None:
                  lambda: store.remove_model_endpoint("a")):
         with pytest.raises(ModelEndpointNotFound):
             call()
-
-
-def test_a_sqlite_store_from_before_the_registry_is_migrated_in_place(tmp_path: Path) -> None:
-    from framequeue.jobstore.sqlite import MIGRATIONS, SCHEMA, SQLiteJobStore
-
-    path = tmp_path / "old.db"
-    conn = sqlite3.connect(path)
-    conn.executescript(SCHEMA)
-    for statement in filter(str.strip, MIGRATIONS[0].split(";")):  # as the async-endpoints release left it
-        conn.execute(statement)
-    conn.execute("PRAGMA user_version = 1")
-    conn.commit()
-    conn.close()
-    store = SQLiteJobStore(f"sqlite:///{path}", render)
-    store.register_model_endpoint(_ep("a"))
-    store.close()
-    store = SQLiteJobStore(f"sqlite:///{path}", render)  # opening again applies nothing twice
-    assert [e.id for e in store.list_model_endpoints()] == ["a"]
-    store.close()
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)

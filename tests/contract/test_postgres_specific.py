@@ -17,11 +17,10 @@ from psycopg.rows import dict_row
 from framequeue.brokers.postgres import WAKE_S, PostgresBroker
 from framequeue.errors import InvalidParams, ServiceUnavailable
 from framequeue.jobs import JobStatus
-from framequeue.jobstore.pg_schema import MIGRATIONS, migrate
 from framequeue.jobstore.postgres import PostgresJobStore
+from framequeue.jobstore.postgres.schema import MIGRATIONS, migrate
 from tests.contract.backends import PG_DSN, require_service
-from tests.contract.conftest import render
-from tests.contract.test_jobstore import LEASE_S, T0, new_job
+from tests.contract.conftest import LEASE_S, T0, new_job, render
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from framequeue.brokers.base import Broker
 from framequeue.jobs import JobStatus
-from framequeue.jobstore.base import JobStore
+from framequeue.jobstore import JobStore
 
 __all__ = ["QueueLoad", "QueueObserver", "StatsSource"]
 

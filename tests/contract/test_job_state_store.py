@@ -1,28 +1,15 @@
-"""The JobStore contract, run against every job store backend."""
+"""The jobs contract (framequeue.jobstore.JobStateStore), run against every job store backend."""
 
 from __future__ import annotations
 
-import json
 import threading
-from dataclasses import replace
 
 import pytest
 
 from framequeue.errors import IdempotencyConflict, JobNotFound, LeaseLost
-from framequeue.jobs import Job, JobError, JobProgress, JobStatus
-from framequeue.jobstore.base import JobStore
-
-T0 = 1_000_000.0
-LEASE_S = 120.0
-
-
-def new_job(job_id: str = "job-1", **kw: object) -> Job:
-    job = Job(
-        id=job_id, pipeline="detect", pipeline_version="1", input_key="uploads/x/in.mp4",
-        params={"sample_fps": 5}, status=JobStatus.QUEUED, created_at_s=T0, updated_at_s=T0,
-        expires_at_s=T0 + 3600, timeout_s=900, max_attempts=3,
-    )
-    return replace(job, **kw)  # type: ignore[arg-type]
+from framequeue.jobs import Job, JobProgress, JobStatus
+from framequeue.jobstore import JobStore
+from tests.contract.conftest import LEASE_S, T0, new_job
 
 
 def test_create_get_and_list(store: JobStore) -> None:
@@ -169,28 +156,6 @@ def test_release_hands_back_without_burning_an_attempt(store: JobStore) -> None:
     job = store.claim("job-1", "w", LEASE_S, T0 + 2)
     assert job is not None
     assert store.release("job-1", job.lease_token, T0 + 3, count_attempt=True).attempts == 1
-
-
-def test_terminal_state_and_webhook_event_are_written_together(store: JobStore) -> None:
-    store.create(new_job(webhook_url="https://example.com/h", webhook_secret="whsec_abc"))
-    store.create(new_job("quiet"))
-    job = store.claim("job-1", "w", LEASE_S, T0)
-    assert job is not None
-    assert store.due_events(T0 + 10, 10) == []
-    store.finish("job-1", job.lease_token, JobStatus.FAILED, T0 + 5, error=JobError("corrupt_media", "bad"))
-    quiet = store.claim("quiet", "w", LEASE_S, T0)
-    assert quiet is not None
-    store.finish("quiet", quiet.lease_token, JobStatus.SUCCEEDED, T0 + 5)
-    events = store.due_events(T0 + 10, 10)
-    assert len(events) == 1
-    event = events[0]
-    assert event.id == "evt_job-1_failed" and event.job_id == "job-1" and event.secret == "whsec_abc"
-    assert json.loads(event.payload)["type"] == "job.failed"
-    store.mark_retry(event.id, 1, T0 + 100, "HTTP 500")
-    assert store.due_events(T0 + 10, 10) == []
-    assert store.due_events(T0 + 100, 10)[0].attempts == 1
-    store.mark_delivered(event.id, T0 + 101)
-    assert store.due_events(T0 + 10_000, 10) == []
 
 
 def test_a_dead_lettered_queued_job_fails_but_a_running_one_is_left_to_its_lease(store: JobStore) -> None:

@@ -1,11 +1,16 @@
 """PostgreSQL plumbing shared by the job store and the queue: URL options, a small connection pool that
-translates psycopg's errors, and the job store's numbered migrations.
+translates psycopg's errors and rides out a server restart, the schema's DDL lock and numbered migrations.
 
 Sync psycopg, not AsyncConnection behind framequeue.brokers.aio.LoopThread: the protocols are synchronous and are
 called from many threads, and psycopg's sync connection already blocks without holding the GIL. A loop
 thread would add a hop per call, serialise every caller onto one thread, and turn a call timeout into a
 cancelled coroutine in the middle of a transaction, with the connection in an unknown state. LISTEN/NOTIFY,
 the one thing an event loop is usually wanted for, works synchronously with `Connection.notifies(timeout=)`.
+
+A restart of the server (or a failover) is ridden out by ReconnectingConnections: a call that could not
+reach it, or lost its connection before its transaction committed, is run again on a new connection for up
+to RECONNECT_S, since the server rolled back whatever it did; one whose COMMIT was cut off only when the
+caller says a repeat does no harm (its outcome is unknown).
 
 Migrations: `<schema>.schema_migrations` records the versions applied. `migrate` runs at open in one
 transaction under a transaction-scoped advisory lock keyed on the schema, so processes starting together
@@ -15,8 +20,10 @@ apply each step once; the steps are idempotent too (IF NOT EXISTS), and only eve
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -31,6 +38,7 @@ from psycopg.rows import DictRow, dict_row
 from framequeue.errors import InvalidParams, ServiceUnavailable
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 Conn = psycopg.Connection[DictRow]
 
@@ -49,6 +57,11 @@ CONNECT_DEFAULTS: dict[str, Any] = {
     "keepalives_count": 3,
     "tcp_user_timeout": 60_000,
 }
+#: how long a call keeps trying to reach a server that went away (a restart, a failover) before it fails
+RECONNECT_S = 15.0
+#: the first pause between tries, doubled up to MAX_RECONNECT_PAUSE_S
+RECONNECT_PAUSE_S = 0.1
+MAX_RECONNECT_PAUSE_S = 1.0
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
@@ -172,6 +185,47 @@ class Connections:
             conn.close()
 
 
+class ReconnectingConnections(Connections):
+    """Connections whose `run` rides out a server restart, for up to `reconnect_s` (0, failing at once,
+    until the backend has opened). A call that failed to reach PostgreSQL, or lost its connection before
+    its COMMIT, is run again: the server rolled back everything it did. A call whose COMMIT was cut off
+    (outcome unknown) is run again only when `repeatable`, i.e. when running it twice does no harm."""
+
+    def __init__(self, conninfo: str, what: str, *, repeatable: bool = False) -> None:
+        super().__init__(conninfo, what)
+        self.reconnect_s = 0.0
+        self._repeatable = repeatable
+
+    def run(self, work: Callable[[Conn], T], *, repeatable: bool | None = None) -> T:
+        repeat_commit = self._repeatable if repeatable is None else repeatable
+        give_up: float | None = None
+        pause_s = RECONNECT_PAUSE_S
+        while True:
+            committing = False
+
+            def tracked(conn: Conn) -> T:
+                nonlocal committing
+                result = work(conn)
+                committing = True  # from here on a failure may hide a COMMIT that went through
+                return result
+
+            try:
+                return super().run(tracked)
+            except ServiceUnavailable as exc:
+                # only a lost server: not a closed pool, a busy one, or an unknown outcome
+                if not isinstance(exc.__cause__, psycopg.OperationalError) or (committing and not repeat_commit):
+                    raise
+                now = time.monotonic()
+                if give_up is None:
+                    give_up = now + self.reconnect_s
+                    if self.reconnect_s > 0:
+                        log.warning("%s; trying again for up to %.0f s", exc, self.reconnect_s)
+                if now >= give_up:
+                    raise
+                time.sleep(min(pause_s, give_up - now))
+                pause_s = min(2 * pause_s, MAX_RECONNECT_PAUSE_S)
+
+
 def lock_schema(conn: Conn, schema: str) -> None:
     """Take the schema's DDL lock until the transaction ends (advisory: only framequeue's DDL waits)."""
     digest = hashlib.blake2b(f"framequeue.ddl:{schema}".encode(), digest_size=8).digest()
@@ -187,126 +241,7 @@ class Migration:
     statements: str
 
 
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "jobs and the webhook outbox", """
-        CREATE TABLE IF NOT EXISTS {s}.jobs (
-            id text PRIMARY KEY,
-            seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
-            pipeline text NOT NULL,
-            pipeline_version text NOT NULL,
-            input_key text NOT NULL,
-            params jsonb NOT NULL,
-            status text NOT NULL,
-            created_at_s double precision NOT NULL,
-            updated_at_s double precision NOT NULL,
-            expires_at_s double precision NOT NULL,
-            timeout_s double precision NOT NULL,
-            max_attempts integer NOT NULL,
-            attempts integer NOT NULL DEFAULT 0,
-            started_at_s double precision,
-            finished_at_s double precision,
-            lease_owner text,
-            lease_token bigint NOT NULL DEFAULT 0,
-            lease_deadline_s double precision,
-            cancel_requested boolean NOT NULL DEFAULT false,
-            frames_done bigint NOT NULL DEFAULT 0,
-            frames_total bigint,
-            fps double precision NOT NULL DEFAULT 0,
-            eta_s double precision,
-            error_code text,
-            error_message text,
-            outputs jsonb NOT NULL DEFAULT '{{}}',
-            webhook_url text,
-            webhook_secret text,
-            attributes jsonb NOT NULL DEFAULT '{{}}',
-            idempotency_key text UNIQUE,
-            request_hash text
-        );
-        CREATE INDEX IF NOT EXISTS jobs_status ON {s}.jobs (status, seq);
-        CREATE INDEX IF NOT EXISTS jobs_queued_expiry ON {s}.jobs (expires_at_s) WHERE status = 'queued';
-        CREATE INDEX IF NOT EXISTS jobs_running_lease ON {s}.jobs (lease_deadline_s) WHERE status = 'running';
-        CREATE TABLE IF NOT EXISTS {s}.outbox (
-            id text PRIMARY KEY,
-            job_id text NOT NULL,
-            url text NOT NULL,
-            secret text NOT NULL,
-            payload bytea NOT NULL,
-            attempts integer NOT NULL DEFAULT 0,
-            next_attempt_at_s double precision NOT NULL,
-            delivered_at_s double precision,
-            dead boolean NOT NULL DEFAULT false,
-            last_error text
-        );
-        CREATE INDEX IF NOT EXISTS outbox_due ON {s}.outbox (next_attempt_at_s)
-            WHERE delivered_at_s IS NULL AND NOT dead;
-    """),
-    Migration(2, "published_at_s: queued jobs whose message the broker never confirmed", """
-        ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS published_at_s double precision;
-        CREATE INDEX IF NOT EXISTS jobs_unpublished ON {s}.jobs (created_at_s)
-            WHERE status = 'queued' AND published_at_s IS NULL;
-    """),
-    Migration(3, "async endpoints, and where a job delivers its results", """
-        ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS endpoint text;
-        ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS output_uri text;
-        ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS failure_uri text;
-        ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS error_webhook_url text;
-        CREATE TABLE IF NOT EXISTS {s}.endpoints (
-            name text PRIMARY KEY,
-            pipeline text NOT NULL,
-            params jsonb NOT NULL,
-            output_path text NOT NULL,
-            failure_path text,
-            success_webhook text,
-            error_webhook text,
-            webhook_secret text,
-            max_concurrent_invocations integer NOT NULL,
-            created_at_s double precision NOT NULL
-        );
-    """),
-    Migration(4, "the model endpoint registry: (model, version) -> endpoints with weights", """
-        CREATE TABLE IF NOT EXISTS {s}.model_endpoints (
-            id text PRIMARY KEY,
-            model text NOT NULL,
-            version integer NOT NULL,
-            url text NOT NULL,
-            weight double precision NOT NULL CHECK (weight >= 0),
-            state text NOT NULL CHECK (state IN ('active', 'draining')),
-            created_at_s double precision NOT NULL,
-            UNIQUE (model, version, url)
-        );
-    """),
-    Migration(5, "tenants: every job belongs to one; hashed, scoped, revocable API keys", """
-        ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS tenant text NOT NULL DEFAULT 'default';
-        CREATE INDEX IF NOT EXISTS jobs_tenant ON {s}.jobs (tenant, status, seq);
-        CREATE TABLE IF NOT EXISTS {s}.api_keys (
-            id text PRIMARY KEY,
-            tenant text NOT NULL,
-            name text NOT NULL,
-            scopes text NOT NULL CHECK (scopes IN ('read', 'submit', 'admin')),
-            key_hash text NOT NULL UNIQUE,
-            created_at_s double precision NOT NULL,
-            revoked_at_s double precision
-        );
-        CREATE INDEX IF NOT EXISTS api_keys_tenant ON {s}.api_keys (tenant, created_at_s);
-    """),
-    Migration(6, "deliveries per job; webhook endpoints disabled by a 410, per tenant", """
-        ALTER TABLE {s}.outbox ADD COLUMN IF NOT EXISTS created_at_s double precision;
-        CREATE INDEX IF NOT EXISTS outbox_job ON {s}.outbox (job_id);
-        CREATE TABLE IF NOT EXISTS {s}.disabled_webhooks (
-            tenant text NOT NULL,
-            url text NOT NULL,
-            disabled_at_s double precision NOT NULL,
-            event_id text NOT NULL,
-            PRIMARY KEY (tenant, url)
-        );
-    """),
-    Migration(7, "async endpoints belong to a tenant", """
-        ALTER TABLE {s}.endpoints ADD COLUMN IF NOT EXISTS tenant text NOT NULL DEFAULT 'default';
-    """),
-)
-
-
-def migrate(conn: Conn, schema: str, migrations: tuple[Migration, ...] = MIGRATIONS) -> list[int]:
+def migrate(conn: Conn, schema: str, migrations: tuple[Migration, ...]) -> list[int]:
     """Apply the steps not yet recorded, in the caller's transaction; returns the versions applied."""
     lock_schema(conn, schema)
     s = sql.Identifier(schema)

@@ -1,13 +1,14 @@
-"""The JobStore protocol: the job table is the truth; the broker only carries job ids.
+"""The job store's ports, one small protocol per concern, and JobStore, the composite every backend
+implements (sqlite://, postgresql://, memory://; one contract suite per concern runs against each).
 
-Every write a worker makes after its claim names the fencing token it got from `claim`; a write whose
-token no longer matches (the lease expired and the job was claimed again, or it ended) raises LeaseLost
-and changes nothing. A terminal state and its webhook event are written in one transaction (outbox).
+The job table is the truth; the broker only carries job ids. Every write a worker makes after its claim
+names the fencing token it got from `claim`; a write whose token no longer matches (the lease expired and
+the job was claimed again, or it ended) raises LeaseLost and changes nothing. A terminal state and the
+outbox rows it writes (framequeue.notify.events says which) are written in one transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol
 
 from framequeue.endpoints.async_endpoints import Endpoint
@@ -16,11 +17,21 @@ from framequeue.jobs import Job, JobError, JobProgress, JobStatus
 from framequeue.notify.outbox import Delivery, DisabledWebhook, OutboxStore
 from framequeue.tenants.auth import ApiKey
 
-#: renders a job's webhook payload (the job record as JSON bytes) when it reaches a terminal state
-PayloadRenderer = Callable[[Job], bytes]
+__all__ = [
+    "ApiKeyStore",
+    "DeliveryStore",
+    "EndpointStore",
+    "JobStateStore",
+    "JobStore",
+    "ModelEndpointStore",
+    "OutboxStore",
+]
 
 
-class JobStore(OutboxStore, Protocol):
+class JobStateStore(Protocol):
+    """Jobs and their state machine: submit, read, the worker's fenced writes, control and the
+    bookkeeping of which jobs the broker holds a message for."""
+
     def create(self, job: Job, request_hash: str | None = None) -> tuple[Job, bool]:
         """Insert a queued job; with an idempotency key already used, return (existing, False) for
         the same request_hash and raise IdempotencyConflict for another."""
@@ -53,8 +64,8 @@ class JobStore(OutboxStore, Protocol):
         self, job_id: str, token: int, progress: JobProgress, now_s: float, *, event: bool = False
     ) -> bool:
         """Store progress; returns whether a cancel was requested. LeaseLost if token is stale. With `event`
-        and a job with a webhook, a `job.progress` outbox event (id `progress_event_id(job, n)`, n counting
-        from 1) is written in the same transaction; the terminal state later ends those still unsent."""
+        and a job with a webhook, a `job.progress` outbox event (framequeue.notify.events.progress_row, n
+        counting from 1) is written in the same transaction; the terminal state later ends those still unsent."""
         ...
 
     def finish(
@@ -109,6 +120,40 @@ class JobStore(OutboxStore, Protocol):
         A running or ended job is left alone (its lease or its end decide). Returns whether it was ended."""
         ...
 
+
+class DeliveryStore(Protocol):
+    """The outbox as a job's owner and an admin see it: deliveries per job, replay, and webhook URLs
+    disabled by a 410 (the dispatcher's side is OutboxStore)."""
+
+    def list_deliveries(self, job_id: str) -> list[Delivery]:
+        """The job's outbox events (webhook events and documents), oldest first."""
+        ...
+
+    def get_delivery(self, event_id: str) -> Delivery:
+        """One outbox event, or DeliveryNotFound."""
+        ...
+
+    def replay_delivery(self, event_id: str, now_s: float) -> Delivery:
+        """Make an event (delivered, dead or pending) due again at now_s, its attempts kept; DeliveryNotFound
+        when there is none."""
+        ...
+
+    def webhook_disabled(self, tenant: str, url: str) -> DisabledWebhook | None:
+        """The record when the tenant's URL answered 410 Gone (see OutboxStore.disable_endpoint)."""
+        ...
+
+    def list_disabled_webhooks(self, tenant: str | None = None) -> list[DisabledWebhook]:
+        """Disabled URLs of one tenant, or all; oldest first."""
+        ...
+
+    def enable_webhook(self, tenant: str, url: str) -> bool:
+        """Enable a disabled URL again (events written from now on are sent); whether it was disabled."""
+        ...
+
+
+class EndpointStore(Protocol):
+    """Async endpoints (SageMaker-style), each its tenant's alone."""
+
     def create_endpoint(self, ep: Endpoint) -> Endpoint:
         """Store a new async endpoint; EndpointExists when the name is taken."""
         ...
@@ -122,6 +167,10 @@ class JobStore(OutboxStore, Protocol):
     def delete_endpoint(self, name: str, tenant: str) -> None:
         """Remove an endpoint (its jobs keep running); EndpointNotFound when there is none."""
         ...
+
+
+class ModelEndpointStore(Protocol):
+    """The model endpoint registry: (model, version) -> URLs with weights."""
 
     def register_model_endpoint(self, ep: ModelEndpoint) -> ModelEndpoint:
         """Store a model endpoint row (model, version) -> url; ModelEndpointExists when that model version
@@ -148,6 +197,10 @@ class JobStore(OutboxStore, Protocol):
         """Delete a row; ModelEndpointNotFound when there is none."""
         ...
 
+
+class ApiKeyStore(Protocol):
+    """API keys, kept as hashes, revoked for good."""
+
     def create_api_key(self, key: ApiKey) -> ApiKey:
         """Store a key's row (its hash, never the key)."""
         ...
@@ -173,30 +226,12 @@ class JobStore(OutboxStore, Protocol):
         mode)."""
         ...
 
-    def list_deliveries(self, job_id: str) -> list[Delivery]:
-        """The job's outbox events (webhook events and documents), oldest first."""
-        ...
 
-    def get_delivery(self, event_id: str) -> Delivery:
-        """One outbox event, or DeliveryNotFound."""
-        ...
-
-    def replay_delivery(self, event_id: str, now_s: float) -> Delivery:
-        """Make an event (delivered, dead or pending) due again at now_s, its attempts kept; DeliveryNotFound
-        when there is none."""
-        ...
-
-    def webhook_disabled(self, tenant: str, url: str) -> DisabledWebhook | None:
-        """The record when the tenant's URL answered 410 Gone (see OutboxStore.disable_endpoint)."""
-        ...
-
-    def list_disabled_webhooks(self, tenant: str | None = None) -> list[DisabledWebhook]:
-        """Disabled URLs of one tenant, or all; oldest first."""
-        ...
-
-    def enable_webhook(self, tenant: str, url: str) -> bool:
-        """Enable a disabled URL again (events written from now on are sent); whether it was disabled."""
-        ...
+class JobStore(
+    JobStateStore, OutboxStore, DeliveryStore, EndpointStore, ModelEndpointStore, ApiKeyStore, Protocol
+):
+    """All six concerns in one store (they share its transactions: a terminal state writes its
+    outbox rows atomically), and the store's own life."""
 
     def ping(self) -> None:
         """Raise ServiceUnavailable when the store cannot be reached."""

@@ -1,0 +1,87 @@
+"""A worker's writes in the in-memory job store, each fenced by the lease token its claim handed out."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from framequeue.jobs import Job, JobError, JobProgress, JobStatus, check_transition, claim_verdict
+from framequeue.jobstore.memory import transitions
+from framequeue.jobstore.memory.state import MemoryBase
+from framequeue.notify.events import progress_event_prefix, progress_row
+
+
+class MemoryLeases(MemoryBase):
+    def claim(self, job_id: str, owner: str, lease_s: float, now_s: float) -> Job | None:
+        with self._state.lock:
+            found = self._state.jobs.get(job_id)
+            if found is None:
+                return None
+            job = found.job
+            verdict = claim_verdict(job, now_s)
+            if verdict.action == "end":
+                assert verdict.status is not None
+                transitions.end(self._state, self._render, found, verdict.status, now_s, verdict.error)
+            if verdict.action != "claim":
+                return None
+            found.job = replace(
+                job, status=JobStatus.RUNNING, attempts=job.attempts + 1, lease_token=job.lease_token + 1,
+                lease_owner=owner, lease_deadline_s=now_s + lease_s,
+                started_at_s=now_s if job.started_at_s is None else job.started_at_s, updated_at_s=now_s,
+                progress=replace(job.progress, frames_done=0, fps=0.0, eta_s=None),
+            )
+            return found.job
+
+    def renew(self, job_id: str, token: int, lease_s: float, now_s: float) -> bool:
+        with self._state.lock:
+            found = transitions.fenced(self._state, job_id, token)
+            job = found.job
+            deadline_s = max(job.lease_deadline_s or 0.0, now_s + lease_s)
+            found.job = replace(job, lease_deadline_s=deadline_s, updated_at_s=now_s)
+            return job.cancel_requested
+
+    def report_progress(
+        self, job_id: str, token: int, progress: JobProgress, now_s: float, *, event: bool = False
+    ) -> bool:
+        state = self._state
+        with state.lock:
+            found = transitions.fenced(state, job_id, token)
+            found.job = job = replace(found.job, progress=progress, updated_at_s=now_s)
+            if event:
+                prefix = progress_event_prefix(job_id)
+                count = sum(r.job_id == job_id and r.id.startswith(prefix) for r in state.outbox.values())
+                notice = progress_row(job, count + 1, self._render)
+                if notice is not None:
+                    transitions.write_row(state, job, notice, now_s)
+            return job.cancel_requested
+
+    def finish(
+        self,
+        job_id: str,
+        token: int,
+        status: JobStatus,
+        now_s: float,
+        *,
+        error: JobError | None = None,
+        outputs: dict[str, str] | None = None,
+        progress: JobProgress | None = None,
+    ) -> Job:
+        with self._state.lock:
+            found = transitions.fenced(self._state, job_id, token)
+            if progress is not None:
+                found.job = replace(found.job, progress=replace(
+                    found.job.progress, frames_done=progress.frames_done, frames_total=progress.frames_total,
+                    fps=progress.fps,
+                ))
+            return transitions.end(self._state, self._render, found, status, now_s, error, outputs)
+
+    def release(self, job_id: str, token: int, now_s: float, *, count_attempt: bool) -> Job:
+        with self._state.lock:
+            found = transitions.fenced(self._state, job_id, token)
+            job = found.job
+            check_transition(job.status, JobStatus.QUEUED)
+            found.job = replace(
+                job, status=JobStatus.QUEUED, lease_owner=None, lease_deadline_s=None, updated_at_s=now_s,
+                attempts=job.attempts - (0 if count_attempt else 1),
+            )
+            found.published_at_s = None
+            return found.job

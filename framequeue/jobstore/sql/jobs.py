@@ -1,0 +1,163 @@
+"""Jobs in a SQL job store: submit (idempotent by key and request hash), read, cancel, the reaper's pass,
+and which jobs the broker holds a message for. The worker's fenced writes are in leases.py."""
+
+from __future__ import annotations
+
+from framequeue.errors import IdempotencyConflict, JobNotFound
+from framequeue.jobs import (
+    CANCELLED_BY_REQUEST,
+    DEAD_LETTERED,
+    Job,
+    JobStatus,
+    expired_error,
+    lease_expired_verdict,
+)
+from framequeue.jobstore.sql import transitions
+from framequeue.jobstore.sql.base import SqlBase
+from framequeue.jobstore.sql.dialect import Tx
+
+
+class SqlJobs(SqlBase):
+    def create(self, job: Job, request_hash: str | None = None) -> tuple[Job, bool]:
+        def work(tx: Tx) -> tuple[Job, bool]:
+            encode = tx.dialect.encode_json
+            # ON CONFLICT waits for a concurrent insert of the same key to commit: one job per key
+            row = tx.one(
+                """INSERT INTO {s}.jobs ({seq_column}id, pipeline, pipeline_version, input_key, params, status,
+                   created_at_s, updated_at_s, expires_at_s, timeout_s, max_attempts, webhook_url,
+                   webhook_secret, attributes, idempotency_key, request_hash, endpoint, output_uri,
+                   failure_uri, error_webhook_url, tenant)
+                   VALUES ({seq_value}%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+                   %s, %s)
+                   ON CONFLICT (idempotency_key) DO NOTHING RETURNING *""",
+                (
+                    job.id, job.pipeline, job.pipeline_version, job.input_key, encode(job.params),
+                    JobStatus.QUEUED.value, job.created_at_s, job.updated_at_s, job.expires_at_s,
+                    job.timeout_s, job.max_attempts, job.webhook_url, job.webhook_secret,
+                    encode(job.attributes), job.idempotency_key, request_hash, job.endpoint, job.output_uri,
+                    job.failure_uri, job.error_webhook_url, job.tenant,
+                ),
+            )
+            if row is not None:
+                return transitions.job(tx, row), True
+            existing = tx.one("SELECT * FROM {s}.jobs WHERE idempotency_key = %s", (job.idempotency_key,))
+            assert existing is not None  # the conflicting row committed, so this statement sees it
+            if existing["request_hash"] != request_hash:
+                raise IdempotencyConflict(
+                    "this Idempotency-Key was used with a different request body; use a new key for a new job"
+                )
+            return transitions.job(tx, existing), False
+
+        return self._engine.write(work)
+
+    def get(self, job_id: str) -> Job:
+        return self._engine.read(lambda tx: transitions.get(tx, job_id))
+
+    def list_jobs(
+        self, status: JobStatus | None = None, limit: int = 50, after: str | None = None, tenant: str | None = None
+    ) -> list[Job]:
+        clauses, args = [], []
+        if tenant is not None:
+            clauses.append("tenant = %s")
+            args.append(tenant)
+        if status is not None:
+            clauses.append("status = %s")
+            args.append(status.value)
+        if after is not None:
+            clauses.append("seq < (SELECT seq FROM {s}.jobs WHERE id = %s)")
+            args.append(after)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        text = f"SELECT * FROM {{s}}.jobs {where} ORDER BY seq DESC LIMIT %s"
+        return self._engine.read(lambda tx: [transitions.job(tx, r) for r in tx.all(text, (*args, limit))])
+
+    def count_queued(self, tenant: str) -> int:
+        def work(tx: Tx) -> int:
+            row = tx.one("SELECT COUNT(*) AS n FROM {s}.jobs WHERE tenant = %s AND status = 'queued'", (tenant,))
+            assert row is not None
+            return int(row["n"])
+
+        return self._engine.read(work)
+
+    def cancel(self, job_id: str, now_s: float) -> Job:
+        def work(tx: Tx) -> Job:
+            row = transitions.locked(tx, job_id)
+            if row is None:
+                raise JobNotFound(f"no job {job_id}")
+            job = transitions.job(tx, row)
+            if job.status is JobStatus.QUEUED:
+                return transitions.end(tx, self._render, job, JobStatus.CANCELLED, now_s, CANCELLED_BY_REQUEST)
+            if job.status is JobStatus.RUNNING:
+                updated = tx.one(
+                    "UPDATE {s}.jobs SET cancel_requested = TRUE, updated_at_s = %s WHERE id = %s RETURNING *",
+                    (now_s, job_id),
+                )
+                assert updated is not None
+                return transitions.job(tx, updated)
+            return job  # already terminal: cancelling is a no-op, the answer says how it ended
+
+        return self._engine.write(work)
+
+    def reap(self, now_s: float) -> list[str]:
+        def work(tx: Tx) -> list[str]:
+            # SKIP LOCKED (where rows are locked): a job being claimed or finished now is left to the next pass
+            for row in tx.all(
+                "SELECT * FROM {s}.jobs WHERE status = 'queued' AND expires_at_s <= %s ORDER BY seq{skip_locked}",
+                (now_s,),
+            ):
+                job = transitions.job(tx, row)
+                transitions.end(tx, self._render, job, JobStatus.EXPIRED, now_s, expired_error(job))
+            requeued: list[str] = []
+            for row in tx.all(
+                "SELECT * FROM {s}.jobs WHERE status = 'running' AND lease_deadline_s <= %s ORDER BY seq{skip_locked}",
+                (now_s,),
+            ):
+                job = transitions.job(tx, row)
+                verdict = lease_expired_verdict(job)
+                if verdict.action == "end":
+                    assert verdict.status is not None
+                    transitions.end(tx, self._render, job, verdict.status, now_s, verdict.error)
+                else:
+                    requeued.append(job.id)
+            if requeued:
+                tx.run(
+                    """UPDATE {s}.jobs SET status = 'queued', lease_owner = NULL, lease_deadline_s = NULL,
+                       published_at_s = NULL, updated_at_s = %s WHERE id {any}""",
+                    (now_s, tx.dialect.array(requeued)),
+                )
+            return requeued
+
+        return self._engine.write(work)
+
+    def discard_unpublished(self, job_id: str) -> bool:
+        return self._engine.write(
+            lambda tx: tx.run(
+                """DELETE FROM {s}.jobs WHERE id = %s AND status = 'queued' AND published_at_s IS NULL
+                   AND attempts = 0""",
+                (job_id,),
+            )
+            > 0
+        )
+
+    def mark_published(self, job_id: str, now_s: float) -> None:
+        self._engine.write(lambda tx: tx.run("UPDATE {s}.jobs SET published_at_s = %s WHERE id = %s", (now_s, job_id)))
+
+    def unpublished(self, older_than_s: float, limit: int, stale_before_s: float | None = None) -> list[str]:
+        rows = self._engine.read(
+            lambda tx: tx.all(
+                """SELECT id FROM {s}.jobs WHERE status = 'queued'
+                   AND ((published_at_s IS NULL AND created_at_s < %s) OR published_at_s < %s)
+                   ORDER BY seq LIMIT %s""",
+                (older_than_s, -1.0 if stale_before_s is None else stale_before_s, limit),
+            )
+        )
+        return [r["id"] for r in rows]
+
+    def fail_dead_lettered(self, job_id: str, now_s: float) -> bool:
+        def work(tx: Tx) -> bool:
+            row = transitions.locked(tx, job_id)
+            if row is None or row["status"] != JobStatus.QUEUED.value:
+                return False
+            transitions.end(tx, self._render, transitions.job(tx, row), JobStatus.FAILED, now_s, DEAD_LETTERED)
+            return True
+
+        return self._engine.write(work)
