@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from framequeue.config import Settings
 from framequeue.errors import ApiKeyNotFound, Forbidden, RateLimited, Unauthorized
-from framequeue.jobstore import JobStore
+from framequeue.jobstore import ApiKeyStore
 from framequeue.tenants.auth import DEV_PRINCIPAL, Principal, Scope, key_id, verify
 from framequeue.tenants.ratelimit import RateLimiter
 
@@ -38,7 +38,7 @@ DEV_MODE_WARNING = (
 
 
 class Authenticator:
-    def __init__(self, store: JobStore, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, store: ApiKeyStore, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store
         self._required = settings.auth.strip().lower() == "required"
         self._clock = clock

@@ -15,12 +15,14 @@ from framequeue.endpoints.routing import (
     new_endpoint_id,
 )
 from framequeue.errors import InvalidParams
-from framequeue.jobstore import JobStore
+from framequeue.jobstore import ModelEndpointStore
 from framequeue.models.repository import ModelRepository
 
 
 class ModelEndpointRegistry:
-    def __init__(self, store: JobStore, models: ModelRepository, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, store: ModelEndpointStore, models: ModelRepository, clock: Callable[[], float] = time.time
+    ) -> None:
         self._store = store
         self._models = models
         self._clock = clock

@@ -11,7 +11,7 @@ from typing import Any
 
 from framequeue.errors import DeliveryNotFound, JobNotFound, NotFound, WebhookDisabled
 from framequeue.jobs import Job, iso
-from framequeue.jobstore import JobStore
+from framequeue.jobstore import DeliveryStore
 from framequeue.notify.outbox import Delivery
 from framequeue.tenants.auth import Principal
 
@@ -20,7 +20,7 @@ Owned = Callable[[str, Principal], Job]
 
 
 class DeliveryService:
-    def __init__(self, store: JobStore, owned: Owned, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: DeliveryStore, owned: Owned, clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._owned = owned
         self._clock = clock
@@ -57,7 +57,7 @@ class DeliveryService:
         return {"url": url, "enabled": True}
 
 
-def check_not_disabled(store: JobStore, tenant: str, url: str) -> None:
+def check_not_disabled(store: DeliveryStore, tenant: str, url: str) -> None:
     """WebhookDisabled when the tenant's URL answered 410 Gone and was not enabled since: no event may be
     written for it (a submit naming it, a replay). The message says how to enable it again."""
     disabled = store.webhook_disabled(tenant, url)

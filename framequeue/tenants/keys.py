@@ -8,12 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 from framequeue.errors import ApiKeyNotFound
-from framequeue.jobstore import JobStore
+from framequeue.jobstore import ApiKeyStore
 from framequeue.tenants.auth import ApiKey, new_key
 
 
 class Keys:
-    def __init__(self, store: JobStore, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: ApiKeyStore, clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._clock = clock
 

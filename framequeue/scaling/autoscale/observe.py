@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from framequeue.brokers.base import Broker
 from framequeue.jobs import JobStatus
-from framequeue.jobstore import JobStore
+from framequeue.jobstore import JobStateStore
 
 __all__ = ["QueueLoad", "QueueObserver", "StatsSource"]
 
@@ -36,7 +36,7 @@ class QueueObserver:
     the in-flight jobs of every instance (RabbitMQ's in_flight counts one connection's), and their lease owners
     (`host:pid`) say which of this host's workers are busy."""
 
-    def __init__(self, broker: Broker, store: JobStore | None = None, host: str | None = None) -> None:
+    def __init__(self, broker: Broker, store: JobStateStore | None = None, host: str | None = None) -> None:
         self.broker, self.store = broker, store
         self.host = host or socket.gethostname()
 
