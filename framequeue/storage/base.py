@@ -21,7 +21,7 @@ import re
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, BinaryIO, Final, Literal, Protocol
 
-from framequeue.errors import InvalidKey, InvalidParams
+from framequeue.errors import InvalidKey, InvalidParams, ServiceUnavailable, StorageError
 
 MAX_KEY_LEN = 1024
 #: SigV4 caps a presigned URL's life at 7 days
@@ -70,6 +70,15 @@ def content_type(key: str) -> str:
     if "." not in name:
         return DEFAULT_CONTENT_TYPE
     return CONTENT_TYPES.get(name.rsplit(".", 1)[-1].lower(), DEFAULT_CONTENT_TYPE)
+
+
+def download_url(objects: ObjectStore, key: str, fallback: str, expires_s: int) -> str:
+    """A presigned GET of `key` for `expires_s` where the store signs URLs, else (file://, memory://, or
+    signing failed) `fallback`: the route through which the service streams the object itself."""
+    try:
+        return objects.presign(key, "GET", expires_s)
+    except (StorageError, ServiceUnavailable):  # PresignUnsupported is a StorageError
+        return fallback
 
 
 def check_range(start: int, end: int | None) -> None:
