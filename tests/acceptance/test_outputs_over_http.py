@@ -93,13 +93,16 @@ def test_byte_ranges(still_job: dict[str, Any], http: httpx.Client) -> None:
     assert (several.status_code, several.content) == (200, whole)
 
 
-def test_if_range_takes_the_range_only_while_the_etag_matches(still_job: dict[str, Any], http: httpx.Client) -> None:
+def test_if_range_and_if_none_match_follow_the_etag(still_job: dict[str, Any], http: httpx.Client) -> None:
     url = still_job["output_urls"]["detections"]
     etag = http.get(url).headers["etag"]
     same = http.get(url, headers={"Range": "bytes=0-9", "If-Range": etag})
     assert (same.status_code, len(same.content)) == (206, 10)
     other = http.get(url, headers={"Range": "bytes=0-9", "If-Range": '"another"'})
     assert other.status_code == 200 and json.loads(other.content)["frames"]
+    cached = http.get(url, headers={"If-None-Match": f'"x", {etag}'})
+    assert (cached.status_code, cached.content, cached.headers["etag"]) == (304, b"", etag)
+    assert http.get(url, headers={"If-None-Match": '"x"'}).status_code == 200
 
 
 def test_a_png_and_a_truncated_jpeg(deployment: Deployment, still: Path, tmp_path: Path) -> None:

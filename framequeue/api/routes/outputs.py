@@ -1,5 +1,6 @@
 """A job's outputs, streamed from the object store with HTTP Range support (api/ranges.py), so a browser's
-video player can seek in an annotated video without downloading it first."""
+video player can seek in an annotated video without downloading it first; a strong ETag lets a client
+revalidate (If-None-Match: 304) and resume (If-Range)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import hashlib
 from collections.abc import Iterator
 
 from fastapi import APIRouter, Header, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from framequeue.api.auth import READ
@@ -29,6 +30,12 @@ def etag(key: str, size: int) -> str:
     return f'"{hashlib.sha256(key.encode()).hexdigest()[:32]}-{size}"'
 
 
+def _matches(if_none_match: str, current: str) -> bool:
+    """If-None-Match: `*` or a list of entity tags (weak ones compare by their opaque part, RFC 9110 §13.1.2)."""
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return "*" in tags or current in tags
+
+
 def _chunks(objects: ObjectStore, key: str, start: int, end: int | None) -> Iterator[bytes]:
     with objects.open_read(key, start=start, end=end) as fh:
         while chunk := fh.read(CHUNK_BYTES):
@@ -42,8 +49,9 @@ async def get_output(
     name: str,
     range_header: str | None = Header(default=None, alias="range"),
     if_range: str | None = Header(default=None),
+    if_none_match: str | None = Header(default=None),
     caller: Principal = READ,
-) -> StreamingResponse | JSONResponse:
+) -> Response:
     service = service_of(request)
     key = await run_in_threadpool(service.output_key, job_id, name, caller)
     size = await run_in_threadpool(service.objects.size, key)
@@ -56,6 +64,8 @@ async def get_output(
         "Content-Disposition": f'inline; filename="{filename}"',
         "Cache-Control": "private, no-cache",
     }
+    if if_none_match is not None and _matches(if_none_match, headers["ETag"]):
+        return Response(status_code=304, headers=headers)  # the client's copy is current
     try:
         span = byte_range(range_header, size, if_range=if_range, etag=headers["ETag"])
     except RangeNotSatisfiable as exc:
