@@ -1,5 +1,6 @@
 """What a container or image header declares, read without ffmpeg: enough to refuse a hostile file before
-ffmpeg decodes (and allocates) anything. Best effort: a header this cannot read yields nothing, and ffmpeg judges."""
+ffmpeg decodes (and allocates) anything. Best effort: a header this cannot read yields nothing (then ffmpeg
+judges a container, and `probe` refuses an image)."""
 
 from __future__ import annotations
 
@@ -78,6 +79,8 @@ def still_frame_size(path: Path) -> tuple[int, int] | None:
             return None  # not at a marker: damaged
         while pos < len(data) and data[pos] == 0xFF:  # fill bytes before the marker's code
             pos += 1
+        if pos >= len(data):
+            return None
         marker = data[pos]
         if marker in _JPEG_BARE:
             pos += 1

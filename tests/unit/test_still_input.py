@@ -14,6 +14,7 @@ import pytest
 
 from framequeue.errors import CorruptMedia, MediaLimitsExceeded, UnsupportedMedia
 from framequeue.media.decode import decode_frames
+from framequeue.media.headers import still_frame_size
 from framequeue.media.limits import MediaLimits
 from framequeue.media.probe import probe
 from framequeue.models.repository import ModelRepository
@@ -89,6 +90,16 @@ def test_truncated_and_garbage_images_are_refused(tmp_path: Path) -> None:
         path.write_bytes(data)
         with pytest.raises(error, match=text):
             list(decode_frames(path, probe(path, LIMITS), threads=1))
+
+
+def test_any_cut_of_an_image_head_is_read_or_refused_never_crashes(tmp_path: Path) -> None:
+    jpeg = synthetic_still(tmp_path / "s.jpg").read_bytes()[:400]
+    png = synthetic_still(tmp_path / "s.png").read_bytes()[:40]
+    path = tmp_path / "cut"
+    for data in [jpeg[:n] for n in range(len(jpeg))] + [png[:n] for n in range(len(png))] + \
+            [b"\xff\xd8" + b"\xff" * 5000, b"\xff\xd8\xff\xe0\xff\xff" + bytes(100)]:
+        path.write_bytes(data)
+        assert still_frame_size(path) in (None, (200, 120))
 
 
 def _run_detect(still: Path, out: Path, repo: ModelRepository, model: str) -> dict[str, str]:
