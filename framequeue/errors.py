@@ -16,6 +16,7 @@
     │   └── QuotaExceeded              429  quota_exceeded
     ├── PayloadTooLarge                413  payload_too_large
     ├── UnsupportedContentType         415  unsupported_content_type
+    ├── RangeNotSatisfiable            416  range_not_satisfiable
     ├── NotFound                       404  not_found
     │   ├── JobNotFound                404  job_not_found
     │   ├── EndpointNotFound           404  endpoint_not_found
@@ -150,6 +151,13 @@ class PayloadTooLarge(FrameQueueError):
 class UnsupportedContentType(FrameQueueError):
     code = "unsupported_content_type"
     http_status = 415
+
+
+class RangeNotSatisfiable(FrameQueueError):
+    """A download's Range header that selects no byte of the object (answered with `Content-Range: bytes */N`)."""
+
+    code = "range_not_satisfiable"
+    http_status = 416
 
 
 class NotFound(FrameQueueError):

@@ -33,7 +33,7 @@ from framequeue.notify.deliveries import check_not_disabled
 from framequeue.notify.ssrf import check_url
 from framequeue.pipelines.base import Pipeline
 from framequeue.pipelines.registry import get_pipeline
-from framequeue.storage.base import ObjectStore, check_key
+from framequeue.storage.base import ObjectStore, check_key, download_url
 from framequeue.storage.locations import Locations
 from framequeue.tenants.auth import Principal
 from framequeue.tenants.uploads import input_not_found, upload_key, upload_prefix
@@ -44,6 +44,8 @@ MAX_TTL_S = 7 * 24 * 3600.0
 MAX_ATTRIBUTES = 32
 #: jobs republished or dead letters handled per reaper pass
 REAP_BATCH = 100
+#: life of a presigned output URL in a job record: long enough to watch a long video and seek in it
+OUTPUT_URL_EXPIRES_S = 3600
 #: Retry-After of a submit refused by the queued-job quota: jobs must start or end first
 QUOTA_RETRY_AFTER_S = 10.0
 
@@ -301,11 +303,18 @@ class JobService:
         self.broker.stats()
 
     def record(self, job: Job) -> dict[str, Any]:
-        return job_record(
+        record = job_record(
             job,
             output_location=self.objects.url(output_prefix(job.id)),
             failure_location=self.objects.url(failure_key(job.id)),
         )
+        # where a browser fetches each output: presigned on S3 (fresh with every read of the record), else the
+        # API's own Range-capable route, relative to the API's base URL
+        record["output_urls"] = {
+            name: download_url(self.objects, key, f"/v1/jobs/{job.id}/outputs/{name}", OUTPUT_URL_EXPIRES_S)
+            for name, key in job.outputs.items()
+        }
+        return record
 
 
 def _job_not_found() -> JobNotFound:

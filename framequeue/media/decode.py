@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from framequeue.errors import CorruptMedia
 from framequeue.media.frames import Frame, VideoInfo
-from framequeue.media.probe import open_container, video_stream
+from framequeue.media.probe import STILL_FORMATS, open_container, video_stream
 
 #: a stream that decodes fewer than this share of its declared frames is truncated or damaged
 MIN_DECODED_SHARE: Final = 0.95
@@ -53,8 +53,8 @@ class SampleClock:
 def decode_frames(path: Path, info: VideoInfo, threads: int) -> Generator[Frame, None, None]:
     """Every frame of `path` in presentation order, with pts counted from the first frame.
 
-    Raises CorruptMedia when ffmpeg fails mid-stream, when no frame decodes, or when clearly fewer
-    frames decode than the container declares (a truncated upload).
+    A still image yields its first frame only. Raises CorruptMedia when ffmpeg fails mid-stream, when no
+    frame decodes, or when clearly fewer frames decode than the container declares (a truncated upload).
     """
     with open_container(path, info.container_format) as container:
         stream = video_stream(container, path.name)
@@ -64,6 +64,7 @@ def decode_frames(path: Path, info: VideoInfo, threads: int) -> Generator[Frame,
         time_base = Fraction(stream.time_base) if stream.time_base else info.time_base
         # pts used for frames that carry none: one frame period after the previous
         step = max(1, round(1 / (info.rate * time_base)))
+        last_index = 0 if info.container_format in STILL_FORMATS else None
         first_pts: int | None = None
         last_pts = -step
         index = 0
@@ -76,6 +77,8 @@ def decode_frames(path: Path, info: VideoInfo, threads: int) -> Generator[Frame,
                 image = cast(npt.NDArray[np.uint8], av_frame.to_ndarray(format="bgr24"))
                 yield Frame(index, pts - first_pts, time_base, image)
                 index += 1
+                if index - 1 == last_index:
+                    break
         except MemoryError:  # ffmpeg's ENOMEM too (the media child's cap): not the file's fault
             raise
         except av.error.FFmpegError as exc:

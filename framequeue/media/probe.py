@@ -1,8 +1,11 @@
-"""Sniff, open and probe a video file; every limit is checked here, before any frame is decoded.
+"""Sniff, open and probe a video file (or a still image: a one-frame video); every limit is checked here,
+before any frame is decoded.
 
 Only local regular files are opened, only through the `file` protocol, and only with a demuxer from
 `ALLOWED_FORMATS` chosen from the file's first bytes: ffmpeg never guesses, so a playlist, a concat
-list or a URL inside a hostile upload cannot make it read anything else.
+list or a URL inside a hostile upload cannot make it read anything else. A JPEG or PNG is a one-frame input
+(its first image only: a file of concatenated JPEGs is not a video); the size its header declares is checked
+against the pixel limit before ffmpeg decodes it, and a header that declares none is refused.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ import av.video.stream
 
 from framequeue.errors import CorruptMedia, MediaLimitsExceeded, UnsupportedMedia
 from framequeue.media.frames import VideoInfo
-from framequeue.media.headers import matroska_frame_sizes
+from framequeue.media.headers import jpeg_is_whole, matroska_frame_sizes, still_frame_size
 from framequeue.media.limits import MediaLimits
 
 #: the demuxers framequeue opens; PyAV resolves each name inside ffmpeg's comma-separated lists
-ALLOWED_FORMATS: Final = frozenset({"mp4", "matroska", "avi", "mpegts", "gif"})
+ALLOWED_FORMATS: Final = frozenset({"mp4", "matroska", "avi", "mpegts", "gif", "jpeg_pipe", "png_pipe"})
+#: the single-image demuxers: one frame, at the rate ffmpeg gives an image (25 fps)
+STILL_FORMATS: Final = frozenset({"jpeg_pipe", "png_pipe"})
 
 #: bytes read to recognise a container (three MPEG-TS packets of 188 bytes fit)
 _SNIFF_BYTES: Final = 600
@@ -31,8 +36,6 @@ _MP4_ATOMS: Final = (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip", b"pno
 #: well-known non-video signatures, only to say what an upload was instead
 _NOT_VIDEO: Final = (
     (b"%PDF", "a PDF document"),
-    (b"\x89PNG", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
     (b"PK\x03\x04", "a ZIP archive"),
     (b"#EXTM3U", "an HLS playlist (playlists are never opened)"),
     (b"ffconcat", "an ffconcat list (concat lists are never opened)"),
@@ -58,6 +61,10 @@ def sniff_container(path: Path) -> str:
         return "avi"
     if head.startswith((b"GIF87a", b"GIF89a")):
         return "gif"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg_pipe"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png_pipe"
     # 188-byte TS packets, or 192-byte M2TS packets with a 4-byte timecode prefix
     for first, size in ((0, 188), (4, 192)):
         if len(head) > first + 2 * size and all(head[first + k * size] == 0x47 for k in range(3)):
@@ -104,6 +111,16 @@ def video_stream(container: av.container.InputContainer, name: str) -> av.video.
 def probe(path: Path, limits: MediaLimits) -> VideoInfo:
     """Facts about `path`'s video stream, after checking `limits` (MediaLimitsExceeded)."""
     container_format = sniff_container(path)
+    if container_format in STILL_FORMATS:
+        declared = still_frame_size(path)
+        if declared is None:
+            raise CorruptMedia(f"{path.name}: the image's header declares no frame size (truncated or damaged?)")
+        if container_format == "jpeg_pipe" and not jpeg_is_whole(path):
+            raise CorruptMedia(f"{path.name}: the JPEG has no end-of-image marker (truncated upload?)")
+        if declared[0] * declared[1] > limits.max_pixels:
+            raise MediaLimitsExceeded(
+                f"{declared[0]}x{declared[1]} (declared) exceeds the limit of {limits.max_pixels} pixels a frame"
+            )
     if container_format == "matroska":
         # ffmpeg decodes a first frame while it opens a file, and zeroes a size beyond its own maximum:
         # the size a Matroska header declares is checked before ffmpeg sees the file
@@ -139,7 +156,7 @@ def probe(path: Path, limits: MediaLimits) -> VideoInfo:
             raise MediaLimitsExceeded(
                 f"duration {duration_s:.0f} s exceeds the limit of {limits.max_duration_s:.0f} s"
             )
-        frames_declared = stream.frames or None
+        frames_declared = 1 if container_format in STILL_FORMATS else (stream.frames or None)
         # a container that does not count frames still bounds them through its duration
         frames_bound = frames_declared or (round(duration_s * rate) if duration_s is not None else 0)
         if frames_bound > limits.max_frames:

@@ -3,7 +3,8 @@
 The staged run (`pipelines.stages`: decode -> batched inference -> render + encode, bounded and
 cancellable) does the video work; this module holds the params, the model and what is drawn and written
 for each frame: the boxes of the last inferred frame, carried to the frames between two inferred ones, and
-`detections.json` with one record per inferred frame.
+`detections.json` with one record per inferred frame. A still image (JPEG, PNG) is a one-frame video: the
+same outputs (a one-frame MP4 among them), and its annotated frame as `annotated.png` (output `image`).
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
+import cv2
 import numpy as np
 
 from framequeue.errors import InvalidParams
 from framequeue.media.annotate import annotate
 from framequeue.media.frames import Frame
-from framequeue.media.probe import probe
+from framequeue.media.probe import STILL_FORMATS, probe
 from framequeue.models.formats import get_format
 from framequeue.models.predictions import Detections
 from framequeue.models.repository import ModelRepository
@@ -34,6 +36,8 @@ OUTPUTS: Final = {
     "detections": "detections.json",
     "contact_sheet": "contact_sheet.png",
 }
+#: the output a still image adds: its annotated frame
+IMAGE_OUTPUT: Final = ("image", "annotated.png")
 DEFAULTS: Final[dict[str, Any]] = {
     "model": "yolox_nano",
     "model_version": None,
@@ -84,12 +88,13 @@ class DetectPipeline:
                 # where this attempt ran the model: `local` (in-process) or the OIP v2 server's URL
                 "model_endpoint": ctx.model_url or "local",
             }
+            still = info.container_format in STILL_FORMATS
             job = StagedJob(
                 name=self.name,
-                outputs=OUTPUTS,
+                outputs=dict([*OUTPUTS.items(), IMAGE_OUTPUT]) if still else OUTPUTS,
                 primary="detections",
                 predictors=[Predictor("detector", model, fmt.preprocess, decode)],
-                sink=lambda parts: _DetectSink(parts["detections"], head, version.classes),
+                sink=lambda parts: _DetectSink(parts["detections"], head, version.classes, parts.get("image")),
                 sample_fps=params["sample_fps"],
                 batch_size=params["batch_size"],
                 encode_preset=params["encode_preset"],
@@ -122,11 +127,16 @@ def class_ids(classes: list[str] | None, model: ModelVersion) -> np.ndarray[Any,
 class _DetectSink:
     """Draws the boxes of the last inferred frame on every frame; one JSON record per inferred frame."""
 
-    def __init__(self, path: Path, head: dict[str, Any], class_names: tuple[str, ...]) -> None:
+    def __init__(
+        self, path: Path, head: dict[str, Any], class_names: tuple[str, ...], image_path: Path | None = None
+    ) -> None:
         self.stats: dict[str, float] = {}
         self._json = JsonStream(path, head)
         self._names = class_names
         self._current = Detections.empty()
+        #: a still's annotated frame goes here as a PNG
+        self._image_path = image_path
+        self._last: np.ndarray[Any, np.dtype[np.uint8]] | None = None
 
     def frame(self, frame: Frame, results: Sequence[Any] | None) -> None:
         if results is not None:
@@ -134,12 +144,21 @@ class _DetectSink:
             self._json.write(detection_record(frame, self._current, self._names))
         # boxes of the last sampled frame stay on screen until the next sampled frame
         annotate(frame.image, self._current, self._names)
+        if self._image_path is not None:
+            self._last = frame.image
 
     def finish(self, video: Mapping[str, Any]) -> None:
+        if self._image_path is not None:
+            ok, png = cv2.imencode(".png", self._last) if self._last is not None else (False, None)
+            if not ok or png is None:
+                raise RuntimeError("the still's annotated frame could not be encoded as PNG")
+            self._image_path.write_bytes(png.tobytes())
         self._json.finish({"video": dict(video)})
 
     def abort(self) -> None:
         self._json.abort()
+        if self._image_path is not None:
+            self._image_path.unlink(missing_ok=True)
 
 
 def detection_record(frame: Frame, detections: Detections, class_names: tuple[str, ...]) -> dict[str, Any]:

@@ -8,15 +8,20 @@ Commit-once: `open_write(key, create_only=True)` (and `put`) refuse to replace a
 check is atomic in every backend (a hard link on a file system, `If-None-Match: *` on S3), so of two
 writers racing for one key exactly one wins; the other gets `ObjectExists` (at open when the object is
 already there, else at close) and its data is discarded.
+
+Ranged reads: `open_read(key, start=, end=)` streams the bytes `[start, end)` of an object, as a slice of
+it would (`end` None: to its end; a range that runs past the end stops there; one that starts at or past
+the end reads nothing), for HTTP Range requests. Memory stays bounded: the range streams like a whole read.
 """
 
 from __future__ import annotations
 
+import io
 import re
 from contextlib import AbstractContextManager
-from typing import BinaryIO, Literal, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Final, Literal, Protocol
 
-from framequeue.errors import InvalidKey, InvalidParams
+from framequeue.errors import InvalidKey, InvalidParams, ServiceUnavailable, StorageError
 
 MAX_KEY_LEN = 1024
 #: SigV4 caps a presigned URL's life at 7 days
@@ -24,6 +29,17 @@ MAX_PRESIGN_S = 7 * 24 * 3600
 _SEGMENT = re.compile(r"^[A-Za-z0-9._=+@,-]+$")
 
 PresignMethod = Literal["GET", "PUT"]
+
+#: a key's extension -> the media type it is served with (API downloads, S3's Content-Type, presigned GETs)
+CONTENT_TYPES: Final = {
+    "mp4": "video/mp4", "webm": "video/webm", "mkv": "video/x-matroska", "avi": "video/x-msvideo",
+    "json": "application/json", "jsonl": "application/x-ndjson", "csv": "text/csv", "txt": "text/plain",
+    "png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif",
+}
+DEFAULT_CONTENT_TYPE: Final = "application/octet-stream"
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 
 def check_key(key: str) -> str:
@@ -48,6 +64,49 @@ def check_presign(key: str, method: str, expires_s: int) -> None:
         raise InvalidParams(f"a presigned URL lives 1..{MAX_PRESIGN_S} s, not {expires_s}")
 
 
+def content_type(key: str) -> str:
+    """The media type of the object under `key`, by its extension (application/octet-stream when unknown)."""
+    name = key.rsplit("/", 1)[-1]
+    if "." not in name:
+        return DEFAULT_CONTENT_TYPE
+    return CONTENT_TYPES.get(name.rsplit(".", 1)[-1].lower(), DEFAULT_CONTENT_TYPE)
+
+
+def download_url(objects: ObjectStore, key: str, fallback: str, expires_s: int) -> str:
+    """A presigned GET of `key` for `expires_s` where the store signs URLs, else (file://, memory://, or
+    signing failed) `fallback`: the route through which the service streams the object itself."""
+    try:
+        return objects.presign(key, "GET", expires_s)
+    except (StorageError, ServiceUnavailable):  # PresignUnsupported is a StorageError
+        return fallback
+
+
+def check_range(start: int, end: int | None) -> None:
+    """A ranged read's bounds: 0 <= start, and start <= end when an end is given (InvalidParams)."""
+    if start < 0 or (end is not None and end < start):
+        raise InvalidParams(f"a read range is 0 <= start <= end, not [{start}, {end})")
+
+
+class Window(io.RawIOBase):
+    """At most `length` bytes of `raw` from where it stands: the reader of a range of a seekable file."""
+
+    def __init__(self, raw: BinaryIO, length: int | None) -> None:
+        self._raw = raw
+        self._left = length
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Buffer, /) -> int:
+        out = memoryview(b).cast("B")
+        if self._left is not None:
+            out = out[: self._left]
+        n = self._raw.readinto(out) if out else 0  # type: ignore[attr-defined]
+        if self._left is not None:
+            self._left -= n
+        return n
+
+
 class ObjectStore(Protocol):
     def open_write(self, key: str, *, create_only: bool = False) -> AbstractContextManager[BinaryIO]:
         """A file-like writer; the object appears atomically when the context exits without error.
@@ -56,8 +115,11 @@ class ObjectStore(Protocol):
         """
         ...
 
-    def open_read(self, key: str) -> AbstractContextManager[BinaryIO]:
-        """A file-like reader that streams (never the whole object in memory); NotFound when it does not exist."""
+    def open_read(self, key: str, *, start: int = 0, end: int | None = None) -> AbstractContextManager[BinaryIO]:
+        """A file-like reader that streams (never the whole object in memory); NotFound when it does not exist.
+
+        `start`/`end` read only the bytes `[start, end)`, clamped to the object like a slice (module doc).
+        """
         ...
 
     def put(self, key: str, data: bytes, *, create_only: bool = False) -> None: ...

@@ -7,15 +7,16 @@ write is hard-linked into place instead, which fails atomically when the key exi
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 from urllib.parse import unquote, urlsplit
 
 from framequeue.errors import InvalidKey, InvalidParams, NotFound, ObjectExists, PresignUnsupported
-from framequeue.storage.base import PresignMethod, check_key, check_presign
+from framequeue.storage.base import PresignMethod, Window, check_key, check_presign, check_range
 
 
 class LocalObjectStore:
@@ -64,14 +65,20 @@ class LocalObjectStore:
             raise
 
     @contextlib.contextmanager
-    def open_read(self, key: str) -> Iterator[BinaryIO]:
+    def open_read(self, key: str, *, start: int = 0, end: int | None = None) -> Iterator[BinaryIO]:
         path = self.path(key)
+        check_range(start, end)
         try:
             fh = open(path, "rb")  # noqa: SIM115 - closed by the context manager below
         except (FileNotFoundError, IsADirectoryError) as exc:
             raise NotFound(f"no object {key}") from exc
         with fh:
-            yield fh
+            if start == 0 and end is None:
+                yield fh
+                return
+            fh.seek(start)  # past the end is allowed: reads then return nothing
+            with io.BufferedReader(Window(fh, None if end is None else end - start)) as window:
+                yield cast(BinaryIO, window)
 
     def put(self, key: str, data: bytes, *, create_only: bool = False) -> None:
         with self.open_write(key, create_only=create_only) as fh:

@@ -15,7 +15,7 @@ from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from framequeue.errors import InvalidParams, NotFound, ObjectExists, PresignUnsupported
-from framequeue.storage.base import PresignMethod, check_key, check_presign
+from framequeue.storage.base import PresignMethod, check_key, check_presign, check_range
 
 
 class _Bucket:
@@ -61,9 +61,13 @@ class MemoryObjectStore:
             self._b.objects[key] = data
 
     @contextlib.contextmanager
-    def open_read(self, key: str) -> Iterator[BinaryIO]:
-        # bytes are immutable: the reader shares the stored object, it does not copy it
-        with io.BytesIO(self.get(key)) as fh:
+    def open_read(self, key: str, *, start: int = 0, end: int | None = None) -> Iterator[BinaryIO]:
+        check_range(start, end)
+        data = self.get(key)
+        # bytes are immutable: a whole-object reader shares the stored object, it does not copy it; a range
+        # is a view, and only the range is copied
+        payload = data if start == 0 and end is None else memoryview(data)[start:end]
+        with io.BytesIO(payload) as fh:
             yield fh
 
     def put(self, key: str, data: bytes, *, create_only: bool = False) -> None:

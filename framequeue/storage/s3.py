@@ -8,7 +8,10 @@ Credentials, endpoint and region come from the URL, else from the standard AWS v
 or the instance / container / web-identity credentials that object_store finds itself. An endpoint
 means path-style requests, and may be http:// (a MinIO or moto on loopback).
 
-- Reads stream one GET in chunks of `READ_CHUNK_BYTES`.
+- Reads stream one GET in chunks of `READ_CHUNK_BYTES`; a ranged read is one GET with a Range header.
+- Objects are written with the Content-Type their extension names (`base.content_type`), so a presigned GET
+  of an MP4 answers `video/mp4` and a browser plays it (not a create-only object over one part: S3's multipart
+  copy does not carry the type over, and S3 then answers binary/octet-stream).
 - Writes upload parts of `PART_BYTES`, `PART_CONCURRENCY` at a time (a body under one part is a single
   PUT); the object appears on CompleteMultipartUpload, and a write that raises aborts its upload.
 - Create-only writes: a body under one part is a PUT with `If-None-Match: *`; a larger one is uploaded
@@ -52,10 +55,10 @@ from framequeue.errors import (
     ServiceUnavailable,
     StorageError,
 )
-from framequeue.storage.base import PresignMethod, check_key, check_presign
+from framequeue.storage.base import PresignMethod, check_key, check_presign, check_range, content_type
 
 if TYPE_CHECKING:
-    from obstore import WritableFile
+    from obstore import GetOptions, GetResult, WritableFile
     from obstore.store import S3Config
     from typing_extensions import Buffer
 
@@ -77,6 +80,7 @@ DEFAULT_TIMEOUT_S = 900
 #: from 100 ms; after them the store is ServiceUnavailable (object_store's own default waits 3 minutes)
 MAX_RETRIES = 5
 RETRY_TIMEOUT_S = 30
+_UNSATISFIABLE = "status code: 416"
 _CLIENT_4XX = re.compile(r"status code: 4\d\d")
 _OBSTORE_ERRORS = (BaseError, OSError)
 
@@ -157,15 +161,35 @@ class S3ObjectStore:
             fh.close()
 
     @contextlib.contextmanager
-    def open_read(self, key: str) -> Iterator[BinaryIO]:
+    def open_read(self, key: str, *, start: int = 0, end: int | None = None) -> Iterator[BinaryIO]:
         check_key(key)
-        try:
-            result = obstore.get(self._store, key)
-        except _OBSTORE_ERRORS as exc:
-            raise self._error(exc, key) from exc
+        check_range(start, end)
+        result = self._get(key, start, end)
+        if result is None:
+            with io.BytesIO() as empty:
+                yield empty
+            return
         raw = _Download(self, key, result.stream(min_chunk_size=READ_CHUNK_BYTES))
         with io.BufferedReader(raw, buffer_size=READ_CHUNK_BYTES) as fh:
             yield cast(BinaryIO, fh)
+
+    def _get(self, key: str, start: int, end: int | None) -> GetResult | None:
+        """The GET of `[start, end)`; None when the range reads nothing from an object that is there."""
+        options: GetOptions = {}
+        if end is not None:
+            options["range"] = (start, end)
+        elif start:
+            options["range"] = {"offset": start}
+        if end != start:  # S3 has no empty range: then a HEAD says whether the object is there
+            try:
+                return obstore.get(self._store, key, options=options)
+            except _OBSTORE_ERRORS as exc:
+                # 416: the range starts at or past the end, which reads nothing (when the object is there)
+                if _UNSATISFIABLE not in str(exc):
+                    raise self._error(exc, key) from exc
+        if self.size(key) is None:
+            raise NotFound(f"no object {key}")
+        return None
 
     def put(self, key: str, data: bytes, *, create_only: bool = False) -> None:
         with self.open_write(key, create_only=create_only) as fh:
@@ -213,12 +237,14 @@ class S3ObjectStore:
 
     # used by _Upload ------------------------------------------------------------------------------------
 
-    def _writer(self, key: str) -> WritableFile:
-        return obstore.open_writer(self._store, key, buffer_size=PART_BYTES, max_concurrency=PART_CONCURRENCY)
+    def _writer(self, key: str, media_type: str) -> WritableFile:
+        return obstore.open_writer(self._store, key, buffer_size=PART_BYTES, max_concurrency=PART_CONCURRENCY,
+                                   attributes={"Content-Type": media_type})
 
     def _put_create(self, key: str, data: bytes) -> None:
         try:
-            obstore.put(self._store, key, data, mode="create", use_multipart=False)
+            obstore.put(self._store, key, data, mode="create", use_multipart=False,
+                        attributes={"Content-Type": content_type(key)})
         except _OBSTORE_ERRORS as exc:
             raise self._error(exc, key) from exc
 
@@ -239,7 +265,7 @@ class _Upload(io.RawIOBase):
         #: create-only bodies wait here until they outgrow one part (then they are staged)
         self._head = bytearray()
         self._staged: str | None = None
-        self._writer: WritableFile | None = None if create_only else objects._writer(key)
+        self._writer: WritableFile | None = None if create_only else objects._writer(key, content_type(key))
         self._done = False
 
     def writable(self) -> bool:
@@ -254,7 +280,7 @@ class _Upload(io.RawIOBase):
                 self._head += data
                 if len(self._head) > PART_BYTES:
                     self._staged = f"{STAGING_PREFIX}{uuid.uuid4().hex}"
-                    self._writer = self._objects._writer(self._staged)
+                    self._writer = self._objects._writer(self._staged, content_type(self._key))
                     self._writer.write(bytes(self._head))
                     self._head = bytearray()
             else:

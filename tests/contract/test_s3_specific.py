@@ -123,3 +123,22 @@ def test_a_1gib_upload_and_download_run_in_bounded_memory(prefix: str, create_on
     assert result["received"] == GIB
     assert result["sha256_down"] == result["sha256_up"]
     assert result["peak_rss_growth_mib"] < MAX_RSS_GROWTH_MIB, result
+
+
+# (a create-only object over one part is a multipart copy of a staged one, which does not carry the type over)
+@pytest.mark.parametrize(("size", "create_only"), [(100, False), (MULTIPART_BYTES, False), (100, True)],
+                         ids=["small", "multipart", "create_only"])
+def test_objects_are_served_with_their_content_type_and_presigned_gets_take_ranges(
+    prefix: str, size: int, create_only: bool
+) -> None:
+    objects = open_storage(s3server.store_url(prefix))
+    data = _pattern(size)
+    objects.put("outputs/j/annotated.mp4", data, create_only=create_only)
+    objects.put("outputs/j/contact_sheet.png", b"\x89PNG", create_only=create_only)
+    url = objects.presign("outputs/j/annotated.mp4", "GET", expires_s=60)
+    with urllib.request.urlopen(urllib.request.Request(url, headers={"Range": "bytes=10-19"}), timeout=10) as resp:
+        assert (resp.status, resp.headers["Content-Type"]) == (206, "video/mp4")
+        assert resp.headers["Content-Range"] == f"bytes 10-19/{size}"
+        assert resp.read() == data[10:20]
+    with urllib.request.urlopen(objects.presign("outputs/j/contact_sheet.png"), timeout=10) as resp:
+        assert (resp.headers["Content-Type"], resp.read()) == ("image/png", b"\x89PNG")

@@ -154,3 +154,41 @@ def test_missing_objects(objects: ObjectStore) -> None:
     assert objects.size("inputs/none.mp4") is None
     assert objects.list("inputs/") == []
     objects.delete("inputs/none.mp4")
+
+
+RANGED_BYTES = 3 * 1024 * 1024 + 17
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [(0, 1), (5, 70_000), (1024 * 1024 - 1, 2 * 1024 * 1024 + 5), (RANGED_BYTES - 10, None), (100, None),
+     (RANGED_BYTES - 3, RANGED_BYTES + 500), (0, None)],
+    ids=["first-byte", "small", "across-chunks", "tail", "open-ended", "past-the-end", "whole"],
+)
+def test_a_ranged_read_streams_the_slice(objects: ObjectStore, start: int, end: int | None) -> None:
+    data = _pattern(RANGED_BYTES)
+    objects.put("outputs/j/annotated.mp4", data)
+    pieces = []
+    with objects.open_read("outputs/j/annotated.mp4", start=start, end=end) as fh:
+        while piece := fh.read(64 * 1024):
+            assert len(piece) <= 64 * 1024
+            pieces.append(piece)
+    assert b"".join(pieces) == data[start:end]
+
+
+def test_a_range_at_or_past_the_end_reads_nothing(objects: ObjectStore) -> None:
+    objects.put("outputs/j/a.json", b"0123456789")
+    for start, end in ((10, None), (25, 40), (4, 4)):
+        with objects.open_read("outputs/j/a.json", start=start, end=end) as fh:
+            assert fh.read() == b""
+    with pytest.raises(NotFound), objects.open_read("outputs/j/none.json", start=2, end=2):
+        pass
+    with pytest.raises(NotFound), objects.open_read("outputs/j/none.json", start=3, end=9):
+        pass
+
+
+@pytest.mark.parametrize(("start", "end"), [(-1, None), (5, 4)])
+def test_a_backwards_range_is_refused(objects: ObjectStore, start: int, end: int | None) -> None:
+    objects.put("outputs/j/a.json", b"0123456789")
+    with pytest.raises(InvalidParams), objects.open_read("outputs/j/a.json", start=start, end=end):
+        pass

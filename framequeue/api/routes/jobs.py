@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -99,26 +99,3 @@ async def cancel_job(request: Request, job_id: str, caller: Principal = SUBMIT) 
 async def deliveries(request: Request, job_id: str, caller: Principal = READ) -> dict[str, Any]:
     """The job's webhook events: state, attempts, last error, next attempt (never the secret)."""
     return await run_in_threadpool(deliveries_of(request).deliveries, job_id, caller)
-
-
-@router.get("/{job_id}/outputs/{name}")
-async def get_output(
-    request: Request, job_id: str, name: str, caller: Principal = READ
-) -> StreamingResponse:
-    service = service_of(request)
-    key = await run_in_threadpool(service.output_key, job_id, name, caller)
-    size = service.objects.size(key)
-    media_type = _MEDIA_TYPES.get(key.rsplit(".", 1)[-1], "application/octet-stream")
-
-    def chunks() -> Any:
-        with service.objects.open_read(key) as fh:
-            while chunk := fh.read(1024 * 1024):
-                yield chunk
-
-    headers = {"Content-Disposition": f'attachment; filename="{key.rsplit("/", 1)[-1]}"'}
-    if size is not None:
-        headers["Content-Length"] = str(size)
-    return StreamingResponse(chunks(), media_type=media_type, headers=headers)
-
-
-_MEDIA_TYPES = {"mp4": "video/mp4", "json": "application/json", "png": "image/png"}
