@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from framequeue import __version__
 from framequeue.api import problems
 from framequeue.api.auth import DEV_MODE_WARNING, Authenticator
-from framequeue.api.routes import endpoints, health, jobs, keys, model_endpoints, sagemaker, uploads, webhooks
+from framequeue.api.routes import endpoints, events, health, jobs, keys, model_endpoints, sagemaker, uploads, webhooks
 from framequeue.config import Settings, crashpoint
 from framequeue.endpoints.invocations import Invocations
 from framequeue.endpoints.registry import ModelEndpointRegistry
@@ -72,6 +72,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     app.include_router(health.router)
     app.include_router(uploads.router)
     app.include_router(jobs.router)
+    app.include_router(events.router)
     app.include_router(endpoints.router)
     app.include_router(model_endpoints.router)
     app.include_router(keys.router)
