@@ -154,29 +154,31 @@ async def follow_tenant(
     """Changes of the caller's tenant's jobs, forever: none for what stood when the stream began (unless
     resumed: then every job changed after `last`); with `statuses`, a change whose new or previous status is
     one of them (a filtered list view sees a job leave it)."""
-    seen: dict[str, tuple[str, str]] = {}  # job id -> (digest, status) last seen
+    seen: dict[str, tuple[float, str, str]] = {}  # job id -> (updated_at, digest, status) last seen
     first = True
     while True:
         # a tracked job still active is re-read by the queries; only those that may have ended are fetched
-        tracked = [jid for jid, (_, st) in seen.items() if not JobStatus(st).terminal]
+        tracked = [jid for jid, (_, _, st) in seen.items() if not JobStatus(st).terminal]
         jobs = await run_in_threadpool(_tenant_jobs, service, caller.tenant, tracked)
         for job in jobs:
+            before = seen.get(job.id)
+            if before is not None and before[0] == job.updated_at_s:
+                continue  # the row did not change: no record to render
             record = service.record(job)
             eid = event_id(job, record)
-            before = seen.get(job.id)
-            seen[job.id] = (eid.digest, job.status.value)
+            seen[job.id] = (job.updated_at_s, eid.digest, job.status.value)
             if first and (last is None or eid.updated_at_ms <= last.updated_at_ms):
                 continue
-            if before is not None and before[0] == eid.digest:
+            if before is not None and before[1] == eid.digest:
                 continue
-            previous = None if before is None else before[1]
+            previous = None if before is None else before[2]
             if statuses is not None and job.status not in statuses and (previous is None or
                                                                        JobStatus(previous) not in statuses):
                 continue
             yield Change(eid, kind_of(record, previous), record)
         # forget ended jobs once they left the newest page (bounded memory)
         present = {j.id for j in jobs}
-        for jid in [jid for jid, (_, st) in seen.items() if JobStatus(st).terminal and jid not in present]:
+        for jid in [jid for jid, (_, _, st) in seen.items() if JobStatus(st).terminal and jid not in present]:
             del seen[jid]
         first = False
         await anyio.sleep(poll_s)
