@@ -5,6 +5,7 @@ repeats nothing, tenants stay apart, /v1/events follows a job through its states
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -209,3 +210,46 @@ def test_watch_and_submit_wait_follow_the_job_to_its_end(live: Live, small_clip:
     submitted = fq(live, "submit", str(small_clip), "--wait")
     assert submitted.returncode == 0, submitted.stderr
     assert "succeeded" in submitted.stdout
+
+
+def test_the_client_reconnects_with_last_event_id_when_the_api_restarts(
+    tmp_path: Path, yolox_model_dir: Path, dashcam_video: Path
+) -> None:
+    """`framequeue api` killed mid-stream and started again on its port: Client.job_events reconnects with
+    Last-Event-ID and ends with the terminal record, no record twice (a worker of its own runs the job)."""
+    dep = Deployment(tmp_path, lease_s=10, heartbeat_s=2, reap_interval_s=1, drain_s=2)
+    try:
+        dep.register_yolox(yolox_model_dir)
+        dep.start("api", "api")
+        dep.start("worker", "worker")
+        dep.wait_ready()
+        job_id = dep.submit_file(dashcam_video)["id"]
+        got: list[tuple[str, str, dict[str, Any]]] = []
+        failure: list[BaseException] = []
+
+        def follow() -> None:
+            try:
+                got.extend(dep.client.job_events(job_id))
+            except BaseException as exc:
+                failure.append(exc)
+
+        reader = threading.Thread(target=follow, daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 60
+        while not any(r["progress"]["frames_done"] for _, _, r in got):
+            assert time.monotonic() < deadline and reader.is_alive(), (got, failure)
+            time.sleep(0.05)
+        seen_before = len(got)
+        dep.signal("api", signal.SIGKILL, group=True)
+        assert dep.procs["api"].wait(15) == -signal.SIGKILL
+        dep.start("api2", "api")
+        reader.join(90)
+        assert not reader.is_alive() and not failure, failure
+        assert len(got) > seen_before
+        ids = [eid for eid, _, _ in got]
+        assert len({i.split(".")[1] for i in ids}) == len(ids), "a record was sent twice"
+        assert got[-1][1] == "end" and got[-1][2]["status"] == "succeeded"
+        done = [r["progress"]["frames_done"] for _, _, r in got]
+        assert done == sorted(done)
+    finally:
+        dep.stop()
