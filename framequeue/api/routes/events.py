@@ -25,6 +25,8 @@ KEEPALIVE_S = 10.0
 MAX_STREAMS = 256
 #: what an EventSource waits before reconnecting, milliseconds (the `retry:` field of the first event)
 RETRY_MS = 1000
+#: a client that takes no event for this long (it stopped reading) is disconnected, seconds
+SEND_TIMEOUT_S = 30.0
 
 _open = 0
 
@@ -60,7 +62,7 @@ def _encode(changes: AsyncIterator[live.Change]) -> AsyncIterator[ServerSentEven
 def _response(events: AsyncIterator[ServerSentEvent]) -> EventSourceResponse:
     # no-store: a stream is never cached; X-Accel-Buffering: nginx passes events on at once
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    return EventSourceResponse(events, ping=KEEPALIVE_S, headers=headers)
+    return EventSourceResponse(events, ping=KEEPALIVE_S, headers=headers, send_timeout=SEND_TIMEOUT_S)
 
 
 @router.get("/v1/jobs/{job_id}/events", response_model=None)
