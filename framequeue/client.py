@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+from httpx_sse import connect_sse
 
 from framequeue.errors import FrameQueueError, ServiceUnavailable, from_code
 
 TERMINAL = {"succeeded", "failed", "cancelled", "expired"}
 UPLOAD_CHUNK_BYTES = 1024 * 1024
+#: an event stream silent this long is dropped and reconnected (the API sends a keep-alive every 10 s)
+STREAM_READ_TIMEOUT_S = 35.0
+#: failed (re)connections of an event stream in a row before the client gives up; the pause between them
+STREAM_RETRIES = 10
+STREAM_RETRY_S = 1.0
 
 
 class Client:
     def __init__(self, base_url: str, timeout_s: float = 30.0, api_key: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        self._timeout_s = timeout_s
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s, headers=headers)
 
@@ -36,11 +44,7 @@ class Client:
         except httpx.TransportError as exc:
             raise ServiceUnavailable(f"cannot reach framequeue at {self.base_url}: {exc}") from exc
         if resp.status_code >= 400:
-            try:
-                body = resp.json()
-                raise from_code(body.get("code", "internal_error"), body.get("detail", resp.text))
-            except ValueError:
-                raise FrameQueueError(f"HTTP {resp.status_code}: {resp.text[:200]}") from None
+            _raise_problem(resp)
         return resp.json() if resp.content else None
 
     def ready(self) -> bool:
@@ -135,21 +139,54 @@ class Client:
         result: dict[str, Any] = self._call("POST", f"/v1/jobs/{job_id}/cancel")
         return result
 
+    def job_events(self, job_id: str, last_event_id: str | None = None) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """The job's event stream (GET /v1/jobs/{id}/events) as (event id, event, record), ending with the
+        terminal record. A dropped connection, or a stream that closed before the end, is reconnected with
+        Last-Event-ID (no record twice); ServiceUnavailable after STREAM_RETRIES failures in a row."""
+        last_id = last_event_id
+        failures = 0
+        timeout = httpx.Timeout(self._timeout_s, read=STREAM_READ_TIMEOUT_S)
+        while True:
+            headers = {"Last-Event-ID": last_id} if last_id else {}
+            try:
+                with connect_sse(self._http, "GET", f"/v1/jobs/{job_id}/events", headers=headers,
+                                 timeout=timeout) as source:
+                    if source.response.status_code == 204:  # the terminal record is the one last_id names
+                        return
+                    if source.response.status_code >= 400:
+                        source.response.read()
+                        _raise_problem(source.response)
+                    for sse in source.iter_sse():
+                        if not sse.data:
+                            continue
+                        failures = 0
+                        last_id = sse.id or last_id
+                        yield sse.id, sse.event, json.loads(sse.data)
+                        if sse.event == "end":
+                            return
+                why = "the stream closed before the job ended"
+            except httpx.TransportError as exc:
+                why = str(exc) or type(exc).__name__
+            failures += 1
+            if failures > STREAM_RETRIES:
+                raise ServiceUnavailable(f"lost the event stream of job {job_id} at {self.base_url} "
+                                         f"{STREAM_RETRIES} times in a row: {why}")
+            time.sleep(STREAM_RETRY_S)
+
     def wait(
-        self, job_id: str, on_update: Callable[[dict[str, Any]], None] | None = None, poll_s: float = 0.5,
+        self, job_id: str, on_update: Callable[[dict[str, Any]], None] | None = None,
         timeout_s: float | None = None,
     ) -> dict[str, Any]:
-        """Poll until the job ends; on_update sees every record."""
+        """Follow the job's event stream until it ends; on_update sees every record. With timeout_s, the
+        record at hand once that much time has passed (checked as events arrive)."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while True:
-            record = self.job(job_id)
+        record: dict[str, Any] | None = None
+        for _id, _event, record in self.job_events(job_id):
             if on_update is not None:
                 on_update(record)
-            if record["status"] in TERMINAL:
+            if record["status"] in TERMINAL or (deadline is not None and time.monotonic() > deadline):
                 return record
-            if deadline is not None and time.monotonic() > deadline:
-                return record
-            time.sleep(poll_s)
+        return self.job(job_id) if record is None else record
 
     def download(self, job_id: str, name: str, dest_dir: Path) -> Path:
         dest_dir.mkdir(parents=True, exist_ok=True)
@@ -165,3 +202,12 @@ class Client:
                 for chunk in resp.iter_bytes():
                     fh.write(chunk)
         return path
+
+
+def _raise_problem(resp: httpx.Response) -> None:
+    """Raise the framequeue error of a problem response (the code from the error tree)."""
+    try:
+        body = resp.json()
+    except ValueError:
+        raise FrameQueueError(f"HTTP {resp.status_code}: {resp.text[:200]}") from None
+    raise from_code(body.get("code", "internal_error"), body.get("detail", resp.text))

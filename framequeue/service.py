@@ -106,6 +106,9 @@ class JobService:
         self._versions = VersionBalancer()
         self._webhook_secret = webhook_secret
         self._clock = clock
+        #: (job id, output name) -> the path through which the API streams an output itself; set by the HTTP
+        #: layer, which owns its routes. Without it (no API in this process) a record's output URL is its key
+        self.output_route: Callable[[str, str], str] | None = None
 
     # -- uploads ---------------------------------------------------------------------------------------
 
@@ -309,9 +312,10 @@ class JobService:
             failure_location=self.objects.url(failure_key(job.id)),
         )
         # where a browser fetches each output: presigned on S3 (fresh with every read of the record), else the
-        # API's own Range-capable route, relative to the API's base URL
+        # API's own Range-capable route (output_route), relative to the API's base URL
+        route = self.output_route
         record["output_urls"] = {
-            name: download_url(self.objects, key, f"/v1/jobs/{job.id}/outputs/{name}", OUTPUT_URL_EXPIRES_S)
+            name: download_url(self.objects, key, route(job.id, name) if route else key, OUTPUT_URL_EXPIRES_S)
             for name, key in job.outputs.items()
         }
         return record

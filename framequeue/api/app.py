@@ -14,6 +14,7 @@ from framequeue.api import problems
 from framequeue.api.auth import DEV_MODE_WARNING, Authenticator
 from framequeue.api.routes import (
     endpoints,
+    events,
     health,
     jobs,
     keys,
@@ -41,6 +42,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = open_runtime(settings)
         app.state.service = rt.service
+        rt.service.output_route = outputs.output_path
         app.state.invocations = Invocations(rt.service)
         app.state.registry = ModelEndpointRegistry(rt.store, rt.models)
         app.state.deliveries = DeliveryService(rt.store, rt.service.owned)
@@ -83,6 +85,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     app.include_router(uploads.router)
     app.include_router(jobs.router)
     app.include_router(outputs.router)
+    app.include_router(events.router)
     app.include_router(endpoints.router)
     app.include_router(model_endpoints.router)
     app.include_router(keys.router)

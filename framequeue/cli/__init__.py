@@ -1,4 +1,4 @@
-"""One command; subcommands mirror the architecture: up | api | worker | submit | jobs | job | cancel |
+"""One command; subcommands mirror the architecture: up | api | worker | submit | jobs | job | watch | cancel |
 deliveries | webhooks | endpoints | model-endpoints | keys | models | serve-models | simulate | autoscale |
 demo. One module per group of subcommands; common.py holds what they share (one way an error ends a
 command). Every flag names its environment variable in --help."""
@@ -28,7 +28,7 @@ def main(ctx: click.Context, home: str | None, log_level: str, api_key: str | No
 
 for _command in (
     server.up, server.api, server.worker,
-    jobs.submit, jobs.jobs, jobs.job, jobs.cancel,
+    jobs.submit, jobs.jobs, jobs.job, jobs.watch, jobs.cancel,
     webhooks.deliveries, webhooks.webhooks,
     endpoints.endpoints, endpoints.model_endpoints,
     keys.keys, models.models,

@@ -1,4 +1,4 @@
-"""The client commands on jobs: `submit`, `jobs`, `job`, `cancel` (over the HTTP API)."""
+"""The client commands on jobs: `submit`, `jobs`, `job`, `watch`, `cancel` (over the HTTP API)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from framequeue.cli.common import EXIT_JOB_FAILED, client, parse_params, reports
 @click.option("--param", "params", multiple=True, help="Pipeline parameter NAME=VALUE (JSON values), repeatable.")
 @click.option("--webhook", default=None, help="URL notified when the job ends.")
 @click.option("--idempotency-key", default=None)
-@click.option("--wait/--no-wait", default=False, help="Follow progress until the job ends.")
+@click.option("--wait/--no-wait", default=False, help="Follow the job's event stream until it ends (exit 3 unless "
+              "it succeeded).")
 @click.option("--download", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="With --wait: download the outputs into this folder.")
 @server_option
@@ -89,6 +90,22 @@ def job(job_id: str, download: Path | None, server: str) -> None:
         if download is not None and record["status"] == "succeeded":
             for name in record["outputs"]:
                 click.echo(f"{name}: {c.download(job_id, name, download / job_id)}", err=True)
+
+
+@click.command()
+@click.argument("job_id")
+@click.option("--download", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Download the outputs into this folder once the job succeeds.")
+@server_option
+@reports_errors
+def watch(job_id: str, download: Path | None, server: str) -> None:
+    """Follow JOB_ID's progress live (its event stream) until it ends: exit 0 when it succeeded, 3 when it
+    failed, was cancelled or expired."""
+    from framequeue.cli.progress import follow
+
+    with client(server) as c:
+        record = follow(c, job_id)
+        _print_outcome(c, record, download)
 
 
 @click.command()

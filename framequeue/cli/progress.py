@@ -1,4 +1,4 @@
-"""A terminal progress bar that follows a job's record."""
+"""A terminal progress bar that follows a job's event stream."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from tqdm import tqdm
 from framequeue.client import Client
 
 
-def follow(client: Client, job_id: str, poll_s: float = 0.5) -> dict[str, Any]:
-    """Show a progress bar (frames done / total, fps, ETA) until the job ends; return its last record."""
+def follow(client: Client, job_id: str) -> dict[str, Any]:
+    """Show a progress bar (frames done / total, fps, ETA) until the job ends; return its terminal record.
+    Follows GET /v1/jobs/{id}/events (reconnecting with Last-Event-ID when the connection drops)."""
     bar = tqdm(total=None, unit="frame", desc=f"{job_id[:8]} queued", dynamic_ncols=True)
 
     def update(record: dict[str, Any]) -> None:
@@ -22,6 +23,6 @@ def follow(client: Client, job_id: str, poll_s: float = 0.5) -> dict[str, Any]:
         bar.update(max(0, progress["frames_done"] - bar.n))
 
     try:
-        return client.wait(job_id, update, poll_s)
+        return client.wait(job_id, update)
     finally:
         bar.close()

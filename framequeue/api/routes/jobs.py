@@ -10,6 +10,8 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from framequeue import live
+from framequeue.api import prefer as prefer_header
 from framequeue.api.auth import READ, SUBMIT, SUBMIT_LIMITED
 from framequeue.api.deps import deliveries_of, service_of
 from framequeue.api.problems import validation_problem
@@ -46,9 +48,13 @@ async def read_json(request: Request, max_bytes: int) -> Any:
 async def submit(
     request: Request,
     idempotency_key: str | None = Header(default=None),
+    prefer: str | None = Header(default=None),
     caller: Principal = SUBMIT_LIMITED,
 ) -> JSONResponse:
+    """Queue a job: 202 with its record. With `Prefer: wait=N` (N <= 60 s), 200 with the finished record when
+    the job ends within N seconds, else the 202 (with `Preference-Applied: wait=N`)."""
     service = service_of(request)
+    wait_s = prefer_header.wait_s(prefer)
     raw = await read_json(request, service.settings.max_json_bytes)
     try:
         body = JobIn.model_validate(raw)
@@ -68,10 +74,18 @@ async def submit(
         idempotency_key=idempotency_key,
     )
     submitted = await run_in_threadpool(service.submit, req, caller)
-    headers = {"Location": f"/v1/jobs/{submitted.record['id']}"}
+    record = submitted.record
+    headers = {"Location": f"/v1/jobs/{record['id']}"}
     if not submitted.created:
         headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(submitted.record, status_code=202, headers=headers)
+    if wait_s is None:
+        return JSONResponse(record, status_code=202, headers=headers)
+    headers["Preference-Applied"] = f"wait={wait_s}"
+    finished = await live.wait_for_end(service, record["id"], caller, wait_s)
+    if finished is None:
+        return JSONResponse(await run_in_threadpool(service.get, record["id"], caller), status_code=202,
+                            headers=headers)
+    return JSONResponse(finished, status_code=200, headers=headers)
 
 
 @router.get("")

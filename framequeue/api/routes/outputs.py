@@ -20,6 +20,12 @@ from framequeue.storage.base import ObjectStore, content_type
 from framequeue.tenants.auth import Principal
 
 router = APIRouter(prefix="/v1/jobs", tags=["outputs"])
+PATH = "/{job_id}/outputs/{name}"
+
+
+def output_path(job_id: str, name: str) -> str:
+    """The API path of one output (the route below): what a job record's `output_urls` name off S3."""
+    return router.prefix + PATH.format(job_id=job_id, name=name)
 
 #: pieces an output streams in: the store reads (S3: one ranged GET) in pieces, so memory stays flat
 CHUNK_BYTES = 256 * 1024
@@ -42,7 +48,7 @@ def _chunks(objects: ObjectStore, key: str, start: int, end: int | None) -> Iter
             yield chunk
 
 
-@router.get("/{job_id}/outputs/{name}", response_model=None)
+@router.get(PATH, response_model=None)
 async def get_output(
     request: Request,
     job_id: str,
