@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from framequeue import __version__
-from framequeue.api import problems
+from framequeue.api import problems, ui
 from framequeue.api.auth import DEV_MODE_WARNING, Authenticator
-from framequeue.api.routes import endpoints, health, jobs, keys, model_endpoints, sagemaker, uploads, webhooks
+from framequeue.api.routes import endpoints, health, jobs, keys, model_endpoints, queue, sagemaker, uploads, webhooks
 from framequeue.config import Settings, crashpoint
 from framequeue.endpoints.invocations import Invocations
 from framequeue.endpoints.registry import ModelEndpointRegistry
@@ -77,6 +77,8 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     app.include_router(keys.router)
     app.include_router(sagemaker.router)
     app.include_router(webhooks.router)
+    app.include_router(queue.router)
+    ui.mount(app)
     return app
 
 
