@@ -9,10 +9,12 @@ from selenium import webdriver
 from tests.acceptance.deployment import Deployment
 from tests.browser.chrome import require_chromium, start_chromium
 from tests.conftest import require_shared
-from tests.roadgen import APPROACH_S, Scene, approach_distance_m, write_approach
+from tests.roadgen import Scene, approach_distance_m, write_approach
 
 #: the synthetic approach of tests/roadgen.py: a lead car closing in, so the road pipeline finds events
 SCENE = Scene(focal_px=1400.0, camera_height_m=1.2, car_width_m=1.8, fps=25)
+#: its first 6 s (closing from 50 m to 26 m at 4 m/s: under two seconds behind at 20 m/s from 2.5 s on)
+CLIP_S = 6.0
 
 
 @pytest.fixture(scope="module")
@@ -45,5 +47,5 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
 @pytest.fixture(scope="module")
 def approach_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     clip = tmp_path_factory.mktemp("media") / "approach.mp4"
-    write_approach(clip, require_shared("media", "solidWhiteRight.mp4"), SCENE, approach_distance_m, APPROACH_S)
+    write_approach(clip, require_shared("media", "solidWhiteRight.mp4"), SCENE, approach_distance_m, CLIP_S)
     return clip

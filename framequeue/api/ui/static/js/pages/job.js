@@ -17,9 +17,13 @@ export function jobPage(main, id) {
   const deliveries = h("section", { class: "deliveries" });
   main.append(h("h1", {}, "Job ", h("span", { class: "mono", id: "job-id" }, id)), summary, media, details, deliveries);
   let shownOutputs = false;
+  let lastDrawn = null;
 
   async function refresh() {
     const job = await get(`/v1/jobs/${id}`);
+    const drawn = JSON.stringify(job);
+    if (drawn === lastDrawn) return;  // nothing new: keep the page (and its buttons) as they are
+    lastDrawn = drawn;
     renderSummary(summary, job);
     renderDetails(details, job);
     if (job.status === "succeeded" && !shownOutputs) {
@@ -59,7 +63,7 @@ function renderSummary(box, job) {
 
 function renderDetails(box, job) {
   const attempts = job.attempt_history || job.attempts_history;
-  box.replaceChildren(
+  box.replaceChildren(h("div", {},
     h("h2", {}, "Params"), h("pre", { class: "params" }, JSON.stringify(job.params, null, 2)),
     h("h2", {}, "Attempts"),
     h("p", {}, `${job.attempts} of at most ${job.max_attempts}`),
@@ -72,8 +76,7 @@ function renderDetails(box, job) {
     Object.keys(job.attributes || {}).length ? [h("h2", {}, "Attributes"), h("pre", {}, JSON.stringify(job.attributes, null, 2))] : null,
     h("h2", {}, "Downloads"),
     h("ul", { class: "downloads" }, Object.keys(job.outputs).map((name) => h("li", {},
-      h("a", { href: `/v1/jobs/${job.id}/outputs/${name}`, onclick: (ev) => download(ev, job.id, name) }, name)))),
-  );
+      h("a", { href: `/v1/jobs/${job.id}/outputs/${name}`, onclick: (ev) => download(ev, job.id, name) }, name))))));
 }
 
 async function download(ev, id, name) {

@@ -36,7 +36,7 @@ export function jobsPage(main) {
 
   const fillOptions = (select, values) => {
     const have = new Set([...select.options].map((o) => o.value));
-    for (const v of [...values].sort()) if (v && !have.has(v)) select.append(h("option", { value: v }, v));
+    for (const v of [...new Set(values)].sort()) if (v && !have.has(v)) select.append(h("option", { value: v }, v));
   };
 
   async function act(ev, fn) {
@@ -60,6 +60,7 @@ export function jobsPage(main) {
         }) }, "Retry")));
   }
 
+  let lastDrawn = null;
   async function refresh() {
     const query = new URLSearchParams({ limit: String(LIMIT) });
     if (filters.status) query.set("status", filters.status);
@@ -77,7 +78,9 @@ export function jobsPage(main) {
       (!since || Date.parse(j.created_at) >= since) &&
       (!filters.search || j.id.toLowerCase().includes(filters.search) ||
         Object.entries(j.attributes || {}).some(([k, v]) => `${k}=${v}`.toLowerCase().includes(filters.search))));
-    tbody.replaceChildren(...shown.map(row));
+    const drawn = JSON.stringify(shown);
+    if (drawn !== lastDrawn) tbody.replaceChildren(...shown.map(row));  // unchanged rows keep their buttons
+    lastDrawn = drawn;
     count.textContent = `${shown.length} of ${page.jobs.length} newest`;
   }
 
