@@ -44,11 +44,14 @@ def rows(browser: webdriver.Chrome) -> dict[str, WebElement]:
     }
 
 
-def shoot(browser: webdriver.Chrome, folder: Path, name: str) -> Path:
-    """A full-height screenshot of the page (the window grows to the document, then shrinks back)."""
+def shoot(browser: webdriver.Chrome, folder: Path, name: str, *, full: bool = True) -> Path:
+    """A screenshot of the page, full height unless not `full` (the window grows to the document, then
+    shrinks back)."""
     size = browser.get_window_size()
     height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(size["width"], min(max(size["height"], int(height) + 120), 4000))
+    if full:
+        browser.set_window_size(size["width"], min(max(size["height"], int(height) + 120), 4000))
+    browser.execute_script("window.scrollTo(0, 0)")
     path = folder / f"{name}.png"
     assert browser.save_screenshot(str(path)), path
     browser.set_window_size(size["width"], size["height"])

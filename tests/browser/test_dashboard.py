@@ -113,6 +113,7 @@ def test_submit_a_clip_watch_it_run_play_it_and_seek_to_an_event(
     assert downloads == set(record["outputs"]) | set(dashboard.client.job(job_id)["outputs"])
     browser.execute_script("arguments[0].pause()", video)
     shoot(browser, screenshots, "job")
+    shoot(browser, screenshots, "dashboard", full=False)  # the README's picture (docs/images/dashboard.png)
 
 
 def test_jobs_page_filters_searches_and_retries(

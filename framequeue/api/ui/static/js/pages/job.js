@@ -58,7 +58,8 @@ function renderSummary(box, job) {
     h("button", { type: "button", class: "retry", onclick: async () => {
       try { location.hash = `#/jobs/${(await post("/v1/jobs", retryBody(job))).id}`; } catch (err) { showError(err.message); }
     } }, "Retry"));
-  box.replaceChildren(h("dl", {}, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])), actions);
+  const shown = rows.filter(([, v]) => v !== "" && v !== null && v !== undefined);
+  box.replaceChildren(h("dl", {}, shown.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])), actions);
 }
 
 function renderDetails(box, job) {
@@ -95,20 +96,22 @@ async function renderOutputs(box, job) {
   const out = (name) => `/v1/jobs/${job.id}/outputs/${name}`;
   const videoName = VIDEO_OUTPUTS.find((n) => n in job.outputs);
   let video = null;
+  const player = h("div", { class: "player" });
+  box.append(player);
   if (videoName) {
     video = h("video", { id: "job-video", controls: true, muted: true, playsinline: true, preload: "auto" });
     video.src = await mediaUrl(out(videoName));
-    box.append(h("h2", {}, "Annotated video"), video);
+    player.append(h("div", {}, h("h2", {}, "Annotated video"), video));
   }
   const events = await pipelineEvents(job, out);
   if (events !== null) {
-    box.append(h("h2", {}, `Events (${events.length})`), events.length ? h("ol", { class: "events", id: "job-events" },
+    player.append(h("div", {}, h("h2", {}, `Events (${events.length})`), events.length ? h("ol", { class: "events", id: "job-events" },
       events.map((e) => h("li", {},
         h("button", { type: "button", class: "event", dataset: { start: String(e.start_s) }, onclick: () => {
           if (video) { video.currentTime = e.start_s; video.play().catch(() => {}); }
         } }, `${fmtSeconds(e.start_s)}`), " ", h("strong", {}, e.type || e.kind || "event"),
         e.end_s !== undefined ? ` until ${fmtSeconds(e.end_s)}` : "",
-        e.severity ? ` (${e.severity})` : ""))) : h("p", { class: "muted" }, "no events in this video"));
+        e.severity ? ` (${e.severity})` : ""))) : h("p", { class: "muted" }, "no events in this video")));
   }
   for (const [name, title] of IMAGE_OUTPUTS) {
     if (!(name in job.outputs)) continue;

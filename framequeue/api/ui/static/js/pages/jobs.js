@@ -31,7 +31,7 @@ export function jobsPage(main) {
         filters.search = ev.target.value.trim().toLowerCase(); refresh(); } }),
       count),
     h("table", { class: "jobs" },
-      h("thead", {}, h("tr", {}, ["Job", "Pipeline", "Endpoint", "Status", "Progress", "Created", "Attempts", ""].map((t) => h("th", {}, t)))),
+      h("thead", {}, h("tr", {}, ["Job", "Pipeline", "Endpoint", "Attributes", "Status", "Progress", "Created", "Attempts", ""].map((t) => h("th", {}, t)))),
       tbody));
 
   const fillOptions = (select, values) => {
@@ -49,6 +49,7 @@ export function jobsPage(main) {
     return h("tr", { dataset: { id: job.id, status: job.status } },
       h("td", {}, h("a", { href: `#/jobs/${job.id}`, class: "mono" }, job.id)),
       h("td", {}, job.pipeline), h("td", {}, job.endpoint || ""),
+      h("td", { class: "attributes" }, Object.entries(job.attributes || {}).map(([k, v]) => `${k}=${v}`).join(", ")),
       h("td", {}, h("span", { class: `status ${job.status}` }, job.status)),
       h("td", {}, progressBar(job.progress, job.status)),
       h("td", {}, fmtTime(job.created_at)), h("td", {}, `${job.attempts}/${job.max_attempts}`),
