@@ -39,7 +39,8 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         if app.state.auth.open():
             log.warning(DEV_MODE_WARNING)
         else:
-            log.info("authentication is on: every route but /healthz, /readyz and /metrics needs an API key")
+            log.info("authentication is on: every route but /healthz, /readyz, /metrics and the dashboard's "
+                     "static files (/ui) needs an API key")
         if app.state.auth.limiter.enabled or settings.max_queued_per_tenant:
             log.info("per tenant: rate %g submits/s, burst %g (per API process; 0: off), quota %d queued jobs "
                      "(0: off)", app.state.auth.limiter.rate_per_s, app.state.auth.limiter.burst,
