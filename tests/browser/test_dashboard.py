@@ -16,6 +16,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
 from tests.acceptance.deployment import Deployment
+from tests.acceptance.test_webhooks_over_http import Receiver
 from tests.browser.pages import open_page, rows, shoot, until
 from tests.mediagen import make_video
 
@@ -150,6 +151,27 @@ def test_jobs_page_filters_searches_and_retries(
     again = dashboard.wait_done(retried)
     assert (again["pipeline"], again["input"], again["attributes"]) == ("detect", front["input"], {"camera": "front"})
     assert again["status"] == "succeeded"
+
+
+def test_job_page_shows_webhook_deliveries_and_replays_one(
+    dashboard: Deployment, browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    receiver = Receiver()
+    try:
+        job = dashboard.submit_file(make_video(tmp_path / "hooked.mp4", frames=10), webhook={"url": receiver.url})
+        assert dashboard.wait_done(job["id"])["status"] == "succeeded"
+        receiver.wait(1)
+        open_page(browser, dashboard.base_url, f"jobs/{job['id']}")
+        table = until(lambda: browser.find_element(By.CSS_SELECTOR, ".deliveries table"), 10, "the deliveries")
+        until(lambda: "delivered" in table.text and "job.succeeded" in table.text, 10, "the delivered event")
+        before = len(receiver.received)
+        table.find_element(By.XPATH, ".//tr[td[text()='job.succeeded']]//button").click()
+        receiver.wait(before + 1)
+        assert len(receiver.received) == before + 1, "Replay sent the event again"
+        again = {h["webhook-id"] for h, _ in receiver.received}
+        assert again == {f"evt_{job['id']}_succeeded"}, again
+    finally:
+        receiver.close()
 
 
 def test_queue_page_shows_the_running_job_on_its_worker_and_jobs_page_cancels_it(
