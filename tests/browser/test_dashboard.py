@@ -207,6 +207,12 @@ def test_models_page_shows_versions_and_ab_weights(
         assert sorted(shares) == ["25%", "75%"], shares
         repo = browser.find_element(By.CSS_SELECTOR, "#models table").text
         assert "yolox_nano" in repo and "lstr" in repo and "onnxruntime" in repo
+        outcomes = until(lambda: {r.get_attribute("data-version"): r.text.split() for r in
+                                  browser.find_elements(By.CSS_SELECTOR, "#model-outcomes tr[data-version]")},
+                         10, "the outcomes per version")
+        jobs = dashboard.client.jobs(limit=500)["jobs"]
+        used = [j for j in jobs if j["params"].get("model") == "yolox_nano"]
+        assert outcomes["yolox_nano v1"][2:4] == [str(len(used)), str(sum(j["status"] == "succeeded" for j in used))]
         shoot(browser, screenshots, "models")
     finally:
         for endpoint in made:
@@ -221,6 +227,8 @@ def test_a_key_given_once_in_the_page_opens_an_authenticated_deployment(
     with httpx.Client(base_url=dashboard.base_url) as http:
         until(lambda: http.get("/v1/queue").status_code == 401, 5, "authentication to turn on")
         assert http.get("/ui/").status_code == 200
+        mine = http.get("/v1/queue", headers={"Authorization": f"Bearer {key}"}).json()
+        assert sum(mine["last_hour"]["succeeded"]) == 0 and mine["running"] == [], "another tenant's jobs"
     open_page(browser, dashboard.base_url, "jobs")
     browser.execute_script("sessionStorage.clear()")
     browser.refresh()

@@ -1,11 +1,17 @@
-// Models: the model repository's versions (format, runtime, precision) and the endpoint registry's A/B weights.
+// Models: the model repository's versions (format, runtime, precision), the endpoint registry's A/B weights,
+// and per model version the outcomes of this tenant's newest jobs that used it, side by side.
 import { ApiError, get } from "../api.js";
-import { fmtTime, h } from "../dom.js";
+import { fmtSeconds, fmtTime, h } from "../dom.js";
+
+const OUTCOME_JOBS = 500;
 
 export function modelsPage(main) {
   const repo = h("section", { id: "models" });
   const registry = h("section", { id: "model-endpoints" });
-  main.append(h("h1", {}, "Models"), repo, registry);
+  const outcomes = h("section", { id: "model-outcomes" });
+  main.append(h("h1", {}, "Models"), repo, registry, outcomes);
+  get(`/v1/jobs?limit=${OUTCOME_JOBS}`).then(({ jobs }) => renderOutcomes(outcomes, jobs))
+    .catch((err) => outcomes.replaceChildren(h("p", { class: "error" }, err.message)));
 
   get("/v1/models").then(({ models }) => {
     repo.replaceChildren(h("h2", {}, "Repository"), models.length ? h("table", {},
@@ -31,4 +37,35 @@ export function modelsPage(main) {
       : h("p", { class: "muted" }, "no endpoint registered: every model runs in the worker (local)"));
   }).catch((err) => registry.replaceChildren(h("h2", {}, "Endpoint registry"), h("p", { class: "muted" },
     err instanceof ApiError && err.status === 403 ? "the registry needs an admin key" : err.message)));
+}
+
+// Jobs per (model, version) as their params name them: finished, failed, mean processing time, mean frames/s.
+export function outcomesByVersion(jobs) {
+  const groups = new Map();
+  for (const job of jobs) {
+    const { model, model_version: version } = job.params || {};
+    if (!model || !version) continue;
+    const key = `${model} v${version}`;
+    const g = groups.get(key) || { key, model, version, jobs: 0, succeeded: 0, failed: 0, seconds: 0, frames: 0 };
+    g.jobs += 1;
+    if (job.status === "succeeded") {
+      g.succeeded += 1;
+      const s = (Date.parse(job.finished_at) - Date.parse(job.started_at)) / 1000;
+      if (s > 0) { g.seconds += s; g.frames += job.progress?.frames_done || 0; }
+    }
+    if (job.status === "failed" || job.status === "expired") g.failed += 1;
+    groups.set(key, g);
+  }
+  return [...groups.values()].sort((a, b) => a.key.localeCompare(b.key));
+}
+
+function renderOutcomes(box, jobs) {
+  const rows = outcomesByVersion(jobs);
+  box.replaceChildren(h("h2", {}, `Outcomes per version (this tenant's ${jobs.length} newest jobs)`), rows.length ? h("table", {},
+    h("tr", {}, ["Model version", "Jobs", "Succeeded", "Failed", "Failure rate", "Mean processing", "Mean speed"].map((t) => h("th", {}, t))),
+    rows.map((g) => h("tr", { dataset: { version: g.key } }, h("td", {}, g.key), h("td", {}, g.jobs), h("td", {}, g.succeeded),
+      h("td", {}, g.failed), h("td", {}, `${((100 * g.failed) / g.jobs).toFixed(0)}%`),
+      h("td", {}, g.succeeded ? fmtSeconds(g.seconds / g.succeeded) : ""),
+      h("td", {}, g.seconds ? `${(g.frames / g.seconds).toFixed(1)} frames/s` : ""))))
+    : h("p", { class: "muted" }, "no job names a model version yet"));
 }
