@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from framequeue import __version__
-from framequeue.api import problems
+from framequeue.api import problems, ui
 from framequeue.api.auth import DEV_MODE_WARNING, Authenticator
 from framequeue.api.routes import (
     endpoints,
@@ -20,6 +20,7 @@ from framequeue.api.routes import (
     keys,
     model_endpoints,
     outputs,
+    queue,
     sagemaker,
     uploads,
     webhooks,
@@ -51,7 +52,8 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         if app.state.auth.open():
             log.warning(DEV_MODE_WARNING)
         else:
-            log.info("authentication is on: every route but /healthz, /readyz and /metrics needs an API key")
+            log.info("authentication is on: every route but /healthz, /readyz, /metrics and the dashboard's "
+                     "static files (/ui) needs an API key")
         if app.state.auth.limiter.enabled or settings.max_queued_per_tenant:
             log.info("per tenant: rate %g submits/s, burst %g (per API process; 0: off), quota %d queued jobs "
                      "(0: off)", app.state.auth.limiter.rate_per_s, app.state.auth.limiter.burst,
@@ -91,6 +93,8 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     app.include_router(keys.router)
     app.include_router(sagemaker.router)
     app.include_router(webhooks.router)
+    app.include_router(queue.router)
+    ui.mount(app)
     return app
 
 

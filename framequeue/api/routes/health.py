@@ -40,4 +40,9 @@ async def pipelines() -> dict[str, list[str]]:
 @router.get("/v1/models", tags=["models"], dependencies=[require("read")])
 async def models(request: Request) -> dict[str, object]:
     repo = service_of(request).models
-    return {"models": [{"name": m.name, "version": m.version, "format": m.format} for m in repo.list()]}
+    return {"models": [
+        {"name": m.name, "version": m.version, "format": m.format, "runtime": m.serving.runtime,
+         "precision": m.serving.precision, "input_size_hw": list(m.input_size_hw), "classes": len(m.classes),
+         "created_at": m.created_at}
+        for m in repo.list()
+    ]}
