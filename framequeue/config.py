@@ -89,6 +89,16 @@ class Settings:
     #: a worker serves Prometheus /metrics on this port (0: not at all); the API serves them at /metrics
     metrics_port: int = 0
     metrics_host: str = "127.0.0.1"
+    #: default retention_s of a job: its files (input upload, outputs, failure document) are deleted this long
+    #: after it ended (framequeue.retention); 0: kept until the record is purged. A submit may name its own
+    retention_s: float = 0.0
+    #: the most retention_s a submit may name
+    retention_ceiling_s: float = 10 * 366 * 86400.0
+    #: an ended job's record (and any files it still has) is purged this long after it ended; 0: kept forever
+    record_retention_s: float = 30 * 86400.0
+    #: how often the API's sweeper looks for jobs due, and how many it handles per pass
+    retention_sweep_interval_s: float = 60.0
+    retention_batch: int = 100
     #: fault injection for the fault tests only: the process exits (status 137, like kill -9) when it
     #: reaches this point of the lifecycle (after_insert, after_claim, after_upload, after_commit, before_ack,
     #: before_webhook: the API, about to deliver a webhook event)

@@ -118,6 +118,10 @@ class Job:
     error_webhook_url: str | None = None
     #: who owns the job (framequeue.tenants.auth); another tenant's job is answered as a missing one
     tenant: str = "default"
+    #: seconds after finished_at_s when the sweeper deletes the job's files (framequeue.retention); None: kept
+    retention_s: float | None = None
+    #: epoch second the sweeper deleted the job's files (its outputs map is emptied then)
+    outputs_expired_at_s: float | None = None
 
     @property
     def ttl_s(self) -> float:
@@ -159,6 +163,8 @@ def job_from_columns(row: Mapping[str, Any]) -> Job:
         output_uri=row["output_uri"],
         failure_uri=row["failure_uri"],
         error_webhook_url=row["error_webhook_url"],
+        retention_s=row["retention_s"],
+        outputs_expired_at_s=row["outputs_expired_at_s"],
     )
 
 
@@ -198,6 +204,8 @@ def job_record(job: Job, *, output_location: str, failure_location: str) -> dict
         "started_at": iso(job.started_at_s),
         "finished_at": iso(job.finished_at_s),
         "expires_at": iso(job.expires_at_s),
+        "retention_s": job.retention_s,
+        "outputs_expired_at": iso(job.outputs_expired_at_s),
         "timeout_s": job.timeout_s,
         "cancel_requested": job.cancel_requested,
         "error": None if job.error is None else {"code": job.error.code, "message": job.error.message},
@@ -261,3 +269,27 @@ def lease_expired_verdict(job: Job) -> Verdict:
     if job.attempts >= job.max_attempts:
         return Verdict("end", JobStatus.FAILED, exhausted_error(job))
     return Verdict("requeue")
+
+
+# -- retention (pure: framequeue.retention sweeps, the stores select with the same rule) ---------------
+
+
+def outputs_due(job: Job, now_s: float, finished_before_s: float | None = None) -> bool:
+    """Are the job's files due for deletion now? Only an ended job not yet swept: once finished_at_s +
+    retention_s has come (the boundary itself is due; no retention_s: never by this clause), or, when an
+    operator names `finished_before_s` (framequeue purge --before), if it finished before that."""
+    if not job.status.terminal or job.finished_at_s is None or job.outputs_expired_at_s is not None:
+        return False
+    if job.retention_s is not None and job.finished_at_s + job.retention_s <= now_s:
+        return True
+    return finished_before_s is not None and job.finished_at_s < finished_before_s
+
+
+def record_due(job: Job, now_s: float, record_retention_s: float) -> bool:
+    """Is the job's record due for purging? An ended job record_retention_s after it finished; 0: never."""
+    return (
+        record_retention_s > 0
+        and job.status.terminal
+        and job.finished_at_s is not None
+        and job.finished_at_s + record_retention_s <= now_s
+    )

@@ -65,6 +65,8 @@ class SubmitRequest:
     output_uri: str | None = None
     failure_uri: str | None = None
     error_webhook_url: str | None = None
+    #: seconds after the job ends when its files are deleted; None: the endpoint's or FQ_RETENTION_S
+    retention_s: float | None = None
 
     def fingerprint(self) -> str:
         """Hash of everything that defines the job, to tell a retry from a different request."""
@@ -75,6 +77,8 @@ class SubmitRequest:
             "output_uri": self.output_uri, "failure_uri": self.failure_uri,
             "error_webhook_url": self.error_webhook_url,
         }
+        if self.retention_s is not None:  # absent when unset: the hashes of earlier requests stay the same
+            body["retention_s"] = self.retention_s
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -153,6 +157,7 @@ class JobService:
         ttl_s = _bounded("ttl_s", req.ttl_s, self.settings.queue_ttl_s, MAX_TTL_S)
         timeout_s = _bounded("timeout_s", req.timeout_s, self.settings.max_runtime_s,
                              self.settings.max_runtime_ceiling_s)
+        retention_s = self.retention_s(req.retention_s)
         if len(req.attributes) > MAX_ATTRIBUTES:
             raise InvalidParams(f"attributes: at most {MAX_ATTRIBUTES} entries")
         now_s = self._clock()
@@ -179,12 +184,24 @@ class JobService:
             failure_uri=req.failure_uri,
             error_webhook_url=req.error_webhook_url,
             tenant=caller.tenant,
+            retention_s=retention_s,
         )
         stored, created = self.store.create(job, req.fingerprint() if req.idempotency_key else None)
         if created:
             crashpoint(self.settings, "after_insert")
             self._publish_new(stored.id)
         return Submitted(self.record(stored), created)
+
+    def retention_s(self, value: float | None, *, default: bool = True) -> float | None:
+        """A retention_s a request named (checked: 0..FQ_RETENTION_CEILING_S), or, with `default`, the
+        deployment's FQ_RETENTION_S (0 there: none, files kept until the record is purged)."""
+        if value is None:
+            return (self.settings.retention_s or None) if default else None
+        ceiling_s = self.settings.retention_ceiling_s
+        if not 0 <= value <= ceiling_s:  # NaN fails too
+            raise InvalidParams(f"retention_s must be >= 0 and at most {ceiling_s:.0f} seconds "
+                                "(FQ_RETENTION_CEILING_S)")
+        return float(value)
 
     def _publish_new(self, job_id: str) -> None:
         """Publish a just-inserted job. A broker that refuses it gets the row deleted again and the caller a

@@ -1,4 +1,5 @@
-"""The FastAPI app factory. Background loops (webhook dispatcher, reaper) run beside it in threads."""
+"""The FastAPI app factory. Background loops (webhook dispatcher, reaper, retention sweeper) run beside it in
+threads."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from framequeue.endpoints.registry import ModelEndpointRegistry
 from framequeue.metrics import api_registry
 from framequeue.notify.deliveries import DeliveryService
 from framequeue.notify.outbox import Dispatcher
+from framequeue.retention import Sweeper
 from framequeue.runtime import open_runtime
 from framequeue.service import JobService
 from framequeue.tenants.keys import Keys
@@ -67,9 +69,13 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
                 write_document=rt.service.write_document,
                 before_send=lambda: crashpoint(settings, "before_webhook"),
             )
+            sweeper = Sweeper(rt.store, rt.objects, record_retention_s=settings.record_retention_s,
+                              batch=settings.retention_batch)
             threads = [
                 threading.Thread(target=dispatcher.run_forever, args=(stop,), name="webhooks", daemon=True),
                 threading.Thread(target=_reap_forever, args=(rt.service, settings, stop), name="reaper", daemon=True),
+                threading.Thread(target=sweeper.run_forever, args=(stop, settings.retention_sweep_interval_s),
+                                 name="retention", daemon=True),
             ]
             for t in threads:
                 t.start()

@@ -32,6 +32,8 @@ class JobIn(Strict):
     webhook: WebhookIn | None = None
     ttl_s: float | None = None
     timeout_s: float | None = None
+    #: seconds after the job ends when its files are deleted (framequeue.retention); the server's default
+    retention_s: float | None = None
     attributes: dict[str, str] = Field(default_factory=dict)
 
 
@@ -45,6 +47,7 @@ class EndpointIn(Strict):
     error_webhook: str | None = Field(default=None, min_length=1, max_length=2048)
     webhook_secret: str | None = Field(default=None, pattern=SECRETS_PATTERN)
     max_concurrent_invocations: int = 1
+    retention_s: float | None = None
 
 
 class ModelEndpointIn(Strict):

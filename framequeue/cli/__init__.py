@@ -1,5 +1,5 @@
 """One command; subcommands mirror the architecture: up | api | worker | submit | jobs | job | watch | cancel |
-deliveries | webhooks | endpoints | model-endpoints | keys | models | serve-models | simulate | autoscale |
+deliveries | webhooks | endpoints | model-endpoints | keys | purge | models | serve-models | simulate | autoscale |
 demo. One module per group of subcommands; common.py holds what they share (one way an error ends a
 command). Every flag names its environment variable in --help."""
 
@@ -7,7 +7,19 @@ from __future__ import annotations
 
 import click
 
-from framequeue.cli import autoscale, demo, endpoints, jobs, keys, models, serve_models, server, simulate, webhooks
+from framequeue.cli import (
+    autoscale,
+    demo,
+    endpoints,
+    jobs,
+    keys,
+    models,
+    purge,
+    serve_models,
+    server,
+    simulate,
+    webhooks,
+)
 from framequeue.config import env_var
 
 __all__ = ["main"]
@@ -31,7 +43,7 @@ for _command in (
     jobs.submit, jobs.jobs, jobs.job, jobs.watch, jobs.cancel,
     webhooks.deliveries, webhooks.webhooks,
     endpoints.endpoints, endpoints.model_endpoints,
-    keys.keys, models.models,
+    keys.keys, purge.purge, models.models,
     serve_models.serve_models, simulate.simulate, autoscale.autoscale,
     demo.demo,
 ):

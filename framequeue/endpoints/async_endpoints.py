@@ -39,6 +39,8 @@ class Endpoint:
     created_at_s: float = 0.0
     #: the tenant that owns it: only that tenant sees, manages and invokes it
     tenant: str = "default"
+    #: retention_s of its invocations' jobs (framequeue.retention); None: the deployment's FQ_RETENTION_S
+    retention_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +52,7 @@ class Endpoint:
             "success_webhook": self.success_webhook,
             "error_webhook": self.error_webhook,
             "max_concurrent_invocations": self.max_concurrent_invocations,
+            "retention_s": self.retention_s,
         }
 
 

@@ -68,6 +68,7 @@ class Invocations:
 
     def create_endpoint(self, ep: Endpoint, caller: Principal = DEV_PRINCIPAL) -> dict[str, Any]:
         check_endpoint(ep)
+        ep = replace(ep, retention_s=self._jobs.retention_s(ep.retention_s, default=False))
         pipeline = get_pipeline(ep.pipeline)
         params = pipeline.validate(ep.params, self._jobs.models)
         for url in (ep.success_webhook, ep.error_webhook):
@@ -123,6 +124,7 @@ class Invocations:
             output_uri=output_uri(ep, filename, extension),
             failure_uri=failure_uri(ep, filename, extension),
             error_webhook_url=ep.error_webhook,
+            retention_s=ep.retention_s,
         ), caller)
         record = submitted.record
         return Invocation(inference_id, record["output_location"], record["failure_location"], record)

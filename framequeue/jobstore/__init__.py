@@ -16,6 +16,7 @@ from framequeue.jobstore.ports import (
     JobStore,
     ModelEndpointStore,
     OutboxStore,
+    RetentionStore,
 )
 from framequeue.notify.events import PayloadRenderer
 
@@ -28,6 +29,7 @@ __all__ = [
     "JobStore",
     "ModelEndpointStore",
     "OutboxStore",
+    "RetentionStore",
     "open_jobstore",
 ]
 

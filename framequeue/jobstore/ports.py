@@ -25,6 +25,7 @@ __all__ = [
     "JobStore",
     "ModelEndpointStore",
     "OutboxStore",
+    "RetentionStore",
 ]
 
 
@@ -227,8 +228,36 @@ class ApiKeyStore(Protocol):
         ...
 
 
+class RetentionStore(Protocol):
+    """Retention (framequeue.retention): ended jobs whose files are due for deletion, the claim of one
+    expiry, and the purge of old records. Only ended jobs are ever selected or changed."""
+
+    def outputs_due(self, now_s: float, limit: int, finished_before_s: float | None = None) -> list[Job]:
+        """Ended jobs not yet swept whose finished_at_s + retention_s <= now_s, or (with finished_before_s)
+        that finished before it; oldest end first (framequeue.jobs.outputs_due)."""
+        ...
+
+    def mark_outputs_expired(self, job_id: str, now_s: float) -> bool:
+        """Set outputs_expired_at_s and empty the outputs map of an ended job not yet swept; whether this call
+        did it (of two sweepers only one gets True)."""
+        ...
+
+    def input_in_use(self, input_key: str, job_id: str) -> bool:
+        """Whether a job other than job_id, whose files are not swept yet, names this input."""
+        ...
+
+    def records_due(self, finished_before_s: float, limit: int) -> list[Job]:
+        """Ended jobs that finished at or before finished_before_s; oldest end first."""
+        ...
+
+    def purge_record(self, job_id: str, finished_before_s: float) -> bool:
+        """Delete such a job's row and its outbox rows; whether this call deleted it."""
+        ...
+
+
 class JobStore(
-    JobStateStore, OutboxStore, DeliveryStore, EndpointStore, ModelEndpointStore, ApiKeyStore, Protocol
+    JobStateStore, OutboxStore, DeliveryStore, EndpointStore, ModelEndpointStore, ApiKeyStore, RetentionStore,
+    Protocol,
 ):
     """All six concerns in one store (they share its transactions: a terminal state writes its
     outbox rows atomically), and the store's own life."""

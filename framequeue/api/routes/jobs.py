@@ -70,6 +70,7 @@ async def submit(
         webhook_secret=None if body.webhook is None else body.webhook.secret,
         ttl_s=body.ttl_s,
         timeout_s=body.timeout_s,
+        retention_s=body.retention_s,
         attributes=body.attributes,
         idempotency_key=idempotency_key,
     )

@@ -13,10 +13,12 @@ from framequeue.jobstore.memory.jobs import MemoryJobs
 from framequeue.jobstore.memory.leases import MemoryLeases
 from framequeue.jobstore.memory.model_endpoints import MemoryModelEndpoints
 from framequeue.jobstore.memory.outbox import MemoryOutbox
+from framequeue.jobstore.memory.retention import MemoryRetention
 
 
 class MemoryJobStore(
-    MemoryJobs, MemoryLeases, MemoryOutbox, MemoryDeliveries, MemoryEndpoints, MemoryModelEndpoints, MemoryApiKeys
+    MemoryJobs, MemoryLeases, MemoryOutbox, MemoryDeliveries, MemoryEndpoints, MemoryModelEndpoints, MemoryApiKeys,
+    MemoryRetention,
 ):
     def ping(self) -> None:
         """Always answers: the store is this process's memory."""

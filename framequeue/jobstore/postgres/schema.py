@@ -122,6 +122,12 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "async endpoints belong to a tenant", """
         ALTER TABLE {s}.endpoints ADD COLUMN IF NOT EXISTS tenant text NOT NULL DEFAULT 'default';
     """),
+    Migration(8, "retention: when a job's files go, and when they went", """
+        ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS retention_s double precision;
+        ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS outputs_expired_at_s double precision;
+        ALTER TABLE {s}.endpoints ADD COLUMN IF NOT EXISTS retention_s double precision;
+        CREATE INDEX IF NOT EXISTS jobs_finished ON {s}.jobs (finished_at_s) WHERE finished_at_s IS NOT NULL;
+    """),
 )
 
 

@@ -10,9 +10,11 @@ from framequeue.jobstore.sql.jobs import SqlJobs
 from framequeue.jobstore.sql.leases import SqlLeases
 from framequeue.jobstore.sql.model_endpoints import SqlModelEndpoints
 from framequeue.jobstore.sql.outbox import SqlOutbox
+from framequeue.jobstore.sql.retention import SqlRetention
 
 
-class SqlJobStore(SqlJobs, SqlLeases, SqlOutbox, SqlDeliveries, SqlEndpoints, SqlModelEndpoints, SqlApiKeys):
+class SqlJobStore(SqlJobs, SqlLeases, SqlOutbox, SqlDeliveries, SqlEndpoints, SqlModelEndpoints, SqlApiKeys,
+                  SqlRetention):
     """framequeue.jobstore.JobStore on an Engine; a backend only builds the engine and its schema."""
 
     def ping(self) -> None:

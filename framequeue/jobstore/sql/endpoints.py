@@ -13,12 +13,13 @@ class SqlEndpoints(SqlBase):
         def work(tx: Tx) -> Endpoint:
             row = tx.one(
                 """INSERT INTO {s}.endpoints (name, pipeline, params, output_path, failure_path,
-                   success_webhook, error_webhook, webhook_secret, max_concurrent_invocations, created_at_s, tenant)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                   success_webhook, error_webhook, webhook_secret, max_concurrent_invocations, created_at_s, tenant,
+                   retention_s)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                    ON CONFLICT (name) DO NOTHING RETURNING name""",
                 (ep.name, ep.pipeline, tx.dialect.encode_json(ep.params), ep.output_path, ep.failure_path,
                  ep.success_webhook, ep.error_webhook, ep.webhook_secret, ep.max_concurrent_invocations,
-                 ep.created_at_s, ep.tenant),
+                 ep.created_at_s, ep.tenant, ep.retention_s),
             )
             if row is None:
                 raise EndpointExists(f"an endpoint named {ep.name!r} exists; delete it first")

@@ -118,6 +118,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE endpoints ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
     """,
+    """
+    ALTER TABLE jobs ADD COLUMN retention_s REAL;
+    ALTER TABLE jobs ADD COLUMN outputs_expired_at_s REAL;
+    ALTER TABLE endpoints ADD COLUMN retention_s REAL;
+    CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at_s);
+    """,
 )
 
 
