@@ -259,7 +259,7 @@ class JobStore(
     JobStateStore, OutboxStore, DeliveryStore, EndpointStore, ModelEndpointStore, ApiKeyStore, RetentionStore,
     Protocol,
 ):
-    """All six concerns in one store (they share its transactions: a terminal state writes its
+    """All seven concerns in one store (they share its transactions: a terminal state writes its
     outbox rows atomically), and the store's own life."""
 
     def ping(self) -> None:

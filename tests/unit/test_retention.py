@@ -192,3 +192,15 @@ def test_the_retention_comes_from_the_request_the_endpoint_or_the_setting(rt: Ru
     assert rt.store.get(invoked.job["id"]).retention_s == 60.0
     rt.service.settings = replace(rt.service.settings, retention_s=30.0)
     assert rt.store.get(_submit(rt, "uploads/alice/d/in.bin")).retention_s == 30.0
+
+
+def test_purge_refuses_a_moment_that_is_not_iso_naming_the_flag(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from framequeue.cli import main
+
+    result = CliRunner().invoke(main, ["--home", str(tmp_path), "purge", "--dry-run", "--before", "yesterday"])
+    assert result.exit_code == 1
+    assert "invalid_params" in result.output and "--before" in result.output
+    fine = CliRunner().invoke(main, ["--home", str(tmp_path), "purge", "--dry-run", "--before", "2026-01-31"])
+    assert fine.exit_code == 0 and "would delete: the files of 0 jobs" in fine.output
