@@ -36,7 +36,7 @@ class MemoryJobs(MemoryBase):
             fresh = replace(
                 copy.deepcopy(job), status=JobStatus.QUEUED, attempts=0, started_at_s=None, finished_at_s=None,
                 lease_owner=None, lease_token=0, lease_deadline_s=None, cancel_requested=False,
-                progress=JobProgress(), error=None, outputs={},
+                progress=JobProgress(), error=None, outputs={}, outputs_expired_at_s=None,
             )
             state.jobs[job.id] = JobEntry(fresh, next(state.seq), request_hash)
             if job.idempotency_key is not None:

@@ -127,6 +127,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS outputs_expired_at_s double precision;
         ALTER TABLE {s}.endpoints ADD COLUMN IF NOT EXISTS retention_s double precision;
         CREATE INDEX IF NOT EXISTS jobs_finished ON {s}.jobs (finished_at_s) WHERE finished_at_s IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS jobs_unswept ON {s}.jobs (finished_at_s)
+            WHERE finished_at_s IS NOT NULL AND outputs_expired_at_s IS NULL;
+        CREATE INDEX IF NOT EXISTS jobs_input ON {s}.jobs (input_key);
     """),
 )
 

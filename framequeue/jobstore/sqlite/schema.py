@@ -123,6 +123,8 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN outputs_expired_at_s REAL;
     ALTER TABLE endpoints ADD COLUMN retention_s REAL;
     CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at_s);
+    CREATE INDEX IF NOT EXISTS jobs_unswept ON jobs (finished_at_s) WHERE outputs_expired_at_s IS NULL;
+    CREATE INDEX IF NOT EXISTS jobs_input ON jobs (input_key);
     """,
 )
 
