@@ -204,3 +204,33 @@ def test_purge_refuses_a_moment_that_is_not_iso_naming_the_flag(tmp_path: Path) 
     assert "invalid_params" in result.output and "--before" in result.output
     fine = CliRunner().invoke(main, ["--home", str(tmp_path), "purge", "--dry-run", "--before", "2026-01-31"])
     assert fine.exit_code == 0 and "would delete: the files of 0 jobs" in fine.output
+
+
+def test_two_sweepers_at_once_report_each_job_once(rt: Runtime, tmp_path: Path) -> None:
+    import threading
+
+    from framequeue.jobstore import open_jobstore
+
+    ids = [_submit(rt, f"uploads/alice/c{i}/in.bin", retention_s=1.0) for i in range(12)]
+    for job_id in ids:
+        _run(rt, job_id, T0 + 10)
+    clock = Clock()
+    clock.now_s = T0 + 20
+    other = open_jobstore(rt.settings.database_url, lambda _: b"")  # a second API process's store
+    sweepers = [_sweeper(rt, clock), Sweeper(other, rt.objects, record_retention_s=0.0, batch=10, clock=clock)]
+    reports: list[list[str]] = [[], []]
+    start = threading.Barrier(2)
+
+    def sweep(i: int) -> None:
+        start.wait()
+        while swept := sweepers[i].expire_outputs():
+            reports[i].extend(s.job_id for s in swept if s.done)
+
+    threads = [threading.Thread(target=sweep, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    other.close()
+    assert sorted(reports[0] + reports[1]) == sorted(ids)  # every job reported, none twice
+    assert all(rt.objects.list(f"outputs/{job_id}/") == [] for job_id in ids)
