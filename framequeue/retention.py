@@ -60,12 +60,14 @@ class Sweeper:
     def files(self, job: Job) -> list[str]:
         """The keys of the job's files that exist now (see the module's docstring for which are its)."""
         failures = failure_key(job.id).rsplit("/", 1)[0] + "/"
-        keys = self._objects.list(output_prefix(job.id)) + self._objects.list(failures)
-        input_key = job.input_key
-        own = input_key.startswith(upload_prefix(job.tenant)) and not self._store.input_in_use(input_key, job.id)
-        if own and self._objects.size(input_key) is not None:
-            keys.append(job.input_key)
-        return keys
+        return self._objects.list(output_prefix(job.id)) + self._objects.list(failures) + self._own_input(job)
+
+    def _own_input(self, job: Job) -> list[str]:
+        """[the job's input] when it is under its tenant's uploads prefix, no other unswept job names it and it
+        is there; else []."""
+        key = job.input_key
+        own = key.startswith(upload_prefix(job.tenant)) and not self._store.input_in_use(key, job.id)
+        return [key] if own and self._objects.size(key) is not None else []
 
     def expire_outputs(self, *, finished_before_s: float | None = None, dry_run: bool = False) -> list[Swept]:
         """One bounded pass over the jobs whose files are due (and, with finished_before_s, those that ended
@@ -109,7 +111,21 @@ class Sweeper:
 
     def _expire(self, job: Job, now_s: float, dry_run: bool) -> Swept:
         keys, size_bytes = self._delete(job, dry_run)
-        done = not dry_run and self._store.mark_outputs_expired(job.id, now_s)
+        if dry_run:
+            return Swept(job.id, keys, size_bytes, False)
+        return self._claim(job, keys, size_bytes, now_s)
+
+    def _claim(self, job: Job, keys: tuple[str, ...], size_bytes: int, now_s: float) -> Swept:
+        """Claim the expiry of a job whose files are deleted. Two jobs of one upload swept at once by two
+        sweepers each saw the other unswept and kept it: the one that claims last sees both swept, and
+        deletes it now."""
+        done = self._store.mark_outputs_expired(job.id, now_s)
+        if done and job.input_key not in keys:
+            late = self._own_input(job)
+            for key in late:
+                size_bytes += self._objects.size(key) or 0
+                self._objects.delete(key)
+            keys += tuple(late)
         return Swept(job.id, keys, size_bytes, done)
 
     def _purge(self, job: Job, cutoff_s: float, dry_run: bool) -> Swept:

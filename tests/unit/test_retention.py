@@ -234,3 +234,26 @@ def test_two_sweepers_at_once_report_each_job_once(rt: Runtime, tmp_path: Path) 
     other.close()
     assert sorted(reports[0] + reports[1]) == sorted(ids)  # every job reported, none twice
     assert all(rt.objects.list(f"outputs/{job_id}/") == [] for job_id in ids)
+
+
+def test_a_shared_upload_goes_when_both_its_jobs_are_swept_side_by_side(rt: Runtime) -> None:
+    from framequeue.jobstore import open_jobstore
+
+    clock = Clock()
+    a = _submit(rt, "uploads/alice/p/in.bin", retention_s=1.0)
+    b = _submit(rt, "uploads/alice/p/in.bin", retention_s=1.0)
+    _run(rt, a, T0 + 10)
+    _run(rt, b, T0 + 10)
+    clock.now_s = T0 + 20
+    other = open_jobstore(rt.settings.database_url, lambda _: b"")
+    one, two = _sweeper(rt, clock), Sweeper(other, rt.objects, record_retention_s=0.0, batch=10, clock=clock)
+    job_a, job_b = rt.store.get(a), rt.store.get(b)
+    # both sweepers delete their job's files before either claims: each sees the other job unswept
+    deleted_a, deleted_b = one._delete(job_a, dry_run=False), two._delete(job_b, dry_run=False)
+    assert "uploads/alice/p/in.bin" not in deleted_a[0] + deleted_b[0]
+    assert rt.objects.size("uploads/alice/p/in.bin") == 100
+    first = one._claim(job_a, *deleted_a, clock.now_s)
+    second = two._claim(job_b, *deleted_b, clock.now_s)
+    other.close()
+    assert first.done and second.done
+    assert "uploads/alice/p/in.bin" in second.keys and rt.objects.size("uploads/alice/p/in.bin") is None
