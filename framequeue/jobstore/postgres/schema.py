@@ -122,6 +122,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "async endpoints belong to a tenant", """
         ALTER TABLE {s}.endpoints ADD COLUMN IF NOT EXISTS tenant text NOT NULL DEFAULT 'default';
     """),
+    Migration(8, "each job's attempts, and the events its pipeline found", """
+        ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS attempt_history jsonb NOT NULL DEFAULT '[]';
+        ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS events jsonb NOT NULL DEFAULT '[]';
+        ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS events_truncated boolean NOT NULL DEFAULT false;
+    """),
 )
 
 

@@ -118,6 +118,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE endpoints ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
     """,
+    """
+    ALTER TABLE jobs ADD COLUMN attempt_history TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE jobs ADD COLUMN events TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE jobs ADD COLUMN events_truncated INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 
