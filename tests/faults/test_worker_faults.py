@@ -31,6 +31,13 @@ def test_kill_9_mid_job_then_another_worker_finishes_it_once(split: Deployment, 
     record = split.wait_done(job["id"], timeout_s=120)
     assert record["status"] == "succeeded", record
     assert record["attempts"] == 2
+    # the killed attempt lost its lease; the second worker's succeeded, each with its own worker and times
+    history = record["attempt_history"]
+    assert [(a["attempt"], a["outcome"], a["error"]) for a in history] == [
+        (1, "lease_lost", None), (2, "succeeded", None)
+    ]
+    assert history[0]["worker"] != history[1]["worker"]
+    assert history[0]["started_at"] < history[0]["ended_at"] <= history[1]["started_at"] < history[1]["ended_at"]
     files = committed_outputs(split, job["id"])
     assert files == ["attempt-2/annotated.mp4", "attempt-2/contact_sheet.png", "attempt-2/detections.json"]
     assert all(key.startswith(f"outputs/{job['id']}/attempt-2/") for key in record["outputs"].values())
