@@ -63,6 +63,9 @@ def test_a_worker_paused_past_its_lease_cannot_commit(split: Deployment, dashcam
     after = split.client.job(job["id"])
     assert (after["status"], after["attempts"], after["finished_at"], after["outputs"]) == (
         "succeeded", 2, record["finished_at"], record["outputs"])
+    # the paused attempt lost its lease; the stale worker's late commit left the history as it was
+    assert [(a["attempt"], a["outcome"]) for a in record["attempt_history"]] == [(1, "lease_lost"), (2, "succeeded")]
+    assert after["attempt_history"] == record["attempt_history"]
     assert committed_outputs(split, job["id"]) == [
         "attempt-2/annotated.mp4", "attempt-2/contact_sheet.png", "attempt-2/detections.json"]
     assert split.procs["w1"].poll() is None  # the stale worker is alive for the next job
@@ -79,6 +82,8 @@ def test_sigterm_hands_back_the_job_and_it_is_not_lost(split: Deployment, dashca
     split.start("w2", "worker")
     record = split.wait_done(job["id"], timeout_s=120)
     assert record["status"] == "succeeded"
+    outcomes = [a["outcome"] for a in record["attempt_history"]]
+    assert outcomes == (["succeeded"] if handed_back["status"] == "succeeded" else ["handed_back", "succeeded"])
     detections = json.loads((split.home / "objects" / record["outputs"]["detections"]).read_text())
     assert len(detections["frames"]) == 221
 
