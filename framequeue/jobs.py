@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Literal
 
-from framequeue.errors import AttemptsExhausted, InvalidTransition, JobCancelled, JobExpired
+from framequeue.errors import AttemptsExhausted, InvalidTransition, JobCancelled, JobExpired, JobTimeout
 
 
 class JobStatus(StrEnum):
@@ -78,6 +78,54 @@ class JobError:
     message: str
 
 
+class Outcome(StrEnum):
+    """How one attempt ended (an attempt still running has none)."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    #: the attempt ran past the job's timeout_s
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+    #: the worker died or stalled past its lease and the reaper (or another claim) took the job back
+    LEASE_LOST = "lease_lost"
+    #: the worker drained and gave the job back to the queue
+    HANDED_BACK = "handed_back"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One claim of a job and how it ended; `attempt` counts claims from 1 (a handed-back one included)."""
+
+    attempt: int
+    worker: str
+    started_at_s: float
+    ended_at_s: float | None = None
+    outcome: Outcome | None = None
+    error: JobError | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """As stored in a job store's attempt_history column."""
+        return {
+            "attempt": self.attempt, "worker": self.worker, "started_at_s": self.started_at_s,
+            "ended_at_s": self.ended_at_s, "outcome": None if self.outcome is None else self.outcome.value,
+            "error_code": None if self.error is None else self.error.code,
+            "error_message": None if self.error is None else self.error.message,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Attempt:
+        error = None if d["error_code"] is None else JobError(d["error_code"], d["error_message"] or "")
+        outcome = None if d["outcome"] is None else Outcome(d["outcome"])
+        return cls(d["attempt"], d["worker"], d["started_at_s"], d["ended_at_s"], outcome, error)
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "attempt": self.attempt, "worker": self.worker, "started_at": iso(self.started_at_s),
+            "ended_at": iso(self.ended_at_s), "outcome": None if self.outcome is None else self.outcome.value,
+            "error": None if self.error is None else {"code": self.error.code, "message": self.error.message},
+        }
+
+
 @dataclass(frozen=True)
 class Job:
     id: str
@@ -122,6 +170,12 @@ class Job:
     retention_s: float | None = None
     #: epoch second the sweeper deleted the job's files (its outputs map is emptied then)
     outputs_expired_at_s: float | None = None
+    #: every claim of the job, oldest first (written with the transition that starts or ends it)
+    attempt_history: tuple[Attempt, ...] = ()
+    #: what the pipeline found ({type, start_s, end_s, ...}), committed with the outputs; at most MAX_EVENTS
+    events: list[dict[str, Any]] = field(default_factory=list)
+    #: the pipeline found more than MAX_EVENTS events; the first ones are kept
+    events_truncated: bool = False
 
     @property
     def ttl_s(self) -> float:
@@ -165,6 +219,9 @@ def job_from_columns(row: Mapping[str, Any]) -> Job:
         error_webhook_url=row["error_webhook_url"],
         retention_s=row["retention_s"],
         outputs_expired_at_s=row["outputs_expired_at_s"],
+        attempt_history=tuple(Attempt.from_json(a) for a in row["attempt_history"]),
+        events=row["events"],
+        events_truncated=bool(row["events_truncated"]),
     )
 
 
@@ -215,6 +272,9 @@ def job_record(job: Job, *, output_location: str, failure_location: str) -> dict
         "webhook": None if job.webhook_url is None else {"url": job.webhook_url},
         "error_webhook": None if job.error_webhook_url is None else {"url": job.error_webhook_url},
         "attributes": dict(job.attributes),
+        "attempt_history": [a.to_record() for a in job.attempt_history],
+        "events": list(job.events),
+        "events_truncated": job.events_truncated,
     }
 
 
@@ -293,3 +353,38 @@ def record_due(job: Job, now_s: float, record_retention_s: float) -> bool:
         and job.finished_at_s is not None
         and job.finished_at_s + record_retention_s <= now_s
     )
+
+
+# -- attempt history and events (pure: each store writes them in the transition's own transaction) ------
+
+#: the most events a job record keeps
+MAX_EVENTS = 1000
+
+
+def bounded_events(events: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], bool]:
+    """The events a job keeps (the first MAX_EVENTS), and whether some were dropped."""
+    return [dict(e) for e in events[:MAX_EVENTS]], len(events) > MAX_EVENTS
+
+
+def attempt_begun(job: Job, worker: str, now_s: float) -> tuple[Attempt, ...]:
+    """The history once `worker` claimed the job at now_s; an attempt still open lost its lease."""
+    history = attempt_ended(job.attempt_history, Outcome.LEASE_LOST, now_s)
+    return (*history, Attempt(len(history) + 1, worker, now_s))
+
+
+def attempt_ended(
+    history: tuple[Attempt, ...], outcome: Outcome, now_s: float, error: JobError | None = None
+) -> tuple[Attempt, ...]:
+    """The history with its open attempt (if any) ended."""
+    if not history or history[-1].ended_at_s is not None:
+        return history
+    return (*history[:-1], replace(history[-1], ended_at_s=now_s, outcome=outcome, error=error))
+
+
+def end_outcome(status: JobStatus, error: JobError | None) -> Outcome:
+    """How the running attempt ended when its worker moved the job to `status`."""
+    if status is JobStatus.SUCCEEDED:
+        return Outcome.SUCCEEDED
+    if status is JobStatus.CANCELLED:
+        return Outcome.CANCELLED
+    return Outcome.TIMEOUT if error is not None and error.code == JobTimeout.code else Outcome.FAILED

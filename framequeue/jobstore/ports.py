@@ -9,7 +9,8 @@ outbox rows it writes (framequeue.notify.events says which) are written in one t
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from framequeue.endpoints.async_endpoints import Endpoint
 from framequeue.endpoints.routing import ModelEndpoint, State
@@ -54,7 +55,8 @@ class JobStateStore(Protocol):
 
     def claim(self, job_id: str, owner: str, lease_s: float, now_s: float) -> Job | None:
         """Take a queued job (or a running one whose lease expired): status running, attempts + 1,
-        a new fencing token. None when the job is not claimable (ended, leased, cancelled, exhausted)."""
+        a new fencing token, a new open attempt in attempt_history (an open one before it: lease_lost).
+        None when the job is not claimable (ended, leased, cancelled, exhausted)."""
         ...
 
     def renew(self, job_id: str, token: int, lease_s: float, now_s: float) -> bool:
@@ -79,13 +81,19 @@ class JobStateStore(Protocol):
         error: JobError | None = None,
         outputs: dict[str, str] | None = None,
         progress: JobProgress | None = None,
+        events: Sequence[Mapping[str, Any]] | None = None,
     ) -> Job:
         """Commit a terminal state (and its outbox event) if the token holds, else LeaseLost; `progress`,
-        when given, is stored in the same transaction (the final count of a successful job)."""
+        when given, is stored in the same transaction (the final count of a successful job), and so are
+        `events`, the pipeline's (the first MAX_EVENTS of them, events_truncated saying when more were).
+        The running attempt of attempt_history ends in the same write (framequeue.jobs.end_outcome)."""
         ...
 
-    def release(self, job_id: str, token: int, now_s: float, *, count_attempt: bool) -> Job:
-        """Hand a running job back to the queue (drain, retryable failure). LeaseLost if stale."""
+    def release(
+        self, job_id: str, token: int, now_s: float, *, count_attempt: bool, error: JobError | None = None
+    ) -> Job:
+        """Hand a running job back to the queue (drain, retryable failure). LeaseLost if stale. Its attempt
+        ends `handed_back` (drain: not counted) or `failed` with `error` (counted), in the same write."""
         ...
 
     def cancel(self, job_id: str, now_s: float) -> Job:
@@ -94,7 +102,8 @@ class JobStateStore(Protocol):
 
     def reap(self, now_s: float) -> list[str]:
         """End queued jobs past their TTL (expired); return running jobs whose lease expired to the
-        queue, or end them (cancelled when asked, failed: attempts_exhausted when out of attempts).
+        queue (their attempt ends lease_lost), or end them (cancelled when asked, failed: attempts_exhausted
+        when out of attempts).
         Returns the ids put back in the queue, for the caller to publish (they count as unpublished
         until mark_published)."""
         ...

@@ -53,6 +53,9 @@ class RunResult:
     #: the output that is the job's answer (what an async endpoint writes to its OutputLocation); the first
     #: output when empty
     primary: str = ""
+    #: what the pipeline found, each {type, start_s, end_s, ...numbers} ([] for a pipeline without events);
+    #: the worker commits them with the outputs and the job record shows them
+    events: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def primary_output(self) -> str:

@@ -117,9 +117,10 @@ class FrameSink(Protocol):
         None on a frame between two inferred ones. Draw the overlay on `frame.image` in place."""
         ...
 
-    def finish(self, video: Mapping[str, Any]) -> None:
+    def finish(self, video: Mapping[str, Any]) -> Sequence[Mapping[str, Any]] | None:
         """Every frame was handled and encoded: complete the sink's own output files (`video` is the summary
-        of the written video: size, rate, frame count)."""
+        of the written video: size, rate, frame count); return the events the run found (RunResult.events),
+        None for a pipeline without events."""
         ...
 
     def abort(self) -> None:
@@ -262,6 +263,8 @@ class _StagedRun:
         #: frames encoded so far; read by the caller's thread for progress
         self.frames_done = 0
         self.completed = False
+        #: the sink's events, once it finished
+        self.events: list[dict[str, Any]] = []
         self.parts = {key: ctx.output_dir / (name + ".part") for key, name in job.outputs.items()}
 
     def execute(self) -> RunResult:
@@ -301,6 +304,7 @@ class _StagedRun:
             frames_total=self.frames_done,
             frames_inferred=self.frames_inferred,
             stats={k: round(v, 4) for k, v in self.stats.items()},
+            events=self.events,
         )
 
     def _decode_stage(self) -> None:
@@ -475,7 +479,7 @@ class _StagedRun:
             self.stats["encode_s"] += time.monotonic() - t0
             if self.frames_done != self.frames_decoded:
                 raise RuntimeError(f"encoded {self.frames_done} frames of {self.frames_decoded} decoded")
-            sink.finish(self._video_summary())
+            self.events = [dict(e) for e in sink.finish(self._video_summary()) or ()]
             sheet.save(self.parts[SHEET_OUTPUT])
         except BaseException:
             encoder.abort()

@@ -241,7 +241,7 @@ class Attempts:
             return Outcome(job.id, "handed_back", "worker draining")
         error = JobError(reply.code, reply.message)
         if reply.retryable and job.attempts < job.max_attempts:
-            self.rt.store.release(job.id, job.lease_token, now_s(), count_attempt=True)
+            self.rt.store.release(job.id, job.lease_token, now_s(), count_attempt=True, error=error)
             self.rt.service.publish(job.id)
             return Outcome(job.id, "retry", f"{reply.code}: {reply.message}")
         if reply.retryable:
@@ -264,7 +264,7 @@ class Attempts:
         crashpoint(self.settings, "after_upload")
         final = JobProgress(result.frames_total, result.frames_total, job.progress.fps, 0.0)
         self.rt.store.finish(job.id, job.lease_token, JobStatus.SUCCEEDED, self._clock(), outputs=outputs,
-                             progress=final)
+                             progress=final, events=result.events)
         crashpoint(self.settings, "after_commit")
         self._drop_stale_outputs(job, keep=set(outputs.values()))
         detail = f"{result.frames_total} frames, {result.stats.get('wall_s', 0.0):.1f} s"

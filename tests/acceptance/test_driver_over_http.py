@@ -47,6 +47,7 @@ def run(dep: Deployment, video: Path, out: Path, params: dict[str, Any] | None =
         size = (stream.codec_context.name, stream.width, stream.height)
     doc: dict[str, Any] = json.loads(files["driver"].read_text())
     assert frames == len(doc["frames"]) == record["progress"]["frames_total"]
+    assert record["events"] == doc["events"]  # the job record carries the pipeline's events
     assert size == ("h264", doc["video"]["width"] & ~1, doc["video"]["height"] & ~1)
     for name in ("timeline", "contact_sheet"):
         image = cv2.imread(str(files[name]))

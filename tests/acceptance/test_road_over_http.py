@@ -105,10 +105,14 @@ def test_synthetic_approach_gives_the_constructed_numbers(road: Deployment, tmp_
         "camera": {"focal_px": SCENE.focal_px},
         "following": {"profile": "two_second_rule"},
     }
-    _, files = run(road, clip, params, tmp_path / "out")
+    record, files = run(road, clip, params, tmp_path / "out")
     doc = json.loads(files["road"].read_text())
     frames = doc["frames"]
     assert len(frames) == 300
+    # the job record carries the pipeline's events as they are in road.json
+    assert record["events"] == doc["events"] and record["events_truncated"] is False
+    assert any(e["type"] == "following_too_close" for e in record["events"])
+    assert [(a["attempt"], a["outcome"]) for a in record["attempt_history"]] == [(1, "succeeded")]
 
     leads = [(f["t_s"], f["lead"]) for f in frames if f["lead"] is not None]
     assert sum(t >= 1.0 for t, _ in leads) >= 0.95 * sum(f["t_s"] >= 1.0 for f in frames)

@@ -31,6 +31,13 @@ def test_kill_9_mid_job_then_another_worker_finishes_it_once(split: Deployment, 
     record = split.wait_done(job["id"], timeout_s=120)
     assert record["status"] == "succeeded", record
     assert record["attempts"] == 2
+    # the killed attempt lost its lease; the second worker's succeeded, each with its own worker and times
+    history = record["attempt_history"]
+    assert [(a["attempt"], a["outcome"], a["error"]) for a in history] == [
+        (1, "lease_lost", None), (2, "succeeded", None)
+    ]
+    assert history[0]["worker"] != history[1]["worker"]
+    assert history[0]["started_at"] < history[0]["ended_at"] <= history[1]["started_at"] < history[1]["ended_at"]
     files = committed_outputs(split, job["id"])
     assert files == ["attempt-2/annotated.mp4", "attempt-2/contact_sheet.png", "attempt-2/detections.json"]
     assert all(key.startswith(f"outputs/{job['id']}/attempt-2/") for key in record["outputs"].values())
@@ -56,6 +63,9 @@ def test_a_worker_paused_past_its_lease_cannot_commit(split: Deployment, dashcam
     after = split.client.job(job["id"])
     assert (after["status"], after["attempts"], after["finished_at"], after["outputs"]) == (
         "succeeded", 2, record["finished_at"], record["outputs"])
+    # the paused attempt lost its lease; the stale worker's late commit left the history as it was
+    assert [(a["attempt"], a["outcome"]) for a in record["attempt_history"]] == [(1, "lease_lost"), (2, "succeeded")]
+    assert after["attempt_history"] == record["attempt_history"]
     assert committed_outputs(split, job["id"]) == [
         "attempt-2/annotated.mp4", "attempt-2/contact_sheet.png", "attempt-2/detections.json"]
     assert split.procs["w1"].poll() is None  # the stale worker is alive for the next job
@@ -72,6 +82,8 @@ def test_sigterm_hands_back_the_job_and_it_is_not_lost(split: Deployment, dashca
     split.start("w2", "worker")
     record = split.wait_done(job["id"], timeout_s=120)
     assert record["status"] == "succeeded"
+    outcomes = [a["outcome"] for a in record["attempt_history"]]
+    assert outcomes == (["succeeded"] if handed_back["status"] == "succeeded" else ["handed_back", "succeeded"])
     detections = json.loads((split.home / "objects" / record["outputs"]["detections"]).read_text())
     assert len(detections["frames"]) == 221
 

@@ -39,8 +39,10 @@ class RecordingSink:
         self.results.append(results)
         self.lines.append(f"{frame.index} {'-' if results is None else len(results)}")
 
-    def finish(self, video: Mapping[str, Any]) -> None:
+    def finish(self, video: Mapping[str, Any]) -> list[dict[str, Any]]:
         self.path.write_text("\n".join(self.lines) + f"\n{video['frames']}\n")
+        inferred = sum(r is not None for r in self.results)
+        return [{"type": "inferred", "start_s": 0.0, "end_s": 2.0, "frames": inferred}]
 
     def abort(self) -> None:
         pass
@@ -106,6 +108,8 @@ def test_two_models_give_their_results_in_order_on_every_inferred_frame(tmp_path
     assert result.stats["infer_m1_s"] > 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(OUTPUTS.values())
     assert (tmp_path / "out" / "log.txt").read_text().splitlines()[-1] == "40"
+    # the sink's events are the run's
+    assert result.events == [{"type": "inferred", "start_s": 0.0, "end_s": 2.0, "frames": 10}]
     assert not stage_threads()
 
 

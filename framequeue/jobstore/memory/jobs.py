@@ -13,6 +13,8 @@ from framequeue.jobs import (
     Job,
     JobProgress,
     JobStatus,
+    Outcome,
+    attempt_ended,
     expired_error,
     lease_expired_verdict,
 )
@@ -37,6 +39,7 @@ class MemoryJobs(MemoryBase):
                 copy.deepcopy(job), status=JobStatus.QUEUED, attempts=0, started_at_s=None, finished_at_s=None,
                 lease_owner=None, lease_token=0, lease_deadline_s=None, cancel_requested=False,
                 progress=JobProgress(), error=None, outputs={}, outputs_expired_at_s=None,
+                attempt_history=(), events=[], events_truncated=False,
             )
             state.jobs[job.id] = JobEntry(fresh, next(state.seq), request_hash)
             if job.idempotency_key is not None:
@@ -93,10 +96,13 @@ class MemoryJobs(MemoryBase):
                 verdict = lease_expired_verdict(job)
                 if verdict.action == "end":
                     assert verdict.status is not None
-                    transitions.end(state, self._render, found, verdict.status, now_s, verdict.error)
+                    transitions.end(
+                        state, self._render, found, verdict.status, now_s, verdict.error, outcome=Outcome.LEASE_LOST
+                    )
                 else:
                     found.job = replace(
-                        job, status=JobStatus.QUEUED, lease_owner=None, lease_deadline_s=None, updated_at_s=now_s
+                        job, status=JobStatus.QUEUED, lease_owner=None, lease_deadline_s=None, updated_at_s=now_s,
+                        attempt_history=attempt_ended(job.attempt_history, Outcome.LEASE_LOST, now_s),
                     )
                     found.published_at_s = None
                     requeued.append(job.id)

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
-from framequeue.jobs import Job, JobError, JobProgress, JobStatus, check_transition, claim_verdict
+from framequeue.jobs import (
+    Job,
+    JobError,
+    JobProgress,
+    JobStatus,
+    Outcome,
+    attempt_begun,
+    attempt_ended,
+    check_transition,
+    claim_verdict,
+)
 from framequeue.jobstore.memory import transitions
 from framequeue.jobstore.memory.state import MemoryBase
 from framequeue.notify.events import progress_event_prefix, progress_row
@@ -20,7 +32,9 @@ class MemoryLeases(MemoryBase):
             verdict = claim_verdict(job, now_s)
             if verdict.action == "end":
                 assert verdict.status is not None
-                transitions.end(self._state, self._render, found, verdict.status, now_s, verdict.error)
+                transitions.end(
+                    self._state, self._render, found, verdict.status, now_s, verdict.error, outcome=Outcome.LEASE_LOST
+                )
             if verdict.action != "claim":
                 return None
             found.job = replace(
@@ -28,6 +42,7 @@ class MemoryLeases(MemoryBase):
                 lease_owner=owner, lease_deadline_s=now_s + lease_s,
                 started_at_s=now_s if job.started_at_s is None else job.started_at_s, updated_at_s=now_s,
                 progress=replace(job.progress, frames_done=0, fps=0.0, eta_s=None),
+                attempt_history=attempt_begun(job, owner, now_s),
             )
             return found.job
 
@@ -64,6 +79,7 @@ class MemoryLeases(MemoryBase):
         error: JobError | None = None,
         outputs: dict[str, str] | None = None,
         progress: JobProgress | None = None,
+        events: Sequence[Mapping[str, Any]] | None = None,
     ) -> Job:
         with self._state.lock:
             found = transitions.fenced(self._state, job_id, token)
@@ -72,16 +88,20 @@ class MemoryLeases(MemoryBase):
                     found.job.progress, frames_done=progress.frames_done, frames_total=progress.frames_total,
                     fps=progress.fps,
                 ))
-            return transitions.end(self._state, self._render, found, status, now_s, error, outputs)
+            return transitions.end(self._state, self._render, found, status, now_s, error, outputs, events=events)
 
-    def release(self, job_id: str, token: int, now_s: float, *, count_attempt: bool) -> Job:
+    def release(
+        self, job_id: str, token: int, now_s: float, *, count_attempt: bool, error: JobError | None = None
+    ) -> Job:
         with self._state.lock:
             found = transitions.fenced(self._state, job_id, token)
             job = found.job
             check_transition(job.status, JobStatus.QUEUED)
+            outcome = Outcome.FAILED if count_attempt else Outcome.HANDED_BACK
             found.job = replace(
                 job, status=JobStatus.QUEUED, lease_owner=None, lease_deadline_s=None, updated_at_s=now_s,
                 attempts=job.attempts - (0 if count_attempt else 1),
+                attempt_history=attempt_ended(job.attempt_history, outcome, now_s, error),
             )
             found.published_at_s = None
             return found.job

@@ -4,10 +4,22 @@ decides which)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from framequeue.errors import JobNotFound, LeaseLost
-from framequeue.jobs import TERMINAL, Job, JobError, JobStatus, check_transition
+from framequeue.jobs import (
+    TERMINAL,
+    Job,
+    JobError,
+    JobStatus,
+    Outcome,
+    attempt_ended,
+    bounded_events,
+    check_transition,
+    end_outcome,
+)
 from framequeue.jobstore.memory.state import JobEntry, OutboxEntry, State
 from framequeue.notify.events import OutboxRow, PayloadRenderer, progress_event_prefix, superseded_error, terminal_rows
 from framequeue.notify.outbox import ENDPOINT_DISABLED
@@ -39,15 +51,25 @@ def end(
     now_s: float,
     error: JobError | None,
     outputs: dict[str, str] | None = None,
+    *,
+    events: Sequence[Mapping[str, Any]] | None = None,
+    outcome: Outcome | None = None,
 ) -> Job:
-    """Move to a terminal state and write its outbox rows, as one step under the lock."""
+    """Move to a terminal state and write its outbox rows, as one step under the lock; a running job's
+    attempt ends with `outcome` (by default the one `status` and `error` say), and `events` are the pipeline's."""
     current = found.job
     check_transition(current.status, status)
     assert status in TERMINAL
+    history = current.attempt_history
+    if current.status is JobStatus.RUNNING:
+        attempt_error = error if outcome is None else None
+        history = attempt_ended(history, outcome or end_outcome(status, error), now_s, attempt_error)
+    kept, truncated = (current.events, current.events_truncated) if events is None else bounded_events(events)
     found.job = ended = replace(
         current, status=status, finished_at_s=now_s, updated_at_s=now_s, lease_owner=None, lease_deadline_s=None,
         error=error, progress=replace(current.progress, eta_s=None),
-        outputs=dict(current.outputs if outputs is None else outputs),
+        outputs=dict(current.outputs if outputs is None else outputs), attempt_history=history, events=kept,
+        events_truncated=truncated,
     )
     prefix = progress_event_prefix(current.id)
     for row in state.outbox.values():

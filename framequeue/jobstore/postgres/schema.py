@@ -131,6 +131,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             WHERE finished_at_s IS NOT NULL AND outputs_expired_at_s IS NULL;
         CREATE INDEX IF NOT EXISTS jobs_input ON {s}.jobs (input_key);
     """),
+    Migration(9, "each job's attempts, and the events its pipeline found", """
+        ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS attempt_history jsonb NOT NULL DEFAULT '[]';
+        ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS events jsonb NOT NULL DEFAULT '[]';
+        ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS events_truncated boolean NOT NULL DEFAULT false;
+    """),
 )
 
 

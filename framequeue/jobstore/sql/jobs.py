@@ -9,6 +9,8 @@ from framequeue.jobs import (
     DEAD_LETTERED,
     Job,
     JobStatus,
+    Outcome,
+    attempt_ended,
     expired_error,
     lease_expired_verdict,
 )
@@ -115,15 +117,17 @@ class SqlJobs(SqlBase):
                 verdict = lease_expired_verdict(job)
                 if verdict.action == "end":
                     assert verdict.status is not None
-                    transitions.end(tx, self._render, job, verdict.status, now_s, verdict.error)
-                else:
-                    requeued.append(job.id)
-            if requeued:
+                    transitions.end(
+                        tx, self._render, job, verdict.status, now_s, verdict.error, outcome=Outcome.LEASE_LOST
+                    )
+                    continue
+                history = attempt_ended(job.attempt_history, Outcome.LEASE_LOST, now_s)
                 tx.run(
                     """UPDATE {s}.jobs SET status = 'queued', lease_owner = NULL, lease_deadline_s = NULL,
-                       published_at_s = NULL, updated_at_s = %s WHERE id {any}""",
-                    (now_s, tx.dialect.array(requeued)),
+                       published_at_s = NULL, updated_at_s = %s, attempt_history = %s WHERE id = %s""",
+                    (now_s, transitions.history_json(tx, history), job.id),
                 )
+                requeued.append(job.id)
             return requeued
 
         return self._engine.write(work)

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from framequeue.jobs import Job, JobError, JobProgress, JobStatus, check_transition, claim_verdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from framequeue.jobs import (
+    Job,
+    JobError,
+    JobProgress,
+    JobStatus,
+    Outcome,
+    attempt_begun,
+    attempt_ended,
+    check_transition,
+    claim_verdict,
+)
 from framequeue.jobstore.sql import transitions
 from framequeue.jobstore.sql.base import SqlBase
 from framequeue.jobstore.sql.dialect import Tx
@@ -24,15 +37,18 @@ class SqlLeases(SqlBase):
             verdict = claim_verdict(job, now_s)
             if verdict.action == "end":
                 assert verdict.status is not None
-                transitions.end(tx, self._render, job, verdict.status, now_s, verdict.error)
+                transitions.end(
+                    tx, self._render, job, verdict.status, now_s, verdict.error, outcome=Outcome.LEASE_LOST
+                )
             if verdict.action != "claim":
                 return None
             claimed = tx.one(
                 """UPDATE {s}.jobs SET status = 'running', attempts = attempts + 1,
                    lease_token = lease_token + 1, lease_owner = %s, lease_deadline_s = %s,
                    started_at_s = COALESCE(started_at_s, %s), updated_at_s = %s, frames_done = 0, fps = 0,
-                   eta_s = NULL WHERE id = %s RETURNING *""",
-                (owner, now_s + lease_s, now_s, now_s, job_id),
+                   eta_s = NULL, attempt_history = %s WHERE id = %s RETURNING *""",
+                (owner, now_s + lease_s, now_s, now_s,
+                 transitions.history_json(tx, attempt_begun(job, owner, now_s)), job_id),
             )
             assert claimed is not None  # the row is locked by this transaction
             return transitions.job(tx, claimed)
@@ -87,6 +103,7 @@ class SqlLeases(SqlBase):
         error: JobError | None = None,
         outputs: dict[str, str] | None = None,
         progress: JobProgress | None = None,
+        events: Sequence[Mapping[str, Any]] | None = None,
     ) -> Job:
         def work(tx: Tx) -> Job:
             job = transitions.fenced(tx, job_id, token)
@@ -95,18 +112,23 @@ class SqlLeases(SqlBase):
                     "UPDATE {s}.jobs SET frames_done = %s, frames_total = %s, fps = %s WHERE id = %s",
                     (progress.frames_done, progress.frames_total, progress.fps, job_id),
                 )
-            return transitions.end(tx, self._render, job, status, now_s, error, outputs)
+            return transitions.end(tx, self._render, job, status, now_s, error, outputs, events=events)
 
         return self._engine.write(work)
 
-    def release(self, job_id: str, token: int, now_s: float, *, count_attempt: bool) -> Job:
+    def release(
+        self, job_id: str, token: int, now_s: float, *, count_attempt: bool, error: JobError | None = None
+    ) -> Job:
         def work(tx: Tx) -> Job:
             job = transitions.fenced(tx, job_id, token)
             check_transition(job.status, JobStatus.QUEUED)
+            outcome = Outcome.FAILED if count_attempt else Outcome.HANDED_BACK
+            history = attempt_ended(job.attempt_history, outcome, now_s, error)
             row = tx.one(
                 """UPDATE {s}.jobs SET status = 'queued', lease_owner = NULL, lease_deadline_s = NULL,
-                   published_at_s = NULL, attempts = attempts - %s, updated_at_s = %s WHERE id = %s RETURNING *""",
-                (0 if count_attempt else 1, now_s, job_id),
+                   published_at_s = NULL, attempts = attempts - %s, updated_at_s = %s, attempt_history = %s
+                   WHERE id = %s RETURNING *""",
+                (0 if count_attempt else 1, now_s, transitions.history_json(tx, history), job_id),
             )
             assert row is not None
             return transitions.job(tx, row)

@@ -4,17 +4,29 @@ locked or fenced by its lease token, ending a job, and writing the outbox rows i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from framequeue.errors import JobNotFound, LeaseLost
-from framequeue.jobs import TERMINAL, Job, JobError, JobStatus, check_transition, job_from_columns
+from framequeue.jobs import (
+    TERMINAL,
+    Attempt,
+    Job,
+    JobError,
+    JobStatus,
+    Outcome,
+    attempt_ended,
+    bounded_events,
+    check_transition,
+    end_outcome,
+    job_from_columns,
+)
 from framequeue.jobstore.sql.dialect import Row, Tx
 from framequeue.notify.events import OutboxRow, PayloadRenderer, progress_event_prefix, superseded_error, terminal_rows
 from framequeue.notify.outbox import ENDPOINT_DISABLED
 
 #: the JSON columns of the jobs table
-_JSON = ("params", "outputs", "attributes")
+_JSON = ("params", "outputs", "attributes", "attempt_history", "events")
 
 
 def job(tx: Tx, row: Row) -> Job:
@@ -67,18 +79,30 @@ def end(
     now_s: float,
     error: JobError | None,
     outputs: dict[str, str] | None = None,
+    *,
+    events: Sequence[Mapping[str, Any]] | None = None,
+    outcome: Outcome | None = None,
 ) -> Job:
-    """Move to a terminal state and write its outbox rows in the same transaction."""
+    """Move to a terminal state and write its outbox rows in the same transaction; a running job's attempt
+    ends with `outcome` (by default the one `status` and `error` say), and `events` are the pipeline's."""
     check_transition(current.status, status)
     assert status in TERMINAL
+    history = current.attempt_history
+    if current.status is JobStatus.RUNNING:
+        attempt_error = error if outcome is None else None
+        history = attempt_ended(history, outcome or end_outcome(status, error), now_s, attempt_error)
+    kept, truncated = (None, None) if events is None else bounded_events(events)
+    encode = tx.dialect.encode_json
     row = tx.one(
         """UPDATE {s}.jobs SET status = %s, finished_at_s = %s, updated_at_s = %s, lease_owner = NULL,
            lease_deadline_s = NULL, error_code = %s, error_message = %s, eta_s = NULL,
-           outputs = COALESCE(%s, outputs) WHERE id = %s RETURNING *""",
+           outputs = COALESCE(%s, outputs), attempt_history = %s, events = COALESCE(%s, events),
+           events_truncated = COALESCE(%s, events_truncated) WHERE id = %s RETURNING *""",
         (
             status.value, now_s, now_s, None if error is None else error.code,
             None if error is None else error.message,
-            None if outputs is None else tx.dialect.encode_json(outputs), current.id,
+            None if outputs is None else encode(outputs), history_json(tx, history),
+            None if kept is None else encode(kept), truncated, current.id,
         ),
     )
     assert row is not None
@@ -91,6 +115,11 @@ def end(
     for outbox_row in terminal_rows(ended, render):
         write_row(tx, ended, outbox_row, now_s)
     return ended
+
+
+def history_json(tx: Tx, history: tuple[Attempt, ...]) -> Any:
+    """The attempt_history column's value."""
+    return tx.dialect.encode_json([a.to_json() for a in history])
 
 
 def write_row(tx: Tx, of: Job, row: OutboxRow, now_s: float) -> None:

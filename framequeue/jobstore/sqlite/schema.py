@@ -126,6 +126,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX IF NOT EXISTS jobs_unswept ON jobs (finished_at_s) WHERE outputs_expired_at_s IS NULL;
     CREATE INDEX IF NOT EXISTS jobs_input ON jobs (input_key);
     """,
+    """
+    ALTER TABLE jobs ADD COLUMN attempt_history TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE jobs ADD COLUMN events TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE jobs ADD COLUMN events_truncated INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 

@@ -418,7 +418,7 @@ class DriverSink:
             "speed_mps": self.speed.at(frame.time_s),
         }
 
-    def finish(self, video: Mapping[str, Any]) -> None:
+    def finish(self, video: Mapping[str, Any]) -> list[dict[str, Any]]:
         t0 = time.monotonic()
         events = self.events.finish()
         frames = max(1, self.counts["frames"])
@@ -440,6 +440,7 @@ class DriverSink:
         )
         plot_timeline(self.timeline_part, self.series, events, self.p["off_road"], self.neutral.value, title)
         self.stats["timeline_s"] = time.monotonic() - t0
+        return events
 
     def abort(self) -> None:
         self.json.abort()

@@ -407,7 +407,7 @@ class RoadSink:
             "speed_mps": _num(speed, 3),
         }
 
-    def finish(self, video: Mapping[str, Any]) -> None:
+    def finish(self, video: Mapping[str, Any]) -> list[dict[str, Any]]:
         t0 = time.monotonic()
         events = self.events.finish(self.last_t_s + self.period_s)
         frames = max(1, self.counts["frames"])
@@ -428,6 +428,7 @@ class RoadSink:
         )
         plot_timeline(self.timeline_part, self.series, events, rule, self.p["collision"], title)
         self.stats["timeline_s"] = time.monotonic() - t0
+        return events
 
     def abort(self) -> None:
         self.json.abort()
