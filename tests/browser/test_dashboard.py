@@ -99,6 +99,15 @@ def test_submit_a_clip_watch_it_run_play_it_and_seek_to_an_event(
         dashboard.client.download(job_id, "road", approach_clip.parent).read_text())["events"]}
     buttons = browser.find_elements(By.CSS_SELECTOR, "#job-events button.event")
     assert expected and len(buttons) == len(expected), "the page lists the pipeline's events"
+    finished = dashboard.client.job(job_id)
+    shown_events = [(b.find_element(By.XPATH, "..").find_element(By.TAG_NAME, "strong").text,
+                     float(b.get_attribute("data-start") or "nan")) for b in buttons]
+    assert shown_events == [(e["type"], e["start_s"]) for e in finished["events"]], "the record's events, in order"
+    attempts = browser.find_elements(By.CSS_SELECTOR, "#job-attempts tr.attempt")
+    assert len(attempts) == 1 and len(finished["attempt_history"]) == 1
+    cells = [td.text for td in attempts[0].find_elements(By.TAG_NAME, "td")]
+    assert cells[0] == "1" and cells[1] == finished["attempt_history"][0]["worker"] and cells[4] == "succeeded"
+    assert cells[2] and cells[3] and cells[5] == "", cells
     target = buttons[-1]
     start_s = float(target.get_attribute("data-start") or "nan")
     browser.execute_script("arguments[0].pause(); arguments[0].currentTime = 0", video)
