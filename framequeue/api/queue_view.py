@@ -1,13 +1,16 @@
 """The queue as the dashboard draws it: the broker's numbers now, the tenant's running jobs with the worker
-holding each, and its finished and failed jobs over the last hour in buckets. Read-only."""
+holding each, its finished and failed jobs over the last hour in buckets, and the autoscaler's last decisions
+when `framequeue autoscale` runs with this home. Read-only."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from framequeue.jobs import Job, JobStatus, iso
+from framequeue.scaling.autoscale.decisions import default_decisions_path, tail_decisions
 from framequeue.service import JobService
 from framequeue.tenants.auth import Principal
 
@@ -16,6 +19,10 @@ BUCKET_S = 60.0
 #: the newest jobs looked at for the hour's counts (two pages of the store's largest)
 SCAN_LIMIT_JOBS = 1000
 PAGE_JOBS = 500
+#: the autoscaler's newest decisions shown
+DECISIONS_SHOWN = 20
+#: the fields of a decision the page draws
+DECISION_FIELDS = ("time", "t", "waiting", "in_flight", "current", "desired", "live", "draining", "reason")
 
 
 def queue_view(service: JobService, caller: Principal, clock: Callable[[], float] = time.time) -> dict[str, Any]:
@@ -45,7 +52,16 @@ def queue_view(service: JobService, caller: Principal, clock: Callable[[], float
         },
         "running": [_running(j) for j in running],
         "last_hour": {"bucket_s": BUCKET_S, "succeeded": succeeded, "failed": failed},
+        "autoscaler": autoscaler_view(default_decisions_path(service.settings.home)),
     }
+
+
+def autoscaler_view(path: Path) -> dict[str, Any] | None:
+    """The newest DECISIONS_SHOWN decisions of the autoscaler's file, oldest first; None without the file."""
+    decisions = tail_decisions(path, DECISIONS_SHOWN)
+    if decisions is None:
+        return None
+    return {"decisions": [{k: d.get(k) for k in DECISION_FIELDS} for d in decisions]}
 
 
 def _jobs(service: JobService, caller: Principal, status: JobStatus | None, limit: int) -> list[Job]:

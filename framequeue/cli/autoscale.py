@@ -83,6 +83,7 @@ def autoscale(ctx: click.Context, interval_s: float, min_workers: int, max_worke
     if ctx.invoked_subcommand is not None:
         return
     from framequeue.config import Settings
+    from framequeue.scaling.autoscale.decisions import default_decisions_path
     from framequeue.scaling.autoscale.floors import LocalTime
     from framequeue.scaling.policy import PolicyConfig
 
@@ -107,7 +108,7 @@ def autoscale(ctx: click.Context, interval_s: float, min_workers: int, max_worke
         workers_per_endpoint=workers_per_endpoint,
     )
     sys.exit(_run(settings, config, log_level, interval_s, settings.drain_s + kill_grace_s,
-                  decisions_path or settings.home / "autoscale.jsonl", plot_path))
+                  decisions_path or default_decisions_path(settings.home), plot_path))
 
 
 def _run(settings: Any, config: Any, log_level: str, interval_s: float, kill_after_s: float, decisions: Path,

@@ -26,15 +26,17 @@ def endpoints() -> None:
 @click.option("--error-webhook", default=None, help="URL notified when an invocation fails, expires or is cancelled.")
 @click.option("--max-concurrent-invocations", default=1, type=int,
               help="Invocations of this endpoint one worker runs at a time.")
+@click.option("--retention-s", type=float, default=None,
+              help="Seconds after an invocation ends when its files are deleted [default: the server's].")
 @server_option
 @reports_errors
 def endpoints_create(name: str, pipeline: str, params: tuple[str, ...], output_path: str, failure_path: str | None,
                      success_webhook: str | None, error_webhook: str | None, max_concurrent_invocations: int,
-                     server: str) -> None:
+                     retention_s: float | None, server: str) -> None:
     """Create endpoint NAME; boto3's sagemaker-runtime invoke_endpoint_async then reaches it."""
     body = {"name": name, "pipeline": pipeline, "params": parse_params(params), "output_path": output_path,
             "failure_path": failure_path, "success_webhook": success_webhook, "error_webhook": error_webhook,
-            "max_concurrent_invocations": max_concurrent_invocations}
+            "max_concurrent_invocations": max_concurrent_invocations, "retention_s": retention_s}
     with client(server) as c:
         created = c.create_endpoint(body)
     click.echo(json.dumps(created, indent=2))

@@ -19,6 +19,8 @@ from framequeue.cli.common import EXIT_JOB_FAILED, client, parse_params, reports
 @click.option("--param", "params", multiple=True, help="Pipeline parameter NAME=VALUE (JSON values), repeatable.")
 @click.option("--webhook", default=None, help="URL notified when the job ends.")
 @click.option("--idempotency-key", default=None)
+@click.option("--retention-s", type=float, default=None,
+              help="Seconds after the job ends when its files are deleted [default: the server's].")
 @click.option("--wait/--no-wait", default=False, help="Follow the job's event stream until it ends (exit 3 unless "
               "it succeeded).")
 @click.option("--download", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -26,7 +28,8 @@ from framequeue.cli.common import EXIT_JOB_FAILED, client, parse_params, reports
 @server_option
 @reports_errors
 def submit(video: Path, pipeline: str, sample_fps: float | None, params: tuple[str, ...], webhook: str | None,
-           idempotency_key: str | None, wait: bool, download: Path | None, server: str) -> None:
+           idempotency_key: str | None, retention_s: float | None, wait: bool, download: Path | None,
+           server: str) -> None:
     """Upload VIDEO and submit it to a pipeline."""
     from framequeue.cli.progress import follow
 
@@ -38,6 +41,8 @@ def submit(video: Path, pipeline: str, sample_fps: float | None, params: tuple[s
         body: dict[str, Any] = {"pipeline": pipeline, "input": {"key": uploaded["key"]}, "params": body_params}
         if webhook:
             body["webhook"] = {"url": webhook}
+        if retention_s is not None:
+            body["retention_s"] = retention_s
         record = c.submit(body, idempotency_key)
         click.echo(f"job {record['id']} {record['status']}  outputs: {record['output_location']}")
         if not wait:

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import httpx
 import pytest
 from httpx_sse import ServerSentEvent, connect_sse
 
 from framequeue.client import Client
 from tests.acceptance.deployment import Deployment
+from tests.conftest import require_shared
 
 pytestmark = pytest.mark.slow
 
@@ -185,6 +187,28 @@ def test_prefer_wait_answers_the_finished_job_or_202(live: Live, small_clip: Pat
     live.alpha.client.wait(plain.json()["id"])
 
 
+@pytest.mark.parametrize("kind", ["jpeg", "png"])
+def test_prefer_wait_answers_a_still_image_through_detect(live: Live, tmp_path: Path, kind: str) -> None:
+    """Request-reply as the issue puts it: a still (a real dashcam JPEG, and a PNG made from it) is a
+    one-frame job whose finished record comes back in the reply to the POST."""
+    jpeg = require_shared("media", "stills", "solidWhiteRight.jpg")
+    still = jpeg
+    if kind == "png":
+        image = cv2.imread(str(jpeg))
+        still = tmp_path / "still.png"
+        assert cv2.imwrite(str(still), image)
+    reply = live.alpha.submit(still, {"Prefer": "wait=30"})
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["preference-applied"] == "wait=30"
+    record = reply.json()
+    assert record["status"] == "succeeded", record
+    assert record["progress"]["frames_done"] == record["progress"]["frames_total"] == 1
+    assert {"detections", "image", "video"} <= set(record["outputs"]), record["outputs"]
+    image_out = live.alpha.http.get(f"/v1/jobs/{record['id']}/outputs/image")
+    assert image_out.status_code == 200 and image_out.headers["content-type"] == "image/png"
+    assert image_out.content.startswith(b"\x89PNG")
+
+
 def fq(live: Live, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**live.dep.env, "FQ_API_KEY": live.alpha.key, "FQ_SERVER": live.dep.base_url}
     return subprocess.run([sys.executable, "-m", "framequeue", *args], env=env, capture_output=True, text=True,
@@ -252,3 +276,13 @@ def test_the_client_reconnects_with_last_event_id_when_the_api_restarts(
         assert done == sorted(done)
     finally:
         dep.stop()
+
+
+def test_submit_names_a_retention_for_its_job(live: Live, small_clip: Path) -> None:
+    submitted = fq(live, "submit", str(small_clip), "--pipeline", "noop", "--retention-s", "120")
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.split()[1]
+    assert live.alpha.client.job(job_id)["retention_s"] == 120
+    refused = fq(live, "submit", str(small_clip), "--pipeline", "noop", "--retention-s", "-1")
+    assert refused.returncode != 0 and "retention_s" in refused.stderr + refused.stdout
+    live.alpha.client.wait(job_id)

@@ -192,3 +192,15 @@ def test_endpoints_are_managed_with_the_cli(deployment: Deployment, s3: tuple[st
     assert "cli-noop" in listed and "dashcam-detect" in listed
     deployment.cli("endpoints", "delete", "cli-noop", *server)
     assert "cli-noop" not in deployment.cli("endpoints", "list", *server).stdout
+
+
+def test_endpoints_create_names_a_retention(deployment: Deployment, s3: tuple[str, Any, str]) -> None:
+    _, _, suffix = s3
+    server = ("--server", deployment.base_url)
+    made = deployment.cli("endpoints", "create", "kept-a-day", "--pipeline", "noop", "--output-path",
+                          f"s3://fq-out-{suffix}/kept", "--retention-s", "86400", *server)
+    assert json.loads(made.stdout)["retention_s"] == 86400
+    bad = deployment.cli("endpoints", "create", "kept-never", "--pipeline", "noop", "--output-path",
+                         f"s3://fq-out-{suffix}/kept", "--retention-s", "-5", *server, check=False)
+    assert bad.returncode != 0 and "retention_s" in bad.stderr + bad.stdout
+    deployment.cli("endpoints", "delete", "kept-a-day", *server)

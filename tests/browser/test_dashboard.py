@@ -15,6 +15,7 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
+from framequeue.scaling.autoscale.decisions import Tick, default_decisions_path, write_decision
 from tests.acceptance.deployment import Deployment
 from tests.acceptance.test_webhooks_over_http import Receiver
 from tests.browser.pages import open_page, rows, shoot, until
@@ -99,6 +100,15 @@ def test_submit_a_clip_watch_it_run_play_it_and_seek_to_an_event(
         dashboard.client.download(job_id, "road", approach_clip.parent).read_text())["events"]}
     buttons = browser.find_elements(By.CSS_SELECTOR, "#job-events button.event")
     assert expected and len(buttons) == len(expected), "the page lists the pipeline's events"
+    finished = dashboard.client.job(job_id)
+    shown_events = [(b.find_element(By.XPATH, "..").find_element(By.TAG_NAME, "strong").text,
+                     float(b.get_attribute("data-start") or "nan")) for b in buttons]
+    assert shown_events == [(e["type"], e["start_s"]) for e in finished["events"]], "the record's events, in order"
+    attempts = browser.find_elements(By.CSS_SELECTOR, "#job-attempts tr.attempt")
+    assert len(attempts) == 1 and len(finished["attempt_history"]) == 1
+    cells = [td.text for td in attempts[0].find_elements(By.TAG_NAME, "td")]
+    assert cells[0] == "1" and cells[1] == finished["attempt_history"][0]["worker"] and cells[4] == "succeeded"
+    assert cells[2] and cells[3] and cells[5] == "", cells
     target = buttons[-1]
     start_s = float(target.get_attribute("data-start") or "nan")
     browser.execute_script("arguments[0].pause(); arguments[0].currentTime = 0", video)
@@ -193,6 +203,25 @@ def test_queue_page_shows_the_running_job_on_its_worker_and_jobs_page_cancels_it
     row.find_element(By.CSS_SELECTOR, "button.cancel").click()
     until(lambda: rows(browser)[long_job["id"]].get_attribute("data-status") == "cancelled", 60, "the cancel")
     assert dashboard.client.job(long_job["id"])["status"] == "cancelled"
+
+
+def test_queue_page_shows_the_autoscalers_last_decisions(dashboard: Deployment, browser: webdriver.Chrome) -> None:
+    path = default_decisions_path(dashboard.home)
+    open_page(browser, dashboard.base_url, "queue")
+    until(lambda: browser.find_elements(By.ID, "queue-backlog"), 10, "the queue numbers")
+    assert not browser.find_elements(By.ID, "autoscaler-decisions"), "no autoscaler ran: no decisions table"
+    try:
+        for i in range(25):  # as `framequeue autoscale` writes them beside this deployment
+            write_decision(Tick(t=time.time() - 25 + i, waiting=10 + i, in_flight=2, current=i % 4,
+                                desired=(i + 1) % 4, endpoints=0, reason=f"tick {i}"), path)
+        table = until(lambda: browser.find_element(By.ID, "autoscaler-decisions"), 10, "the decisions table")
+        shown = table.find_elements(By.CSS_SELECTOR, "tr.decision")
+        assert len(shown) == 20, "the last 20 decisions"
+        newest = [td.text for td in shown[0].find_elements(By.TAG_NAME, "td")]
+        assert newest[1:] == ["34", "2", "0", "1", "tick 24"], newest
+        assert shown[-1].find_element(By.CSS_SELECTOR, "td.reason").text == "tick 5"
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def test_models_page_shows_versions_and_ab_weights(

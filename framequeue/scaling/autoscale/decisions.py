@@ -11,7 +11,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Tick", "plot_decisions", "read_decisions", "write_decision"]
+__all__ = ["Tick", "default_decisions_path", "plot_decisions", "read_decisions", "tail_decisions", "write_decision"]
+
+#: a decisions file past this size is renamed to `<name>.1` (replacing the previous one) before the next line
+ROTATE_BYTES = 4 * 1024 * 1024
+#: the most bytes tail_decisions reads from the end of a file (one line is about 300 bytes)
+TAIL_BYTES = 256 * 1024
 
 log = logging.getLogger("framequeue.autoscale")
 
@@ -57,8 +62,48 @@ def write_decision(tick: Tick, path: Path | None) -> None:
     """Log the decision, and append it to the decisions file when there is one."""
     log.info("%s", tick.line())
     if path is not None:
+        _rotate(path)
         with path.open("a") as fh:
             fh.write(json.dumps(tick.record(), separators=(",", ":")) + "\n")
+
+
+def default_decisions_path(home: Path) -> Path:
+    """Where `framequeue autoscale` writes its decisions unless told otherwise; where the API reads them."""
+    return home / "autoscale.jsonl"
+
+
+def _rotate(path: Path, max_bytes: int = ROTATE_BYTES) -> None:
+    try:
+        if path.stat().st_size >= max_bytes:
+            path.replace(path.with_name(path.name + ".1"))
+    except FileNotFoundError:
+        pass
+
+
+def tail_decisions(path: Path, count: int, max_bytes: int = TAIL_BYTES) -> list[dict[str, Any]] | None:
+    """The last `count` decisions of a decisions file, oldest first, reading at most max_bytes from its end;
+    None when there is no such file (the autoscaler has not run here). A line cut off by a crash or by the
+    read's start is skipped."""
+    try:
+        with path.open("rb") as fh:
+            size = fh.seek(0, 2)
+            start = max(0, size - max_bytes)
+            fh.seek(start)
+            data = fh.read(size - start)
+    except FileNotFoundError:
+        return None
+    lines = data.split(b"\n")
+    if start > 0:
+        lines = lines[1:]  # the first line may begin before the window
+    decisions: list[dict[str, Any]] = []
+    for line in lines:
+        try:
+            decision = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(decision, dict):
+            decisions.append(decision)
+    return decisions[-count:] if count > 0 else []
 
 
 def read_decisions(path: Path) -> Iterator[dict[str, Any]]:

@@ -63,15 +63,16 @@ function renderSummary(box, job) {
 }
 
 function renderDetails(box, job) {
-  const attempts = job.attempt_history || job.attempts_history;
+  const attempts = job.attempt_history;
   box.replaceChildren(h("div", {},
     h("h2", {}, "Params"), h("pre", { class: "params" }, JSON.stringify(job.params, null, 2)),
     h("h2", {}, "Attempts"),
     h("p", {}, `${job.attempts} of at most ${job.max_attempts}`),
-    Array.isArray(attempts) && attempts.length ? h("table", {},
-      h("tr", {}, ["Worker", "Started", "Ended", "Outcome", "Error"].map((t) => h("th", {}, t))),
-      attempts.map((a) => h("tr", {}, h("td", {}, a.worker || ""), h("td", {}, fmtTime(a.started_at)),
-        h("td", {}, fmtTime(a.finished_at || a.ended_at)), h("td", {}, a.outcome || ""),
+    Array.isArray(attempts) && attempts.length ? h("table", { id: "job-attempts" },
+      h("tr", {}, ["Attempt", "Worker", "Started", "Ended", "Outcome", "Error"].map((t) => h("th", {}, t))),
+      attempts.map((a) => h("tr", { class: "attempt" }, h("td", {}, String(a.attempt)), h("td", { class: "mono" }, a.worker || ""),
+        h("td", {}, fmtTime(a.started_at)), h("td", {}, fmtTime(a.ended_at)),
+        h("td", { class: "outcome" }, a.outcome || (a.ended_at ? "" : "running")),
         h("td", {}, a.error ? `${a.error.code}: ${a.error.message}` : "")))) : null,
     job.error ? [h("h2", {}, "Error"), h("p", { class: "error", id: "job-error" }, h("code", {}, job.error.code), " ", job.error.message)] : null,
     Object.keys(job.attributes || {}).length ? [h("h2", {}, "Attributes"), h("pre", {}, JSON.stringify(job.attributes, null, 2))] : null,
@@ -121,10 +122,12 @@ async function renderOutputs(box, job) {
   }
 }
 
+// The record's own list when it has one (committed with the outputs); else the events output's JSON
+// (records written before the list existed); null: this pipeline reports no events.
 async function pipelineEvents(job, out) {
-  if (Array.isArray(job.events)) return job.events;
+  if (Array.isArray(job.events) && job.events.length) return job.events;
   const name = EVENT_OUTPUTS.find((n) => n in job.outputs);
-  if (!name) return null;
+  if (!name) return Array.isArray(job.events) && EVENT_OUTPUTS.includes(job.pipeline) ? job.events : null;
   const doc = await get(out(name));
   return Array.isArray(doc.events) ? doc.events : null;
 }

@@ -1,5 +1,6 @@
 // Queue and workers: backlog, in flight and the oldest job's age sampled while the page is open,
-// finished and failed jobs per minute over the last hour, and the workers with the job each holds.
+// finished and failed jobs per minute over the last hour, the workers with the job each holds, and the
+// autoscaler's last decisions when `framequeue autoscale` runs with this deployment's home.
 import { get } from "../api.js";
 import { fmtSeconds, fmtTime, h, progressBar } from "../dom.js";
 import { barChart, lineChart } from "../charts.js";
@@ -11,7 +12,8 @@ export function queuePage(main) {
   const numbers = h("div", { class: "numbers" });
   const charts = h("div", { class: "charts" });
   const workers = h("section", { class: "workers" });
-  main.append(h("h1", {}, "Queue and workers"), numbers, charts, workers);
+  const autoscaler = h("section", { class: "autoscaler" });
+  main.append(h("h1", {}, "Queue and workers"), numbers, charts, workers, autoscaler);
   const samples = { backlog: [], inflight: [], oldest: [] };
 
   async function refresh() {
@@ -48,7 +50,20 @@ export function queuePage(main) {
           h("td", {}, h("a", { href: `#/jobs/${j.id}`, class: "mono" }, j.id)), h("td", {}, j.pipeline),
           h("td", {}, fmtTime(j.started_at)), h("td", {}, progressBar(j.progress, "running"))))))
         : h("p", { class: "muted" }, "no job is running"));
+    renderDecisions(autoscaler, view.autoscaler);
   }
 
   return follow(null, refresh);
+}
+
+// Newest first: when, the backlog it saw, workers before and after, and why.
+function renderDecisions(box, autoscaler) {
+  if (!autoscaler) { box.replaceChildren(); return; }
+  const rows = [...autoscaler.decisions].reverse();
+  box.replaceChildren(h("h2", {}, `Autoscaler decisions (last ${rows.length})`), rows.length ? h("table", { id: "autoscaler-decisions" },
+    h("tr", {}, ["Time", "Waiting", "In flight", "Workers before", "Workers after", "Reason"].map((x) => h("th", {}, x))),
+    rows.map((d) => h("tr", { class: "decision" }, h("td", {}, fmtTime(d.time)), h("td", {}, d.waiting ?? ""),
+      h("td", {}, d.in_flight ?? ""), h("td", { class: "before" }, d.current ?? ""),
+      h("td", { class: "after" }, d.desired ?? ""), h("td", { class: "reason" }, d.reason || ""))))
+    : h("p", { class: "muted" }, "the autoscaler has made no decision yet"));
 }
