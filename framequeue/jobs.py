@@ -381,6 +381,17 @@ def attempt_ended(
     return (*history[:-1], replace(history[-1], ended_at_s=now_s, outcome=outcome, error=error))
 
 
+def history_at_end(
+    job: Job, status: JobStatus, now_s: float, error: JobError | None, outcome: Outcome | None = None
+) -> tuple[Attempt, ...]:
+    """The history once `job` moved to the terminal `status`: a running job's attempt ends with `outcome`, by
+    default the one `status` and `error` say (end_outcome), and only then carries the job's error."""
+    if job.status is not JobStatus.RUNNING:
+        return job.attempt_history
+    attempt_error = error if outcome is None else None
+    return attempt_ended(job.attempt_history, outcome or end_outcome(status, error), now_s, attempt_error)
+
+
 def end_outcome(status: JobStatus, error: JobError | None) -> Outcome:
     """How the running attempt ended when its worker moved the job to `status`."""
     if status is JobStatus.SUCCEEDED:

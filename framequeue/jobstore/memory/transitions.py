@@ -15,10 +15,9 @@ from framequeue.jobs import (
     JobError,
     JobStatus,
     Outcome,
-    attempt_ended,
     bounded_events,
     check_transition,
-    end_outcome,
+    history_at_end,
 )
 from framequeue.jobstore.memory.state import JobEntry, OutboxEntry, State
 from framequeue.notify.events import OutboxRow, PayloadRenderer, progress_event_prefix, superseded_error, terminal_rows
@@ -60,10 +59,7 @@ def end(
     current = found.job
     check_transition(current.status, status)
     assert status in TERMINAL
-    history = current.attempt_history
-    if current.status is JobStatus.RUNNING:
-        attempt_error = error if outcome is None else None
-        history = attempt_ended(history, outcome or end_outcome(status, error), now_s, attempt_error)
+    history = history_at_end(current, status, now_s, error, outcome)
     kept, truncated = (current.events, current.events_truncated) if events is None else bounded_events(events)
     found.job = ended = replace(
         current, status=status, finished_at_s=now_s, updated_at_s=now_s, lease_owner=None, lease_deadline_s=None,

@@ -15,10 +15,9 @@ from framequeue.jobs import (
     JobError,
     JobStatus,
     Outcome,
-    attempt_ended,
     bounded_events,
     check_transition,
-    end_outcome,
+    history_at_end,
     job_from_columns,
 )
 from framequeue.jobstore.sql.dialect import Row, Tx
@@ -87,10 +86,7 @@ def end(
     ends with `outcome` (by default the one `status` and `error` say), and `events` are the pipeline's."""
     check_transition(current.status, status)
     assert status in TERMINAL
-    history = current.attempt_history
-    if current.status is JobStatus.RUNNING:
-        attempt_error = error if outcome is None else None
-        history = attempt_ended(history, outcome or end_outcome(status, error), now_s, attempt_error)
+    history = history_at_end(current, status, now_s, error, outcome)
     kept, truncated = (None, None) if events is None else bounded_events(events)
     encode = tx.dialect.encode_json
     row = tx.one(
