@@ -39,6 +39,8 @@ from bench.road import (
     FOREIGN_MARK,
     RoadDeployment,
     aggregate,
+    bench_naive,
+    bench_parallel,
     f,
     interference,
     job_facts,
@@ -121,35 +123,6 @@ def bench_pipelined(clip: Clip) -> dict[str, Any]:
     result = measured(lambda: run_json("driver_stages", clip, "--pipelined"), tries=clip.tries)
     log(f"  DriverPipeline.run in-process {clip.key}: {result['fps']:.1f} fps")
     return result
-
-
-def bench_parallel(clip: Clip) -> dict[str, Any]:
-    """One `bench.driver_stages` process per core at once: sequential jobs side by side, no threads inside a
-    job; against the stages alone this separates the cost of sharing the cores from that of pipelining."""
-
-    def together() -> dict[str, Any]:
-        procs = [subprocess.Popen([PYTHON, "-m", "bench.driver_stages", str(clip.path)], cwd=ROOT,
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for _ in range(CORES)]
-        outs = [json.loads(proc.communicate(timeout=1800)[0].strip().splitlines()[-1]) for proc in procs]
-        if any(proc.returncode for proc in procs):
-            raise RuntimeError(f"bench.driver_stages {clip.path} failed")
-        return {"processes": len(outs), "fps": sum(o["frames"] / o["wall_s"] for o in outs),
-                "sum_ms_per_frame": median([o["sum_ms_per_frame"] for o in outs]),
-                "runs": [{k: o[k] for k in ("frames", "wall_s", "sum_ms_per_frame", "cpu_ms_per_frame")} for o in outs]}
-
-    result = measured(together, tries=clip.tries)
-    log(f"  {CORES} x driver_stages at once {clip.key}: {result['fps']:.1f} fps, "
-        f"{result['sum_ms_per_frame']:.1f} ms/frame")
-    return result
-
-
-def bench_naive(clip: Clip) -> dict[str, Any]:
-    runs = []
-    with tempfile.TemporaryDirectory(prefix="fq-bench-driver-naive-") as tmp:
-        for _ in range(clip.repeats):
-            runs.append(measured(lambda: run_json("driver_naive", clip, tmp), tries=clip.tries))
-            log(f"  naive {clip.key}: {runs[-1]['fps']:.1f} fps")
-    return {"runs": runs, "fps": median([r["fps"] for r in runs]), "cpu_s": median([r["cpu_s"] for r in runs])}
 
 
 def bench_detector_batches(clip: Clip) -> dict[str, Any]:
@@ -500,8 +473,8 @@ def measure(plan: Plan, command: str) -> dict[str, Any]:
         log(f"{clip.key}: stage CPU (alone, then {CORES} at once), DriverPipeline.run in-process, naive script")
         results["stages"][clip.key] = bench_stages(clip)
         results["pipelined"][clip.key] = bench_pipelined(clip)
-        results["parallel"][clip.key] = bench_parallel(clip)
-        results["naive"][clip.key] = bench_naive(clip)
+        results["parallel"][clip.key] = bench_parallel(clip, "driver_stages")
+        results["naive"][clip.key] = bench_naive(clip, "driver_naive")
     batch_clip = plan.memory_clip or plan.clips[-1]
     results["detector_batches"] = {"clip": batch_clip.key, **bench_detector_batches(batch_clip)}
     results["framequeue"] = bench_pool(plan)

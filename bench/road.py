@@ -117,32 +117,33 @@ def bench_pipelined(clip: Clip) -> dict[str, Any]:
     return result
 
 
-def bench_parallel(clip: Clip) -> dict[str, Any]:
-    """One `bench.road_stages` process per core at once: sequential jobs side by side, no threads inside a job.
+def bench_parallel(clip: Clip, stages: str = "road_stages") -> dict[str, Any]:
+    """One `bench.<stages>` process per core at once: sequential jobs side by side, no threads inside a job.
     Their CPU per frame against the stages alone separates the cost of sharing the cores from that of
-    pipelining inside a job."""
+    pipelining inside a job. (The driver benchmark runs it with its own stages module.)"""
 
     def together() -> dict[str, Any]:
-        procs = [subprocess.Popen([PYTHON, "-m", "bench.road_stages", str(clip.path)], cwd=ROOT,
+        procs = [subprocess.Popen([PYTHON, "-m", f"bench.{stages}", str(clip.path)], cwd=ROOT,
                                   stdout=subprocess.PIPE, text=True) for _ in range(CORES)]
         outs = [json.loads(proc.communicate(timeout=1800)[0].strip().splitlines()[-1]) for proc in procs]
         if any(proc.returncode for proc in procs):
-            raise RuntimeError(f"bench.road_stages {clip.path} failed")
+            raise RuntimeError(f"bench.{stages} {clip.path} failed")
         return {"processes": len(outs), "fps": sum(o["frames"] / o["wall_s"] for o in outs),
                 "sum_ms_per_frame": median([o["sum_ms_per_frame"] for o in outs]),
                 "runs": [{k: o[k] for k in ("frames", "wall_s", "sum_ms_per_frame", "cpu_ms_per_frame")} for o in outs]}
 
     result = measured(together, tries=clip.tries)
-    log(f"  {CORES} x road_stages at once {clip.key}: {result['fps']:.1f} fps, "
+    log(f"  {CORES} x {stages} at once {clip.key}: {result['fps']:.1f} fps, "
         f"{result['sum_ms_per_frame']:.1f} ms/frame")
     return result
 
 
-def bench_naive(clip: Clip) -> dict[str, Any]:
+def bench_naive(clip: Clip, naive: str = "road_naive") -> dict[str, Any]:
+    """The naive sequential script `bench.<naive>` on the clip, median of the repeats."""
     runs = []
-    with tempfile.TemporaryDirectory(prefix="fq-bench-road-naive-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"fq-bench-{naive}-") as tmp:
         for _ in range(clip.repeats):
-            runs.append(measured(lambda: run_json("road_naive", clip, tmp), tries=clip.tries))
+            runs.append(measured(lambda: run_json(naive, clip, tmp), tries=clip.tries))
             log(f"  naive {clip.key}: {runs[-1]['fps']:.1f} fps")
     return {"runs": runs, "fps": median([r["fps"] for r in runs]), "cpu_s": median([r["cpu_s"] for r in runs])}
 
