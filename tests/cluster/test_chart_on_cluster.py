@@ -137,6 +137,17 @@ def _storage_url() -> str:
     return f"s3://{S3_KEY}:{S3_SECRET}@{S3_BUCKET}/cluster?endpoint={where}&region={S3_REGION}"
 
 
+def _model_repo(root: Path) -> Path:
+    """A model repository (as `framequeue models add` writes it) with YOLOX-nano from ../shared, readable by the
+    image's non-root user; the chart mounts it as a hostPath."""
+    from framequeue.models.repository import ModelRepository
+
+    yolox = SHARED_DIR / "models" / "yolox_nano"
+    ModelRepository(root).add("yolox_nano", yolox / "yolox_nano.onnx", "yolox", yolox / "coco_classes.txt")
+    subprocess.run(["chmod", "-R", "a+rX", str(root)], check=True)
+    return root
+
+
 def _install_crds(cluster: Cluster) -> None:
     crd_dir = SHARED_DIR / "k8s" / "keda-crds"
     for name in CRDS:
@@ -203,8 +214,9 @@ def deployed() -> Iterator[Deployed]:
     thread: threading.Thread | None = None
     try:
         phases.run("cluster start", cluster.start)
-        phases.run("image import", lambda: [cluster.import_image(a) for a in (pause, archive)])
+        phases.run("image import", lambda: cluster.import_images(pause, archive))
         phases.run("KEDA CRDs", lambda: _install_crds(cluster))
+        models = phases.run("model repository", lambda: _model_repo(workdir / "models"))
         cluster.api("POST", f"/api/v1/namespaces/{NAMESPACE}/secrets", {
             "apiVersion": "v1", "kind": "Secret", "metadata": {"name": SECRET},
             "stringData": {"FQ_DATABASE_URL": cluster.database_url, "FQ_BROKER_URL": cluster.redis_url,
@@ -214,6 +226,7 @@ def deployed() -> Iterator[Deployed]:
         def install() -> None:
             proc = subprocess.run(
                 [str(helm), "install", RELEASE, str(CHART), "-f", str(VALUES), "--set", f"image.tag={tag}",
+                 "--set", f"models.hostPath.path={models}",
                  "--server-side=false", "--namespace", NAMESPACE, "--kubeconfig", str(cluster.kubeconfig)],
                 capture_output=True, text=True, timeout=300, check=False,
             )  # fmt: skip

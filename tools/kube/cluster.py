@@ -81,7 +81,10 @@ def postgres_bin() -> Path:
 
 
 def _sh(*cmd: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(cmd), capture_output=True, text=True, check=check, timeout=timeout)
+    proc = subprocess.run(list(cmd), capture_output=True, text=True, check=False, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited with {proc.returncode}:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    return proc
 
 
 def _in_ns(*cmd: str) -> list[str]:
@@ -140,6 +143,7 @@ class Cluster:
     def _start(self) -> None:
         ensure_packages()
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
+        self.workdir.chmod(0o711)  # PostgreSQL runs as its own user below it
         self._netns_before = set(os.listdir("/var/run/netns")) if Path("/var/run/netns").is_dir() else set()
         pods = Path("/var/log/pods")
         self._podlogs_before = set(os.listdir(pods)) if pods.is_dir() else set()
@@ -266,12 +270,26 @@ state = "{base / 'state'}"
         return _sh("ctr", "--address", str(self.containerd_sock), "-n", "k8s.io", *args, timeout=timeout,
                    check=check)
 
-    def import_image(self, archive: Path) -> None:
-        self.ctr("images", "import", "--no-unpack", str(archive), timeout=900)
+    def import_images(self, *archives: Path) -> None:
+        """Load OCI archives into containerd's k8s.io namespace, where the kubelet finds them."""
+        for archive in archives:
+            self.ctr("images", "import", str(archive), timeout=900)
+
+    def _cgroup_root(self) -> None:
+        """The kubelet's --cgroup-root in every cgroup v1 hierarchy (it must exist; its cpuset copies the root's)."""
+        for hierarchy in CGROUP_ROOT.iterdir():
+            if hierarchy.name == "unified" or not hierarchy.is_dir() or hierarchy.is_symlink():
+                continue
+            ours = hierarchy / "fqkube"
+            ours.mkdir(exist_ok=True)
+            for name in ("cpuset.cpus", "cpuset.mems"):
+                if (hierarchy / name).exists():
+                    (ours / name).write_text((hierarchy / name).read_text())
 
     def _kubelet(self) -> None:
         root = self.workdir / "kubelet"
         root.mkdir(parents=True, exist_ok=True)
+        self._cgroup_root()
         self._spawn("kubelet", [
             str(self.kube_bin / "kubelet"),
             f"--kubeconfig={self.kubeconfig}", f"--root-dir={root}", f"--cert-dir={root / 'pki'}",
