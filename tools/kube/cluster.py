@@ -83,7 +83,8 @@ def postgres_bin() -> Path:
 def _sh(*cmd: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(list(cmd), capture_output=True, text=True, check=False, timeout=timeout)
     if check and proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited with {proc.returncode}:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+        output = proc.stdout[-2000:] + proc.stderr[-2000:]
+        raise RuntimeError(f"{' '.join(cmd)} exited with {proc.returncode}:\n{output}")
     return proc
 
 
