@@ -402,6 +402,11 @@ state = "{base / 'state'}"
                 out.append(f"--- {log.relative_to(pods)} ---\n" + "\n".join(text))
         return "\n".join(out)
 
+    def pod_log(self, namespace: str, pod: str) -> str:
+        """Every container log of one pod (all restarts), as the kubelet wrote them."""
+        return "\n".join(log.read_text(errors="replace")
+                         for log in sorted(Path("/var/log/pods").glob(f"{namespace}_{pod}_*/*/*.log")))  # fmt: skip
+
     def diagnostics(self) -> str:
         names = ("kubelet", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd")
         return "\n".join([self.pod_logs(), *(self.tail(n, 25) for n in names)])
