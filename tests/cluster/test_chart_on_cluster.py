@@ -303,7 +303,7 @@ def _noop(d: Deployed, sleep_s: float) -> str:
     """A noop job (the worker's whole lifecycle, no media work) that runs sleep_s seconds."""
     if d.noop_input is None:
         d.noop_input = _upload(d, SHARED_DIR / "media" / "bottle-detection.mp4")
-    return _submit(d, {"pipeline": "noop", "input_key": d.noop_input, "params": {"sleep_s": sleep_s}})
+    return _submit(d, {"pipeline": "noop", "input": {"key": d.noop_input}, "params": {"sleep_s": sleep_s}})
 
 
 @pytest.mark.timeout(3600)
@@ -311,7 +311,7 @@ def test_dashcam_clip_through_the_api_pod(deployed: Deployed) -> None:
     d = deployed
     key = _upload(d, SHARED_DIR / "media" / "solidWhiteRight.mp4")
     started = time.monotonic()
-    job_id = _submit(d, {"pipeline": "detect", "input_key": key, "params": {"sample_fps": 5}})
+    job_id = _submit(d, {"pipeline": "detect", "input": {"key": key}, "params": {"sample_fps": 5}})
     record = _wait_status(d, job_id, {"succeeded", "failed", "cancelled", "expired"}, 600)
     assert record["status"] == "succeeded", d.fail(json.dumps(record, indent=1))
     d.timings["dashcam job"] = round(time.monotonic() - started, 1)

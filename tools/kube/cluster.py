@@ -18,8 +18,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -44,7 +46,7 @@ HOST_IP = "10.203.0.1"
 NS_IP = "10.203.0.2"
 POD_CIDR = "10.204.0.0/24"
 SERVICE_CIDR = "10.205.0.0/24"
-API_PORT = 8080
+API_PORT = 6443
 POSTGRES_PORT = 5432
 REDIS_PORT = 6379
 S3_PORT = 9000
@@ -52,6 +54,8 @@ S3_BUCKET = "fq-cluster"
 NODE = "fq-node"
 PAUSE_IMAGE = "docker.io/local/pause:1"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+#: the API server's certificate is self-signed at start-up; the address is the namespace's own
+_UNVERIFIED = ssl._create_unverified_context()
 
 
 def _log(msg: str) -> None:
@@ -89,7 +93,9 @@ def _sh(*cmd: str, check: bool = True, timeout: float = 60) -> subprocess.Comple
 
 
 def _in_ns(*cmd: str) -> list[str]:
-    return ["ip", "netns", "exec", NETNS, *cmd]
+    # nsenter joins only the network namespace; `ip netns exec` would also remount /sys, hiding the cgroup
+    # hierarchies the kubelet and runc need
+    return ["nsenter", f"--net=/var/run/netns/{NETNS}", "--", *cmd]
 
 
 @dataclass
@@ -102,11 +108,13 @@ class Cluster:
     _logs: list[IO[bytes]] = field(default_factory=list)
     _netns_before: set[str] = field(default_factory=set)
     _podlogs_before: set[str] = field(default_factory=set)
+    #: the bearer token of the cluster's one user (group system:masters)
+    token: str = field(default_factory=lambda: secrets.token_hex(16))
 
     # ---- addresses clients use
     @property
     def api_url(self) -> str:
-        return f"http://{NS_IP}:{API_PORT}"
+        return f"https://{NS_IP}:{API_PORT}"
 
     @property
     def kubeconfig(self) -> Path:
@@ -161,14 +169,14 @@ class Cluster:
         self._spawn("kube-apiserver", [
             str(self.kube_bin / "kube-apiserver"),
             "--etcd-servers=http://127.0.0.1:2379",
-            f"--advertise-address={NS_IP}", "--bind-address=0.0.0.0", "--secure-port=6443",
-            f"--insecure-bind-address={NS_IP}", f"--insecure-port={API_PORT}",
+            f"--advertise-address={NS_IP}", f"--bind-address={NS_IP}", f"--secure-port={API_PORT}",
             f"--cert-dir={self.workdir / 'apiserver-certs'}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             f"--service-account-key-file={self.workdir / 'sa.pub'}",
             f"--service-account-signing-key-file={self.workdir / 'sa.key'}",
             "--service-account-issuer=https://kubernetes.default.svc",
-            "--authorization-mode=AlwaysAllow",
+            # a throwaway cluster reached only through its own namespace: one static token, everything allowed
+            f"--token-auth-file={self.workdir / 'tokens.csv'}", "--authorization-mode=AlwaysAllow",
             "--allow-privileged=true",
             "--enable-priority-and-fairness=false",
         ])  # fmt: skip
@@ -216,10 +224,13 @@ class Cluster:
         _sh("openssl", "rsa", "-in", str(self.workdir / "sa.key"), "-pubout", "-out", str(self.workdir / "sa.pub"))
 
     def _write_kubeconfig(self) -> None:
+        tokens = self.workdir / "tokens.csv"
+        tokens.write_text(f'{self.token},admin,admin,"system:masters"\n')
+        tokens.chmod(0o600)
         config = {
             "apiVersion": "v1", "kind": "Config", "current-context": "fq",
-            "clusters": [{"name": "fq", "cluster": {"server": self.api_url}}],
-            "users": [{"name": "fq", "user": {}}],
+            "clusters": [{"name": "fq", "cluster": {"server": self.api_url, "insecure-skip-tls-verify": True}}],
+            "users": [{"name": "fq", "user": {"token": self.token}}],
             "contexts": [{"name": "fq", "context": {"cluster": "fq", "user": "fq", "namespace": "default"}}],
         }  # fmt: skip
         self.kubeconfig.write_text(json.dumps(config))
@@ -353,7 +364,9 @@ state = "{base / 'state'}"
                          check=False).returncode == 0  # fmt: skip
             else:
                 try:
-                    with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=2):
+                    headers = {"Authorization": f"Bearer {self.token}"}
+                    with urllib.request.urlopen(urllib.request.Request(url, method=method, headers=headers),
+                                                timeout=2, context=_UNVERIFIED):  # fmt: skip
                         ok = True
                 except OSError:
                     ok = False
@@ -367,8 +380,9 @@ state = "{base / 'state'}"
         """One call to the API server's REST API; the decoded JSON answer."""
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(f"{self.api_url}{path}", data=data, method=method,
-                                     headers={"Content-Type": content_type, "Accept": "application/json"})  # fmt: skip
-        with urllib.request.urlopen(req, timeout=30) as resp:
+                                     headers={"Content-Type": content_type, "Accept": "application/json",
+                                              "Authorization": f"Bearer {self.token}"})  # fmt: skip
+        with urllib.request.urlopen(req, timeout=30, context=_UNVERIFIED) as resp:
             return json.loads(resp.read() or b"null")
 
     def wait_node_ready(self, timeout_s: float = 180) -> None:
@@ -389,8 +403,10 @@ state = "{base / 'state'}"
         path = self.log_path(name)
         if not path.exists():
             return f"(no {name} log)"
-        text = path.read_text(errors="replace").splitlines()[-lines:]
-        return f"--- {name} log tail ---\n" + "\n".join(text)
+        text = path.read_text(errors="replace").splitlines()
+        # a Go fatal error dumps every goroutine after its message: show what came before the dump
+        dump = next((i for i, line in enumerate(text) if line.startswith("goroutine ")), len(text))
+        return f"--- {name} log tail ---\n" + "\n".join(text[max(0, dump - lines) : dump])
 
     def pod_logs(self, lines: int = 40) -> str:
         """The last lines of every container log the kubelet wrote under /var/log/pods for this cluster."""
