@@ -352,14 +352,18 @@ def test_keda_role_scales_zero_to_n_and_drains_on_scale_in(deployed: Deployed) -
         return record if record["status"] in {"succeeded", "failed", "queued"} else None
 
     record = _wait(ended, 180, f"job {long} to end", on_timeout=lambda: d.fail("the drained job did not end"))
-    if busy_pod in deleted:
-        _wait(lambda: busy_pod not in {p["metadata"]["name"] for p in _pods(d.cluster, "worker")}, 60,
-              f"{busy_pod} gone", on_timeout=lambda: d.fail("the drained pod did not exit"))  # fmt: skip
+    _wait(lambda: busy_pod not in {p["metadata"]["name"] for p in _pods(d.cluster, "worker")}, 60,
+          f"{busy_pod} gone", on_timeout=lambda: d.fail("the drained pod did not exit"))  # fmt: skip
     assert record["status"] == "succeeded" and record["attempts"] == 1, d.fail(json.dumps(record, indent=1))
     for j in short:
         assert _job(d, j)["status"] == "succeeded"
-    if busy_pod in deleted:
-        assert "draining" in busy_log, d.fail(f"{busy_pod} was removed without a drain in its log:\n{busy_log[-3000:]}")
+    # the ReplicaSet removes the most recently ready pods first: the third worker, the one with the long job
+    assert busy_pod in deleted, d.fail(f"scale-in removed {sorted(deleted)}, not {busy_pod} (the busy pod)")
+    assert "draining" in busy_log, d.fail(f"{busy_pod} was removed without a drain in its log:\n{busy_log[-3000:]}")
+    selector = urllib.parse.quote(f"involvedObject.name={busy_pod}")
+    events = d.cluster.api("GET", f"/api/v1/namespaces/{NAMESPACE}/events?fieldSelector={selector}")
+    reasons = [e["reason"] for e in events["items"]]
+    assert "FailedPreStopHook" not in reasons and "Killing" in reasons, d.fail(f"{busy_pod} events: {reasons}")
     print(f"[cluster test] scale-in removed {sorted(deleted)}; the long job ran on {busy_pod}", file=sys.stderr)
     _wait(lambda: _replicas(d) == 0 and not _pods(d.cluster, "worker"), 120, "scale to zero when idle",
           on_timeout=lambda: d.fail("no scale to zero"))  # fmt: skip
