@@ -17,14 +17,15 @@ FQ_METRICS_PORT, when set) read them all, next to the queue's.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
@@ -90,8 +91,27 @@ def api_registry(stats: Callable[[], QueueStats], workers_dir: Path | None = Non
     registry = CollectorRegistry()
     registry.register(QueueCollector(stats))
     if workers_dir is not None:
-        MultiProcessCollector(registry, path=str(workers_dir))  # type: ignore[no-untyped-call]
+        _WorkersCollector(registry, workers_dir)
     return registry
+
+
+class _WorkersCollector(MultiProcessCollector):
+    """prometheus_client's reader of a multiprocess folder, minus one race: a worker creates its file empty
+    and sizes it an instant later, and the library's reader fails on an empty file (the whole scrape with
+    it). Such a file holds no value yet, so it is skipped."""
+
+    def __init__(self, registry: CollectorRegistry, path: Path) -> None:
+        super().__init__(registry, path=str(path))  # type: ignore[no-untyped-call]
+        self._folder = path
+
+    def collect(self) -> Iterable[Metric]:
+        files = []
+        for path in self._folder.glob("*.db"):
+            with contextlib.suppress(FileNotFoundError):  # a dead worker's gauges, just removed
+                if path.stat().st_size > 0:
+                    files.append(str(path))
+        metrics: Iterable[Metric] = self.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
+        return metrics
 
 
 class PoolMetrics:
@@ -118,7 +138,7 @@ class PoolMetrics:
     def reset(self) -> None:
         """Start empty: files of an earlier run (even one killed -9) would add its counts to this one's."""
         shutil.rmtree(self.path, ignore_errors=True)
-        self.path.mkdir(parents=True)
+        self.path.mkdir(parents=True, exist_ok=True)
 
     def env(self) -> dict[str, str]:
         """What a worker process's environment needs to write here."""
@@ -131,7 +151,7 @@ class PoolMetrics:
     def registry(self) -> CollectorRegistry:
         """Every worker's metrics, merged."""
         registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=str(self.path))  # type: ignore[no-untyped-call]
+        _WorkersCollector(registry, self.path)
         return registry
 
     def serve(self, port: int, host: str = "127.0.0.1") -> Callable[[], None]:

@@ -21,6 +21,7 @@ from framequeue.brokers.base import QueueStats
 from framequeue.metrics import PoolMetrics, WorkerMetrics, api_registry
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+SUCCEEDED = ("framequeue_jobs_total", (("outcome", "succeeded"),))
 
 #: a worker's share of the metrics: JOBS succeeded jobs, busy when it ran two, one processing time, 0.5 s
 #: of decode; then it waits for its stdin to close
@@ -88,7 +89,7 @@ def test_workers_are_summed_and_a_killed_one_keeps_its_counts_but_not_its_gauges
     got = _samples(pool.registry())
     assert got[("framequeue_worker_up", ())] == 2
     assert got[("framequeue_worker_busy", ())] == 1
-    assert got[("framequeue_jobs_total", (("outcome", "succeeded"),))] == 3
+    assert got[SUCCEEDED] == 3
     assert got[("framequeue_processing_seconds_count", ())] == 2
     assert got[("framequeue_stage_seconds_total", (("stage", "decode"),))] == 1.0
 
@@ -99,13 +100,22 @@ def test_workers_are_summed_and_a_killed_one_keeps_its_counts_but_not_its_gauges
     got = _samples(pool.registry())
     assert got[("framequeue_worker_up", ())] == 1
     assert got[("framequeue_worker_busy", ())] == 0
-    assert got[("framequeue_jobs_total", (("outcome", "succeeded"),))] == 3  # counters never go back
+    assert got[SUCCEEDED] == 3  # counters never go back
 
     start(1)  # the pool's replacement
     got = _samples(pool.registry())
     assert got[("framequeue_worker_up", ())] == 2
-    assert got[("framequeue_jobs_total", (("outcome", "succeeded"),))] == 4
+    assert got[SUCCEEDED] == 4
     assert one.poll() is None
+
+
+def test_a_file_a_starting_worker_has_not_sized_yet_does_not_fail_the_scrape(
+    pool: PoolMetrics, start_worker: object
+) -> None:
+    start_worker(1)  # type: ignore[operator]
+    (pool.path / "counter_4242.db").touch()  # the instant between the library's open() and truncate()
+    got = _samples(pool.registry())
+    assert got[SUCCEEDED] == 1 and got[("framequeue_worker_up", ())] == 1
 
 
 def test_merged_series_have_a_standalone_workers_names_and_labels(pool: PoolMetrics, start_worker: object) -> None:
@@ -123,7 +133,7 @@ def test_the_api_shows_the_queue_and_its_workers(pool: PoolMetrics, start_worker
     got = _samples(api_registry(lambda: QueueStats(ready=2, in_flight=1), pool.path))
     assert got[("framequeue_backlog_jobs", ())] == 2
     assert got[("framequeue_worker_up", ())] == 1
-    assert got[("framequeue_jobs_total", (("outcome", "succeeded"),))] == 1
+    assert got[SUCCEEDED] == 1
     assert ("framequeue_worker_up", ()) not in _samples(api_registry(lambda: QueueStats(ready=2, in_flight=1)))
 
 
@@ -136,7 +146,7 @@ def test_the_pools_port_serves_every_worker_and_stops(pool: PoolMetrics, start_w
     try:
         got = _parse(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text)
         assert got[("framequeue_worker_up", ())] == 2
-        assert got[("framequeue_jobs_total", (("outcome", "succeeded"),))] == 3
+        assert got[SUCCEEDED] == 3
     finally:
         stop()
     with pytest.raises(httpx.ConnectError):
