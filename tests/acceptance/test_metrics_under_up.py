@@ -58,7 +58,7 @@ def test_up_serves_the_api_and_all_its_workers_metrics_and_survives_a_killed_wor
     api_url = f"{up.base_url}/metrics"
     port_url = f"http://127.0.0.1:{up.env['FQ_METRICS_PORT']}/metrics"
     up_pid = up.procs["up"].pid
-    _eventually(lambda: _scrape(api_url).get(WORKER_UP) == 2, "both workers in /metrics")
+    _eventually(lambda: _scrape(api_url).get(WORKER_UP) == 2, "both workers in /metrics", 120)
     assert len(_workers(up_pid)) == 2
     assert "address already in use" not in up.log("up").lower()
 
