@@ -7,6 +7,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -40,7 +41,8 @@ from framequeue.tenants.keys import Keys
 log = logging.getLogger("framequeue.api")
 
 
-def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
+def create_app(settings: Settings, *, background: bool = True, workers_metrics_dir: Path | None = None) -> FastAPI:
+    """The API; `workers_metrics_dir` (`framequeue up`'s) adds its workers' metrics to /metrics."""
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = open_runtime(settings)
@@ -60,7 +62,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
             log.info("per tenant: rate %g submits/s, burst %g (per API process; 0: off), quota %d queued jobs "
                      "(0: off)", app.state.auth.limiter.rate_per_s, app.state.auth.limiter.burst,
                      settings.max_queued_per_tenant)
-        app.state.metrics = api_registry(rt.broker.stats)
+        app.state.metrics = api_registry(rt.broker.stats, workers_metrics_dir)
         stop = threading.Event()
         threads = []
         if background:
