@@ -31,8 +31,9 @@ def test_outcomes_show_events_and_detections_per_minute_of_video(
         dashboard.submit_file(approach_clip, {"sample_fps": 5}),
         dashboard.submit_file(still),
     ]
-    road, detect, photo = (dashboard.wait_done(job["id"], timeout_s=400) for job in submitted)
-    assert [r["status"] for r in (road, detect, photo)] == ["succeeded"] * 3, [r["error"] for r in (road, detect, photo)]
+    done = [dashboard.wait_done(job["id"], timeout_s=400) for job in submitted]
+    assert [r["status"] for r in done] == ["succeeded"] * 3, [r["error"] for r in done]
+    road, detect, photo = done
     # seconds of video: the frames processed at the clip's 25 fps; none for the still
     for record in (road, detect):
         assert record["params"]["model"] == "yolox_nano" and record["params"]["model_version"] == 1
