@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from framequeue.endpoints.async_endpoints import Endpoint
 from framequeue.endpoints.routing import ModelEndpoint, State
-from framequeue.jobs import Job, JobError, JobProgress, JobStatus
+from framequeue.jobs import Job, JobError, JobProgress, JobStatus, RunTotals
 from framequeue.notify.outbox import Delivery, DisabledWebhook, OutboxStore
 from framequeue.tenants.auth import ApiKey
 
@@ -82,10 +82,12 @@ class JobStateStore(Protocol):
         outputs: dict[str, str] | None = None,
         progress: JobProgress | None = None,
         events: Sequence[Mapping[str, Any]] | None = None,
+        totals: RunTotals | None = None,
     ) -> Job:
         """Commit a terminal state (and its outbox event) if the token holds, else LeaseLost; `progress`,
         when given, is stored in the same transaction (the final count of a successful job), and so are
-        `events`, the pipeline's (the first MAX_EVENTS of them, events_truncated saying when more were).
+        `events`, the pipeline's (the first MAX_EVENTS of them, events_truncated saying when more were), and
+        `totals` (what a successful run amounted to: seconds of video, event and detection counts).
         The running attempt of attempt_history ends in the same write (framequeue.jobs.end_outcome)."""
         ...
 
