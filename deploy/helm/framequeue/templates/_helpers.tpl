@@ -104,10 +104,14 @@ envFrom:
       name: {{ . }}
 {{- end }}
 env:
+  {{- if not (hasKey .Values.env "FQ_HOME") }}
   - name: FQ_HOME
     value: {{ .Values.home | quote }}
+  {{- end }}
+  {{- if not (hasKey .Values.env "FQ_MODEL_REPO") }}
   - name: FQ_MODEL_REPO
     value: {{ .Values.models.path | quote }}
+  {{- end }}
   {{- range $k, $v := .Values.env }}
   - name: {{ $k }}
     value: {{ $v | quote }}
