@@ -223,7 +223,9 @@ def test_every_rendered_manifest_validates(
 
 
 @pytest.mark.parametrize("kube", [KUBE_OLD, KUBE_NEW])
-@pytest.mark.parametrize("values", [None, *VALUES], ids=lambda p: p.name.removesuffix("-values.yaml") if p else "default")
+@pytest.mark.parametrize(
+    "values", [None, *VALUES], ids=lambda p: p.name.removesuffix("-values.yaml") if p else "default",
+)
 def test_container_args_and_env_parse_with_the_real_cli(helm: Path, values: Path | None, kube: str) -> None:
     docs = _render(helm, values, kube)
     commands = set()
@@ -377,7 +379,9 @@ def test_metrics_and_service_monitors(helm: Path) -> None:
     assert headless["spec"]["ports"] == [{"name": "metrics", "port": 9100, "targetPort": "metrics"}]
 
     docs = _render(helm, CHART / "ci" / "s3-servicemonitor-values.yaml")
-    monitors = {d["metadata"]["labels"]["app.kubernetes.io/component"]: d for d in docs if d["kind"] == "ServiceMonitor"}
+    monitors = {
+        d["metadata"]["labels"]["app.kubernetes.io/component"]: d for d in docs if d["kind"] == "ServiceMonitor"
+    }
     assert set(monitors) == {"api", "worker", "inference"}
     for component, monitor in monitors.items():
         assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
