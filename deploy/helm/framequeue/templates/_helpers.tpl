@@ -214,7 +214,7 @@ name: worker
 image: {{ include "framequeue.image" .root }}
 imagePullPolicy: {{ .root.Values.image.pullPolicy }}
 args: {{ .args | toJson }}
-{{- include "framequeue.env" .root | nindent 0 }}
+{{- include "framequeue.env" .root | trim | nindent 0 }}
 {{- if .root.Values.metrics.enabled }}
   - name: FQ_METRICS_PORT
     value: {{ .root.Values.metrics.workerPort | quote }}
@@ -224,7 +224,7 @@ ports:
   - name: metrics
     containerPort: {{ .root.Values.metrics.workerPort }}
 {{- end }}
-{{- include "framequeue.containerCommon" .root | nindent 0 }}
+{{- include "framequeue.containerCommon" .root | trim | nindent 0 }}
 resources:
   {{- toYaml $w.resources | nindent 2 }}
 {{- end -}}
