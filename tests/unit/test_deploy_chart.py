@@ -183,7 +183,7 @@ def _validate_builtin(doc: dict[str, Any], kube: str) -> None:
 @pytest.mark.parametrize("kube", [KUBE_OLD, KUBE_NEW])
 @pytest.mark.parametrize("values", VALUES, ids=lambda p: p.name.removesuffix("-values.yaml"))
 def test_every_rendered_manifest_validates(
-    helm: Path, values: Path, kube: str, service_monitor_check: Path,
+    helm: Path, values: Path, kube: str, request: pytest.FixtureRequest,
 ) -> None:
     import jsonschema
 
@@ -207,9 +207,10 @@ def test_every_rendered_manifest_validates(
         else:
             _validate_builtin(doc, kube)
     if monitors:
+        check = request.getfixturevalue("service_monitor_check")
         proc = subprocess.run(
-            ["node", str(service_monitor_check)], input=json.dumps(monitors), capture_output=True, text=True,
-            timeout=60, check=False, cwd=CACHE,
+            ["node", str(check)], input=json.dumps(monitors), capture_output=True, text=True, timeout=60,
+            check=False, cwd=CACHE,
         )
         assert proc.returncode == 0, proc.stderr[-2000:]
     keda = yaml.safe_load(values.read_text()).get("keda", {}).get("enabled", True)
