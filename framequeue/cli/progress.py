@@ -1,5 +1,5 @@
-"""What the job commands show on a terminal while they wait (on stderr, and nothing when it is no terminal):
-a job's progress bar, and a count of ended jobs."""
+"""What the job commands show while they wait, on stderr: a job's progress bar, and a count of ended jobs (on a
+terminal only)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from framequeue.client import Client, JobRecord
 def follow(client: Client, job_id: str) -> JobRecord:
     """Show a progress bar (frames done / total, fps, ETA) until the job ends; return its terminal record.
     Follows GET /v1/jobs/{id}/events (reconnecting with Last-Event-ID when the connection drops)."""
-    bar = tqdm(total=None, unit="frame", desc=f"{job_id[:8]} queued", dynamic_ncols=True, disable=None)
+    bar = tqdm(total=None, unit="frame", desc=f"{job_id[:8]} queued", dynamic_ncols=True)
 
     def update(record: JobRecord) -> None:
         progress = record["progress"]
@@ -28,5 +28,5 @@ def follow(client: Client, job_id: str) -> JobRecord:
 
 
 def counter(total: int, desc: str) -> tqdm[None]:
-    """A bar counting to total (use it as a context manager)."""
+    """A bar counting to total, shown only when stderr is a terminal (use it as a context manager)."""
     return tqdm(total=total, desc=desc, unit="job", dynamic_ncols=True, disable=None)
