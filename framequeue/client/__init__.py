@@ -7,7 +7,7 @@
         job = fq.submit({"pipeline": "detect", "input": {"key": key}}, idempotency_key="clip-1")
         job = fq.wait(job["id"])
         if job["status"] == "succeeded":
-            fq.download(job["id"], "annotated", Path("out"))
+            fq.download(job["id"], "video", Path("out"))  # out/annotated.mp4
 
 Records are plain dicts typed as TypedDicts (records.py); calls are described once (calls.py) and sent by
 either client, retried on connection errors and 429/503 as the RetryPolicy says (retry.py). It needs httpx

@@ -1,6 +1,6 @@
-"""The client commands' habits against a real `framequeue up` (API and two workers): several files to
-`submit`, `wait ID...`, `-q` (ids alone) and `-o json` (one JSON document) on each command that prints
-records, with the named exit codes."""
+"""The client commands' habits, and the async Python client, against a real `framequeue up` (API and two
+workers): several files to `submit`, `wait ID...`, `-q` (ids alone) and `-o json` (one JSON document) on each
+command that prints records, with the named exit codes."""
 
 from __future__ import annotations
 
@@ -164,3 +164,30 @@ def test_keys_and_models_print_json(home: Deployment) -> None:
         assert as_json(run(home, "models", "list", "-o", "json").stdout) == [added]
     finally:
         home.stop()
+
+
+def test_the_async_client_runs_a_job_end_to_end(dep: Deployment, inputs: list[Path], tmp_path: Path) -> None:
+    import asyncio
+
+    from framequeue.client import AsyncClient, JobRecord
+    from framequeue.errors import JobNotFound
+
+    async def go() -> tuple[JobRecord, list[str], Path, list[str]]:
+        async with AsyncClient(dep.base_url) as c:
+            await c.wait_ready(10)
+            key = (await c.upload(inputs[2]))["key"]
+            submitted = await c.submit({"pipeline": "noop", "input": {"key": key}, "params": {"sleep_s": 0.3}},
+                                       idempotency_key="async-1")
+            statuses: list[str] = []
+            final = await c.wait(submitted["id"], lambda r: statuses.append(r["status"]))
+            path = await c.download(final["id"], next(iter(final["outputs"])), tmp_path)
+            page = await c.jobs(limit=200)
+            with pytest.raises(JobNotFound):
+                await c.job("0" * 32)
+            return final, statuses, path, [r["id"] for r in page["jobs"]]
+
+    final, statuses, path, listed = asyncio.run(go())
+    assert final["status"] == "succeeded" and statuses[-1] == "succeeded"
+    assert path.is_file() and path.stat().st_size > 0
+    assert final["id"] in listed
+    assert dep.client.job(final["id"])["input"]["key"].endswith(inputs[2].name)

@@ -250,3 +250,27 @@ def test_the_async_client_retries_the_same_way(server: tuple[str, list[Script]])
     assert len(s.seen) == 3
     assert gaps_s(s)[0] >= 1.0
     assert s.seen[-1][2] == "/v1/jobs?limit=5&status=queued"
+
+
+def test_the_client_needs_none_of_the_servers_dependencies() -> None:
+    import subprocess
+    import sys
+
+    server_side = ("fastapi", "starlette", "sqlalchemy", "numpy", "cv2", "av", "onnxruntime", "pydantic", "redis",
+                   "framequeue.config", "framequeue.jobs", "framequeue.service")
+    code = ("import sys, framequeue.client; "
+            f"print(','.join(m for m in {server_side!r} if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert loaded.stdout.strip() == ""
+
+
+def test_the_clients_public_names() -> None:
+    import framequeue.client
+
+    assert sorted(framequeue.client.__all__) == sorted([
+        "AsyncClient", "Client", "ErrorInfo", "JobPage", "JobRecord", "JobStatus", "ModelEndpoint", "NO_RETRY",
+        "Progress", "Record", "RetryPolicy", "TERMINAL", "Upload", "parse_retry_after",
+    ])
+    sync_surface = {n for n in vars(Client) if not n.startswith("_")} - {"close"}
+    async_surface = {n for n in vars(AsyncClient) if not n.startswith("_")} - {"aclose"}
+    assert sync_surface == async_surface
