@@ -12,6 +12,7 @@ import click
 from framequeue.cli.common import EXIT_JOB_FAILED, EXIT_TIMEOUT, client, parse_params, reports_errors, server_option
 from framequeue.cli.output import emit_many, emit_one, output_option, quiet_option
 from framequeue.client import TERMINAL, Client, JobRecord
+from framequeue.errors import FrameQueueError
 
 _download = click.option("--download", type=click.Path(file_okay=False, path_type=Path), default=None,
                          help="Download the outputs of the jobs that succeeded into this folder (one folder a job).")
@@ -55,8 +56,20 @@ def submit(videos: tuple[Path, ...], manifest: Path | None, pipeline: str, sampl
     todo = (batch.from_manifest(manifest, body) if manifest is not None
             else batch.from_files(videos, body, idempotency_key))
     people = output == "table" and not quiet
+    submitted: list[JobRecord] = []
+
+    def on_submitted(record: JobRecord) -> None:
+        submitted.append(record)
+        if people:
+            _print_submitted(record)
+
     with client(server) as c:
-        records = batch.submit_all(c, todo, _print_submitted if people and not wait else None)
+        try:
+            records = batch.submit_all(c, todo, on_submitted)
+        except FrameQueueError:
+            if submitted and not people:  # the jobs queued before the failure are still worth knowing
+                emit_many(submitted, output, _submitted_table, quiet=quiet)
+            raise
         if not wait:
             if not people:
                 emit_many(records, output, _submitted_table, quiet=quiet)
@@ -64,7 +77,6 @@ def submit(videos: tuple[Path, ...], manifest: Path | None, pipeline: str, sampl
         if len(records) == 1 and people:
             from framequeue.cli.progress import follow
 
-            _print_submitted(records[0])
             records = [follow(c, records[0]["id"])]
         else:
             records, _ = batch.wait_all(c, [r["id"] for r in records], None)

@@ -191,3 +191,17 @@ def test_the_async_client_runs_a_job_end_to_end(dep: Deployment, inputs: list[Pa
     assert path.is_file() and path.stat().st_size > 0
     assert final["id"] in listed
     assert dep.client.job(final["id"])["input"]["key"].endswith(inputs[2].name)
+
+
+def test_a_failed_submit_still_prints_the_jobs_queued_before_it(dep: Deployment, inputs: list[Path],
+                                                                 tmp_path: Path) -> None:
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    done = dep.cli("submit", str(inputs[0]), str(empty), "--pipeline", "noop", "-o", "json", "--server",
+                   dep.base_url, check=False)
+    assert done.returncode == 1 and "invalid_request" in done.stderr
+    queued = as_json(done.stdout)
+    assert len(queued) == 1 and queued[0]["input"]["key"].endswith(inputs[0].name)
+    table = dep.cli("submit", str(inputs[0]), str(empty), "--pipeline", "noop", "--server", dep.base_url,
+                    check=False)
+    assert table.returncode == 1 and table.stdout.startswith("job ")
