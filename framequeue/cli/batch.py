@@ -36,11 +36,11 @@ def from_files(paths: Sequence[Path], body: dict[str, Any], idempotency_key: str
             for i, p in enumerate(paths, 1)]
 
 
-def from_manifest(manifest: Path, body: dict[str, Any]) -> list[Submission]:
+def from_manifest(manifest: Path, body: dict[str, Any], idempotency_key: str | None = None) -> list[Submission]:
     """A JSON Lines manifest, one job a line: {"file": path relative to the manifest, and optionally
-    "pipeline", "params" (merged over the command line's), "attributes", "idempotency_key"}; blank lines and
-    lines starting with # are skipped."""
-    out = []
+    "pipeline", "params" (merged over the command line's), "attributes", "idempotency_key" (else
+    idempotency_key-N, N the job's position)}; blank lines and lines starting with # are skipped."""
+    out: list[Submission] = []
     for n, line in enumerate(manifest.read_text().splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
@@ -50,6 +50,8 @@ def from_manifest(manifest: Path, body: dict[str, Any]) -> list[Submission]:
             raise InvalidParams(f"{manifest}:{n}: not JSON: {exc}") from None
         if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
             raise InvalidParams(f'{manifest}:{n}: each line is an object with a "file"')
+        if not isinstance(entry.get("params", {}), dict):
+            raise InvalidParams(f'{manifest}:{n}: "params" is an object')
         path = manifest.parent / entry["file"]
         if not path.is_file():
             raise InvalidParams(f"{manifest}:{n}: {path} is not a file")
@@ -57,7 +59,10 @@ def from_manifest(manifest: Path, body: dict[str, Any]) -> list[Submission]:
         for name in ("pipeline", "attributes"):
             if name in entry:
                 job[name] = entry[name]
-        out.append(Submission(path, job, entry.get("idempotency_key")))
+        key = entry.get("idempotency_key")
+        if key is None and idempotency_key is not None:
+            key = f"{idempotency_key}-{len(out) + 1}"
+        out.append(Submission(path, job, key))
     if not out:
         raise InvalidParams(f"{manifest} names no file")
     return out

@@ -53,7 +53,7 @@ def submit(videos: tuple[Path, ...], manifest: Path | None, pipeline: str, sampl
         body["webhook"] = {"url": webhook}
     if retention_s is not None:
         body["retention_s"] = retention_s
-    todo = (batch.from_manifest(manifest, body) if manifest is not None
+    todo = (batch.from_manifest(manifest, body, idempotency_key) if manifest is not None
             else batch.from_files(videos, body, idempotency_key))
     people = output == "table" and not quiet
     submitted: list[JobRecord] = []
