@@ -4,7 +4,7 @@ adds later is simply there at run time before it is declared here."""
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "expired"]
 #: a job in one of these states never changes again
@@ -62,6 +62,11 @@ class JobRecord(TypedDict):
     attempt_history: list[dict[str, Any]]
     events: list[dict[str, Any]]
     events_truncated: bool
+    #: what a successful run amounted to (None when unknown; absent from servers before issue 14): seconds of
+    #: video processed, events found, boxes over all inferred frames (detect)
+    video_s: NotRequired[float | None]
+    events_total: NotRequired[int | None]
+    detections_total: NotRequired[int | None]
 
 
 class JobPage(TypedDict):
