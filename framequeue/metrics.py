@@ -18,6 +18,8 @@ FQ_METRICS_PORT, when set) read them all, next to the queue's.
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import shutil
 import threading
 import time
@@ -98,7 +100,9 @@ def api_registry(stats: Callable[[], QueueStats], workers_dir: Path | None = Non
 class _WorkersCollector(MultiProcessCollector):
     """prometheus_client's reader of a multiprocess folder, minus one race: a worker creates its file empty
     and sizes it an instant later, and the library's reader fails on an empty file (the whole scrape with
-    it). Such a file holds no value yet, so it is skipped."""
+    it). Such a file holds no value yet, so it is skipped. So are the live gauges (`gauge_live*_<pid>.db`)
+    of a process that no longer exists: a supervisor that could not call `process_dead` (one killed -9,
+    or `framequeue autoscale`, whose loop reaps its own workers) would otherwise count it up forever."""
 
     def __init__(self, registry: CollectorRegistry, path: Path) -> None:
         super().__init__(registry, path=str(path))  # type: ignore[no-untyped-call]
@@ -108,10 +112,27 @@ class _WorkersCollector(MultiProcessCollector):
         files = []
         for path in self._folder.glob("*.db"):
             with contextlib.suppress(FileNotFoundError):  # a dead worker's gauges, just removed
-                if path.stat().st_size > 0:
+                if path.stat().st_size > 0 and not _dead_live_gauge(path):
                     files.append(str(path))
         metrics: Iterable[Metric] = self.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
         return metrics
+
+
+_LIVE_GAUGE = re.compile(r"gauge_live\w*_(\d+)\.db")
+
+
+def _dead_live_gauge(path: Path) -> bool:
+    """Whether `path` is a live gauge file of a process that has exited (and been reaped)."""
+    match = _LIVE_GAUGE.fullmatch(path.name)
+    if match is None:
+        return False
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
 
 
 class PoolMetrics:

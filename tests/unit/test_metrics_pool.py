@@ -95,12 +95,15 @@ def test_workers_are_summed_and_a_killed_one_keeps_its_counts_but_not_its_gauges
 
     os.kill(two.pid, signal.SIGKILL)
     two.wait(10)
-    assert _samples(pool.registry())[("framequeue_worker_up", ())] == 2  # until the pool sees it die
-    pool.process_dead(two.pid)
+    # gone from the gauges once the process no longer exists, before any process_dead (a supervisor
+    # killed -9, or the autoscaler, never calls it) ...
     got = _samples(pool.registry())
     assert got[("framequeue_worker_up", ())] == 1
     assert got[("framequeue_worker_busy", ())] == 0
     assert got[SUCCEEDED] == 3  # counters never go back
+    pool.process_dead(two.pid)  # ... and process_dead removes the files themselves
+    assert not list(pool.path.glob(f"gauge_live*_{two.pid}.db"))
+    assert _samples(pool.registry()) == got
 
     start(1)  # the pool's replacement
     got = _samples(pool.registry())
