@@ -19,6 +19,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import fnmatch
+import functools
 import hashlib
 import json
 import os
@@ -373,6 +374,7 @@ def _config(wheel: Path, python: str, models: Path | None) -> dict[str, object]:
 # --- processes --------------------------------------------------------------------------------------------
 
 
+@functools.cache
 def _chroot_env() -> dict[str, str]:
     """The environment commands in the root run with: the host's proxies and pip index settings (local
     file:// indexes left out: they are not in the root), the host's CA bundle, no pip cache."""
@@ -394,7 +396,7 @@ def _chroot_env() -> dict[str, str]:
 
 
 def _chroot(root: Path, argv: list[str], what: str) -> None:
-    _run(["chroot", str(root), *argv], what, env=_chroot_env())
+    _run(["chroot", str(root), *argv], what, env=dict(_chroot_env()))
 
 
 def _run(argv: list[str], what: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
