@@ -5,6 +5,10 @@ work on a cluster that reaches no CDN:
 
 The files land in framequeue/api/apidocs/static/{swagger-ui,redoc}/ with each package's licence files and a
 VERSION file naming the npm package and version copied. Bump a version here, rerun, commit the result.
+
+One change is made to a copied file (PATCHES, noted in VERSION): ReDoc's sidebar draws the "API docs by
+Redocly" logo from cdn.redoc.ly; its URL becomes `data:,`, an image that fails to load, which ReDoc then
+leaves out. The script stops when a patched string is not found (a new version: check it again).
 """
 
 from __future__ import annotations
@@ -32,6 +36,12 @@ PACKAGES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
 )
 
 
+#: (file under a target folder, text to replace, replacement): what would reach outside the API
+PATCHES: tuple[tuple[str, str, str], ...] = (
+    ("redoc/redoc.standalone.js", '"https://cdn.redoc.ly/redoc/logo-mini.svg"', '"data:,"'),
+)
+
+
 def vendor(package: str, version: str, folder: str, files: tuple[str, ...], work: Path) -> None:
     out = subprocess.run(["npm", "pack", f"{package}@{version}", "--silent"], cwd=work, check=True,
                          capture_output=True, text=True)
@@ -44,7 +54,17 @@ def vendor(package: str, version: str, folder: str, files: tuple[str, ...], work
     target.mkdir(parents=True)
     for name in files:
         shutil.copyfile(unpacked / "package" / name, target / Path(name).name)
-    (target / "VERSION").write_text(f"{package}@{version} (npm)\n")
+    notes = [f"{package}@{version} (npm)"]
+    for path, old, new in PATCHES:
+        folder_of, _, name = path.partition("/")
+        if folder_of != folder:
+            continue
+        text = (target / name).read_text()
+        if text.count(old) != 1:
+            raise SystemExit(f"{path}: {old} is not there once; check the patch against {package}@{version}")
+        (target / name).write_text(text.replace(old, new))
+        notes.append(f"patched {name}: {old} -> {new}")
+    (target / "VERSION").write_text("\n".join(notes) + "\n")
 
 
 def main() -> int:

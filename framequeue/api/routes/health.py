@@ -12,15 +12,15 @@ from framequeue.api.openapi import AUTH, answers
 from framequeue.pipelines.registry import available_pipelines
 from framequeue.records import ModelList, PipelineList, Status
 
-router = APIRouter(tags=["health"])
+router = APIRouter()
 
 
-@router.get("/healthz", response_model=None, responses=answers({200: (Status, "the process answers")}))
+@router.get("/healthz", tags=["health"], response_model=None, responses=answers({200: (Status, "the process answers")}))
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=None,
+@router.get("/readyz", tags=["health"], response_model=None,
             responses=answers({200: (Status, "the job store and the queue answer")}, 503))
 async def readyz(request: Request) -> dict[str, str]:
     """Ready when the job store and the queue answer; otherwise 503 problem+json."""
