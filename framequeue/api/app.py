@@ -12,7 +12,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from framequeue import __version__
-from framequeue.api import problems, ui
+from framequeue.api import apidocs, openapi, problems, ui
 from framequeue.api.auth import DEV_MODE_WARNING, Authenticator
 from framequeue.api.routes import (
     endpoints,
@@ -27,6 +27,7 @@ from framequeue.api.routes import (
     uploads,
     webhooks,
 )
+from framequeue.api.schemas import REQUEST_MODELS
 from framequeue.config import Settings, crashpoint
 from framequeue.endpoints.invocations import Invocations
 from framequeue.endpoints.registry import ModelEndpointRegistry
@@ -39,6 +40,12 @@ from framequeue.service import JobService
 from framequeue.tenants.keys import Keys
 
 log = logging.getLogger("framequeue.api")
+
+DESCRIPTION = (
+    "Video inference jobs: upload a file, submit a job naming a pipeline, follow it (events), download its "
+    "outputs. Every error is `application/problem+json` with a stable `code`. Send an API key as "
+    "`Authorization: Bearer fq_…` or `X-Api-Key: fq_…` (while no key exists, the API is open)."
+)
 
 
 def create_app(settings: Settings, *, background: bool = True, workers_metrics_dir: Path | None = None) -> FastAPI:
@@ -89,7 +96,9 @@ def create_app(settings: Settings, *, background: bool = True, workers_metrics_d
                 t.join(timeout=settings.webhook_timeout_s + 1)
             rt.close()
 
-    app = FastAPI(title="framequeue", version=__version__, lifespan=lifespan)
+    # /docs and /redoc are apidocs' (assets served from the package, no CDN)
+    app = FastAPI(title="framequeue", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     problems.install(app)
     app.include_router(health.router)
     app.include_router(uploads.router)
@@ -103,6 +112,8 @@ def create_app(settings: Settings, *, background: bool = True, workers_metrics_d
     app.include_router(webhooks.router)
     app.include_router(queue.router)
     ui.mount(app)
+    apidocs.mount(app)
+    openapi.install(app, REQUEST_MODELS)
     return app
 
 

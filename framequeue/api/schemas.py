@@ -61,3 +61,17 @@ class ModelEndpointIn(Strict):
 class ModelEndpointPatch(Strict):
     weight: float | None = Field(default=None, ge=0)
     state: Literal["active", "draining"] | None = None
+
+
+class KeyIn(Strict):
+    scope: str = Field(pattern=r"^(read|submit|admin)$")
+    name: str = Field(default="", max_length=200)
+
+
+class EnableIn(Strict):
+    url: str = Field(min_length=1, max_length=2048)
+
+
+#: the bodies routes read themselves (api.routes.jobs.read_json): the OpenAPI document declares them
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (JobIn, EndpointIn, ModelEndpointIn, ModelEndpointPatch, KeyIn,
+                                               EnableIn)

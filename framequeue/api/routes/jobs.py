@@ -14,9 +14,11 @@ from framequeue import live
 from framequeue.api import prefer as prefer_header
 from framequeue.api.auth import READ, SUBMIT, SUBMIT_LIMITED
 from framequeue.api.deps import deliveries_of, service_of
+from framequeue.api.openapi import AUTH, JSON_BODY, answers, json_body
 from framequeue.api.problems import validation_problem
 from framequeue.api.schemas import JobIn
 from framequeue.errors import InvalidRequest, PayloadTooLarge, UnsupportedContentType
+from framequeue.records import DeliveryList, JobPage, JobRecord
 from framequeue.service import SubmitRequest
 from framequeue.tenants.auth import Principal
 
@@ -44,11 +46,21 @@ async def read_json(request: Request, max_bytes: int) -> Any:
         raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
 
 
-@router.post("", status_code=202)
+@router.post(
+    "", status_code=202, response_model=None,
+    responses=answers({202: (JobRecord, "queued (Location: the job; Idempotent-Replayed: true for a replay)"),
+                       200: (JobRecord, "with Prefer: wait=N, the job ended within N seconds")},
+                      *AUTH, *JSON_BODY, 422, 429, 503),
+    openapi_extra=json_body(JobIn),
+)
 async def submit(
     request: Request,
-    idempotency_key: str | None = Header(default=None),
-    prefer: str | None = Header(default=None),
+    idempotency_key: str | None = Header(
+        default=None, description="1..255 characters: a retried submit with the same key and body answers the "
+        "first job (Idempotent-Replayed: true); with another body, 422 idempotency_key_reused"),
+    prefer: str | None = Header(
+        default=None, description="`wait=N` (whole seconds, at most 60): answer 200 with the finished job when it "
+        "ends within N seconds"),
     caller: Principal = SUBMIT_LIMITED,
 ) -> JSONResponse:
     """Queue a job: 202 with its record. With `Prefer: wait=N` (N <= 60 s), 200 with the finished record when
@@ -89,7 +101,8 @@ async def submit(
     return JSONResponse(finished, status_code=200, headers=headers)
 
 
-@router.get("")
+@router.get("", response_model=None, responses=answers({200: (JobPage, "a page of the tenant's jobs, newest first")},
+                                                      *AUTH, 400, 422, 503))
 async def list_jobs(
     request: Request,
     status: str | None = Query(default=None),
@@ -100,17 +113,21 @@ async def list_jobs(
     return await run_in_threadpool(service_of(request).list_jobs, caller, status, limit, after)
 
 
-@router.get("/{job_id}")
+@router.get("/{job_id}", response_model=None, responses=answers({200: (JobRecord, "the job")}, *AUTH, 404, 503))
 async def get_job(request: Request, job_id: str, caller: Principal = READ) -> dict[str, Any]:
     return await run_in_threadpool(service_of(request).get, job_id, caller)
 
 
-@router.post("/{job_id}/cancel", status_code=202)
+@router.post("/{job_id}/cancel", status_code=202, response_model=None,
+             responses=answers({202: (JobRecord, "cancel requested (a running job stops at its next "
+                                                          "frame); an ended job answers as it is")},
+                               *AUTH, 404, 503))
 async def cancel_job(request: Request, job_id: str, caller: Principal = SUBMIT) -> dict[str, Any]:
     return await run_in_threadpool(service_of(request).cancel, job_id, caller)
 
 
-@router.get("/{job_id}/deliveries")
+@router.get("/{job_id}/deliveries", response_model=None,
+            responses=answers({200: (DeliveryList, "the job's webhook events")}, *AUTH, 404, 503))
 async def deliveries(request: Request, job_id: str, caller: Principal = READ) -> dict[str, Any]:
     """The job's webhook events: state, attempts, last error, next attempt (never the secret)."""
     return await run_in_threadpool(deliveries_of(request).deliveries, job_id, caller)
