@@ -122,6 +122,13 @@ class JobRecord(Record):
     events: list[JobEvent]
     #: the pipeline found more events than a record keeps; the first ones are kept
     events_truncated: bool
+    #: seconds of video the succeeded run processed (frames decoded / the video's frame rate); None for a
+    #: still, a pipeline without video, or a job that has not succeeded
+    video_s: float | None
+    #: every event the run found (also past the ones `events` keeps); None where the pipeline has no events
+    events_total: int | None
+    #: boxes over every inferred frame; None where the pipeline does not count them (only `detect` does)
+    detections_total: int | None
 
 
 class JobPage(Record):
