@@ -42,7 +42,9 @@ REQUIRED_IN_CI = ("3.11", "3.12")
 CONSTRAINTS_PYTHON = "3.11"
 CONSTRAINTS = REPO_ROOT / "constraints.txt"
 #: what the sdist holds besides the package: what building the wheel reads, and the licence
-SDIST_TOP_LEVEL = {"LICENSE", "PKG-INFO", "README.md", "pyproject.toml", "setup.cfg", "framequeue", "framequeue.egg-info"}
+SDIST_TOP_LEVEL = {
+    "LICENSE", "PKG-INFO", "README.md", "pyproject.toml", "setup.cfg", "framequeue", "framequeue.egg-info",
+}
 #: the only extra whose requirements are pinned: the benchmark's peers (BENCHMARKS.md states their versions)
 PINNED_EXTRAS = {"bench"}
 #: limits on one pip or build command: a cold cache downloads ~400 MB of wheels per Python
