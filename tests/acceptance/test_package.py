@@ -3,9 +3,10 @@ tree), its metadata, and the wheel installed into a fresh venv on each supported
 `framequeue --version` answers, a model without ONNX Runtime says which extra to install, and, with
 `[cpu,tflite]`, `framequeue demo` runs detect, road and driver to the end.
 
-The venvs install from PyPI through pip's cache (cold: every wheel downloaded once per Python; warm: only
-unpacked), with constraints.txt, the exact set CI runs, unless a version there has no wheel for that Python.
-A Python that is not installed skips locally; 3.11 and 3.12 fail under CI=true.
+The venvs install from PyPI through pip's cache (cold: every wheel downloaded once per Python, ~3 min a
+Python; warm: only unpacked, ~1 min a Python with the demo), with constraints.txt, the exact set CI runs,
+unless a version there has no wheel for that Python. A Python that is not installed skips locally; 3.11 and
+3.12 fail under CI=true.
 """
 
 from __future__ import annotations
@@ -208,7 +209,9 @@ class Venv:
         """`pip install WHAT` with constraints.txt; off the constraints Python, the resolver alone when a pinned
         version has no wheel there."""
         started = time.monotonic()
-        base = [self.bin / "python", "-m", "pip", "install", "--disable-pip-version-check", what]
+        # --no-compile: byte-compiling the ~400 MB of wheels took 55 of a warm install's 70 s (the venv is
+        # thrown away; Python compiles what the demo imports anyway)
+        base = [self.bin / "python", "-m", "pip", "install", "--disable-pip-version-check", "--no-compile", what]
         proc = run([*base, "-c", CONSTRAINTS], cwd=self.root, env=self.env)
         how = "constraints.txt"
         if proc.returncode != 0 and self.version != CONSTRAINTS_PYTHON and "No matching distribution" in proc.stderr:
