@@ -26,7 +26,8 @@ constraints:
 	{ echo "# The exact set \`make setup\` and CI install (pip install -c constraints.txt -e '.[dev]'), frozen on"; \
 	  echo "# Python $$($(SCRATCH)/bin/python -c 'import platform; print(platform.python_version())')" \
 	    "by \`make constraints\` (which re-resolves pyproject.toml's ranges). Users get the ranges, not this."; \
-	  $(SCRATCH)/bin/python -m pip freeze --exclude-editable; } > constraints.txt
+	  $(SCRATCH)/bin/python -m pip freeze --exclude-editable; } > $(SCRATCH)/constraints.txt
+	mv $(SCRATCH)/constraints.txt constraints.txt
 	rm -rf $(SCRATCH)
 
 demo: setup
