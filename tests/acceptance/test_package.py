@@ -128,9 +128,10 @@ def test_wheel_ships_the_package_data_and_the_licence(dists: Dists) -> None:
     with zipfile.ZipFile(dists.wheel) as zf:
         names = set(zf.namelist())
     assert package_files() <= names  # py.typed and the dashboard's assets too, not only modules
+    dist_info = f"framequeue-{project()['version']}.dist-info"
     assert "framequeue/py.typed" in names
-    assert "framequeue-0.1.0.dist-info/licenses/LICENSE" in names
-    assert {n.split("/", 1)[0] for n in names} == {"framequeue", "framequeue-0.1.0.dist-info"}
+    assert f"{dist_info}/licenses/LICENSE" in names
+    assert {n.split("/", 1)[0] for n in names} == {"framequeue", dist_info}
 
 
 def test_wheel_metadata_has_ranges_extras_and_pep639_licence(dists: Dists) -> None:
@@ -150,8 +151,8 @@ def test_wheel_metadata_has_ranges_extras_and_pep639_licence(dists: Dists) -> No
     pinned = [r for r, extra in extra_of.items() if "==" in r.split(";")[0] and extra not in PINNED_EXTRAS]
     assert pinned == []
     # ONNX Runtime: one wheel or the other, each only through its extra
-    runtimes = {r.split(";")[0]: extra for r, extra in extra_of.items() if r.startswith("onnxruntime")}
-    assert runtimes == {"onnxruntime>=1.32.0": "cpu", "onnxruntime-gpu>=1.31.1": "gpu"}
+    runtimes = {re.split(r"[<>=!~;\s]", r)[0]: extra for r, extra in extra_of.items() if r.startswith("onnxruntime")}
+    assert runtimes == {"onnxruntime": "cpu", "onnxruntime-gpu": "gpu"}
     assert set(meta.get_all("Provides-Extra")) >= {"cpu", "gpu", "all", "dev", "tflite", "openvino", "serve"}
     (everything,) = [r for r, extra in extra_of.items() if extra == "all"]
     assert "gpu" not in everything and "cpu" in everything
