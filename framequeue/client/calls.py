@@ -59,7 +59,7 @@ def submit_many(bodies: Sequence[dict[str, Any]], idempotency_keys: Sequence[str
     out = []
     for start in range(0, len(bodies), MAX_BATCH):
         items = [
-            {**body, "idempotency_key": key} if key else dict(body)
+            {**body, "idempotency_key": key} if key else body
             for body, key in zip(bodies[start:start + MAX_BATCH], keys[start:start + MAX_BATCH], strict=True)
         ]
         repeatable = all(keys[start:start + MAX_BATCH])
