@@ -58,7 +58,7 @@ def test_a_key_repeated_within_one_batch_makes_one_job(store: JobStore) -> None:
 
 def test_a_failing_row_leaves_none_of_the_batch(store: JobStore) -> None:
     store.create(new_job("taken"))
-    with pytest.raises(Exception) as caught:  # noqa: PT011 - each backend's own duplicate-key error
+    with pytest.raises(Exception) as caught:  # each backend's own duplicate-key error
         store.create_many([(new_job("x1", idempotency_key="kx"), "h"), (new_job("taken"), None),
                            (new_job("x2"), None)])
     assert not isinstance(caught.value, IdempotencyConflict)
