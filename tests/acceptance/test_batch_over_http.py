@@ -123,3 +123,22 @@ def test_the_cli_submits_several_files_in_one_batch(dep: Deployment, tmp_path: P
         == [True] * 4
     log = dep.log("up")  # this module never submits one job at a time
     assert re.search(r"POST /v1/jobs(:|%3A)batch ", log) and "POST /v1/jobs HTTP" not in log
+
+
+def test_each_job_counts_against_the_rate_limit_and_the_quota(tmp_path: Path) -> None:
+    # no worker: the jobs stay queued, so the quota holds; the bucket refills too slowly to matter
+    limited = Deployment(tmp_path, rate_limit_per_s=0.001, rate_burst=5, max_queued_per_tenant=3)
+    limited.start("api", "api")
+    try:
+        limited.wait_ready()
+        payload = tmp_path / "in.bin"
+        payload.write_bytes(b"z")
+        key = limited.client.upload(payload)["key"]  # one token of five
+        jobs = [{"pipeline": "noop", "input": {"key": key}} for _ in range(6)]
+        results = limited.client.submit_many(jobs)
+        # the request's token and three more pay for jobs 0-3; of those, the quota of 3 takes jobs 0-2
+        assert [r["status"] for r in results] == [202, 202, 202, 429, 429, 429]
+        assert [r["error"]["code"] for r in results[3:]] == ["quota_exceeded", "rate_limited", "rate_limited"]
+        assert len(limited.client.jobs()["jobs"]) == 3
+    finally:
+        limited.stop()
