@@ -4,6 +4,7 @@ invalid one is answered in its place, and whole-request errors answer as any rou
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,6 +124,19 @@ def test_the_cli_submits_several_files_in_one_batch(dep: Deployment, tmp_path: P
         == [True] * 4
     log = dep.log("up")  # this module never submits one job at a time
     assert re.search(r"POST /v1/jobs(:|%3A)batch ", log) and "POST /v1/jobs HTTP" not in log
+
+
+def test_the_async_client_submits_a_batch(dep: Deployment, input_key: str) -> None:
+    from framequeue.client import AsyncClient, BatchItem
+
+    async def go() -> list[BatchItem]:
+        async with AsyncClient(dep.base_url) as c:
+            return await c.submit_many([{"pipeline": "noop", "input": {"key": input_key}}] * 3 + [{}],
+                                       ["async-a", "async-b", None, None])
+
+    results = asyncio.run(go())
+    assert [r["status"] for r in results] == [202, 202, 202, 400]
+    assert all(dep.wait_done(r["job"]["id"], timeout_s=60)["status"] == "succeeded" for r in results[:3])
 
 
 def test_each_job_counts_against_the_rate_limit_and_the_quota(tmp_path: Path) -> None:
