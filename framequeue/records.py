@@ -131,6 +131,20 @@ class JobRecord(Record):
     detections_total: int | None
 
 
+class BatchItem(Record):
+    """One job's answer in a batch submit, at its index in the request: `job` (status 202 queued, 200 an
+    idempotent replay) or `error` (its 4xx status and code; the other jobs are not affected)."""
+
+    index: int
+    status: int = Field(examples=[202])
+    job: JobRecord | None = None
+    error: ErrorInfo | None = None
+
+
+class BatchResults(Record):
+    results: list[BatchItem]
+
+
 class JobPage(Record):
     jobs: list[JobRecord]
     #: pass as `after` for the next page; None on the last page

@@ -37,6 +37,19 @@ class JobIn(Strict):
     attributes: dict[str, str] = Field(default_factory=dict)
 
 
+class BatchJobIn(JobIn):
+    """One job of a batch submit: a job body and its own optional idempotency key (the single submit's
+    Idempotency-Key header)."""
+
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
+
+
+class BatchIn(Strict):
+    """A batch submit's body. Each item is checked on its own: an invalid one is answered in its place."""
+
+    jobs: list[BatchJobIn] = Field(min_length=1, max_length=1000)
+
+
 class EndpointIn(Strict):
     name: str = Field(min_length=1, max_length=63)
     pipeline: str = Field(min_length=1, max_length=64)
@@ -73,5 +86,5 @@ class EnableIn(Strict):
 
 
 #: the bodies routes read themselves (api.routes.jobs.read_json): the OpenAPI document declares them
-REQUEST_MODELS: tuple[type[BaseModel], ...] = (JobIn, EndpointIn, ModelEndpointIn, ModelEndpointPatch, KeyIn,
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (JobIn, BatchIn, EndpointIn, ModelEndpointIn, ModelEndpointPatch, KeyIn,
                                                EnableIn)

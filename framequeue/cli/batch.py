@@ -1,6 +1,5 @@
 """Several jobs at once for `submit FILE...` and `wait ID...`: what to submit (the files, or a manifest),
-submitting them, and waiting until every one has ended. Submission goes one job at a time through
-`submit_all`, the one place to change when the API grows a batch endpoint."""
+submitting them (several at once through POST /v1/jobs:batch), and waiting until every one has ended."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from framequeue.client import TERMINAL, Client, JobRecord
-from framequeue.errors import InvalidParams
+from framequeue.errors import FrameQueueError, InvalidParams, from_code
 
 #: seconds between two looks at the jobs `wait` still waits for
 WAIT_POLL_S = 1.0
@@ -70,15 +69,38 @@ def from_manifest(manifest: Path, body: dict[str, Any], idempotency_key: str | N
 
 def submit_all(client: Client, submissions: Sequence[Submission],
                on_submitted: Callable[[JobRecord], None] | None = None) -> list[JobRecord]:
-    """Upload and submit each, in order; their records. A failure stops here (the jobs already submitted
-    stay queued, and were shown through on_submitted)."""
-    records = []
-    for s in submissions:
-        key = client.upload(s.path)["key"]
-        record = client.submit({**s.body, "input": {"key": key}}, s.idempotency_key)
+    """Upload each file, in order, then submit them all in one batch call (one job: a plain submit); their
+    records. A failure raises its error after the jobs before it, and the valid others of the batch, were
+    queued (and shown through on_submitted)."""
+    if len(submissions) == 1:
+        s = submissions[0]
+        record = client.submit({**s.body, "input": {"key": client.upload(s.path)["key"]}}, s.idempotency_key)
         if on_submitted is not None:
             on_submitted(record)
-        records.append(record)
+        return [record]
+    bodies: list[dict[str, Any]] = []
+    failure: FrameQueueError | None = None
+    for s in submissions:
+        try:
+            bodies.append({**s.body, "input": {"key": client.upload(s.path)["key"]}})
+        except FrameQueueError as exc:
+            failure = exc  # the files before it are still submitted
+            break
+    records: list[JobRecord] = []
+    first_error: FrameQueueError | None = None
+    if bodies:
+        keys = [s.idempotency_key for s in submissions[:len(bodies)]]
+        for item, s in zip(client.submit_many(bodies, keys), submissions, strict=False):
+            if "job" in item:
+                if on_submitted is not None:
+                    on_submitted(item["job"])
+                records.append(item["job"])
+            elif first_error is None:
+                error = item.get("error", {})
+                first_error = from_code(error.get("code", "internal_error"), f"{s.path}: {error.get('message')}")
+    failure = first_error or failure
+    if failure is not None:
+        raise failure
     return records
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from framequeue.client.aio import AsyncClient
 from framequeue.client.records import (
     TERMINAL,
+    BatchItem,
     ErrorInfo,
     JobPage,
     JobRecord,
@@ -34,6 +35,7 @@ __all__ = [
     "NO_RETRY",
     "TERMINAL",
     "AsyncClient",
+    "BatchItem",
     "Client",
     "ErrorInfo",
     "JobPage",

@@ -7,7 +7,7 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -16,7 +16,7 @@ from httpx_sse import aconnect_sse
 
 from framequeue.client import calls
 from framequeue.client.calls import Call
-from framequeue.client.records import TERMINAL, JobPage, JobRecord, ModelEndpoint, Record, Upload
+from framequeue.client.records import TERMINAL, BatchItem, JobPage, JobRecord, ModelEndpoint, Record, Upload
 from framequeue.client.retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy, parse_retry_after
 from framequeue.client.sync import STREAM_READ_TIMEOUT_S, STREAM_RETRIES, STREAM_RETRY_S, UPLOAD_CHUNK_BYTES
 from framequeue.errors import ServiceUnavailable
@@ -99,6 +99,12 @@ class AsyncClient:
 
     async def submit(self, body: dict[str, Any], idempotency_key: str | None = None) -> JobRecord:
         return cast(JobRecord, await self.send(calls.submit(body, idempotency_key)))
+
+    async def submit_many(
+        self, jobs: Sequence[dict[str, Any]], idempotency_keys: Sequence[str | None] | None = None
+    ) -> list[BatchItem]:
+        return calls.renumber([cast(list[BatchItem], await self.send(c))
+                               for c in calls.submit_many(jobs, idempotency_keys)])
 
     async def job(self, job_id: str) -> JobRecord:
         return cast(JobRecord, await self.send(calls.job(job_id)))

@@ -3,13 +3,15 @@ call may be sent again, and which field of the answer is the result. The clients
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
+from framequeue.client.records import BatchItem
 from framequeue.client.retry import RETRY_STATUSES
-from framequeue.errors import FrameQueueError, TooManyRequests, from_code
+from framequeue.errors import FrameQueueError, InvalidParams, TooManyRequests, from_code
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,36 @@ def submit(body: dict[str, Any], idempotency_key: str | None) -> Call:
     # with a key the server answers a repeat with the first job (Idempotent-Replayed), so a retry is safe
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
     return Call("POST", "/v1/jobs", json=body, headers=headers, idempotent=idempotency_key is not None)
+
+
+#: jobs per POST /v1/jobs:batch (the server's limit); submit_many sends longer lists in several
+MAX_BATCH = 1000
+
+
+def submit_many(bodies: Sequence[dict[str, Any]], idempotency_keys: Sequence[str | None] | None) -> list[Call]:
+    """The batch submits of `bodies` (MAX_BATCH jobs each); with keys, keys[i] is bodies[i]'s (None: none).
+    A batch is sent again after a failure only when every one of its jobs has a key."""
+    keys = list(idempotency_keys) if idempotency_keys is not None else [None] * len(bodies)
+    if len(keys) != len(bodies):
+        raise InvalidParams(f"{len(bodies)} jobs and {len(keys)} idempotency keys: give one per job (None: none)")
+    out = []
+    for start in range(0, len(bodies), MAX_BATCH):
+        items = [
+            {**body, "idempotency_key": key} if key else body
+            for body, key in zip(bodies[start:start + MAX_BATCH], keys[start:start + MAX_BATCH], strict=True)
+        ]
+        repeatable = all(keys[start:start + MAX_BATCH])
+        out.append(Call("POST", "/v1/jobs:batch", json={"jobs": items}, idempotent=repeatable, unwrap="results"))
+    return out
+
+
+def renumber(results: Sequence[list[BatchItem]]) -> list[BatchItem]:
+    """The answers of submit_many's calls as one list, each `index` counted over all the jobs."""
+    out: list[BatchItem] = []
+    for chunk in results:
+        base = len(out)
+        out.extend(cast(BatchItem, {**item, "index": base + item["index"]}) for item in chunk)
+    return out
 
 
 def job(job_id: str) -> Call:

@@ -76,6 +76,16 @@ class JobPage(TypedDict):
     next_after: str | None
 
 
+class BatchItem(TypedDict):
+    """One job's answer in POST /v1/jobs:batch, at its index: `job` with status 202 (queued) or 200 (an
+    idempotent replay), or `error` ({code, message}) with its 4xx status."""
+
+    index: int
+    status: int
+    job: NotRequired[JobRecord]
+    error: NotRequired[dict[str, str]]
+
+
 class Upload(TypedDict):
     """POST /v1/uploads: the key to name as a job's input."""
 

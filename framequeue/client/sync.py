@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -14,7 +14,7 @@ from httpx_sse import connect_sse
 
 from framequeue.client import calls
 from framequeue.client.calls import Call
-from framequeue.client.records import TERMINAL, JobPage, JobRecord, ModelEndpoint, Record, Upload
+from framequeue.client.records import TERMINAL, BatchItem, JobPage, JobRecord, ModelEndpoint, Record, Upload
 from framequeue.client.retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy, parse_retry_after
 from framequeue.errors import ServiceUnavailable
 
@@ -116,6 +116,15 @@ class Client:
         """Queue a job ({"pipeline", "input": {"key"}, "params", ...}); its record. With an idempotency key a
         repeat answers the first job, so the call is retried like a read."""
         return cast(JobRecord, self.send(calls.submit(body, idempotency_key)))
+
+    def submit_many(
+        self, jobs: Sequence[dict[str, Any]], idempotency_keys: Sequence[str | None] | None = None
+    ) -> list[BatchItem]:
+        """Queue several jobs in POST /v1/jobs:batch calls (1,000 jobs each): one answer per job, in order,
+        `job` (status 202, or 200 for an idempotent replay) or `error` ({code, message}, a 4xx status); an
+        invalid job does not stop the others. idempotency_keys[i], when given, is jobs[i]'s key (None: none);
+        a call whose jobs all have keys is retried like a read."""
+        return calls.renumber([cast(list[BatchItem], self.send(c)) for c in calls.submit_many(jobs, idempotency_keys)])
 
     def job(self, job_id: str) -> JobRecord:
         """One job's record; JobNotFound when the caller cannot see it."""

@@ -268,8 +268,8 @@ def test_the_clients_public_names() -> None:
     import framequeue.client
 
     assert sorted(framequeue.client.__all__) == sorted([
-        "AsyncClient", "Client", "ErrorInfo", "JobPage", "JobRecord", "JobStatus", "ModelEndpoint", "NO_RETRY",
-        "Progress", "Record", "RetryPolicy", "TERMINAL", "Upload", "parse_retry_after",
+        "AsyncClient", "BatchItem", "Client", "ErrorInfo", "JobPage", "JobRecord", "JobStatus", "ModelEndpoint",
+        "NO_RETRY", "Progress", "Record", "RetryPolicy", "TERMINAL", "Upload", "parse_retry_after",
     ])
     sync_surface = {n for n in vars(Client) if not n.startswith("_")} - {"close"}
     async_surface = {n for n in vars(AsyncClient) if not n.startswith("_")} - {"aclose"}
