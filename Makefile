@@ -4,15 +4,31 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench bench-dispatch bench-storage bench-serving bench-road bench-driver clean
+.PHONY: setup constraints demo test lint bench bench-dispatch bench-storage bench-serving bench-road bench-driver clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# constraints.txt pins the exact set CI runs; pyproject.toml holds the ranges users get
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+# Refresh constraints.txt: resolve pyproject.toml's ranges afresh (the newest releases) in a scratch venv and
+# freeze it. Then `make clean test`, and commit constraints.txt with what the new versions needed.
+constraints: SCRATCH := $(or $(TMPDIR),/tmp)/framequeue-constraints-venv
+constraints:
+	rm -rf $(SCRATCH)
+	$(PYTHON) -m venv $(SCRATCH)
+	$(SCRATCH)/bin/python -m pip install --quiet --upgrade pip
+	$(SCRATCH)/bin/python -m pip install --quiet -e '.[dev]'
+	{ echo "# The exact set \`make setup\` and CI install (pip install -c constraints.txt -e '.[dev]'), frozen on"; \
+	  echo "# Python $$($(SCRATCH)/bin/python -c 'import platform; print(platform.python_version())')" \
+	    "by \`make constraints\` (which re-resolves pyproject.toml's ranges). Users get the ranges, not this."; \
+	  $(SCRATCH)/bin/python -m pip freeze --exclude-editable; } > $(SCRATCH)/constraints.txt
+	mv $(SCRATCH)/constraints.txt constraints.txt
+	rm -rf $(SCRATCH)
 
 demo: setup
 	$(BIN)/framequeue demo

@@ -127,6 +127,21 @@ class Attempt:
 
 
 @dataclass(frozen=True)
+class RunTotals:
+    """What a successful run amounted to, committed with its outputs: the Models page divides the counts by
+    the minutes of video to compare model versions (events or detections per minute of video)."""
+
+    #: seconds of video the job processed: the frames the pipeline decoded and wrote divided by the video's
+    #: average frame rate (for a full run, the container's duration to within a frame). None for a still
+    #: image, a pipeline that does not process video, and a job that never succeeded
+    video_s: float | None = None
+    #: every event the pipeline found, those past MAX_EVENTS included; None when unknown
+    events_total: int | None = None
+    #: boxes over all inferred frames, for a pipeline that counts them (detect); None otherwise
+    detections_total: int | None = None
+
+
+@dataclass(frozen=True)
 class Job:
     id: str
     pipeline: str
@@ -176,6 +191,8 @@ class Job:
     events: list[dict[str, Any]] = field(default_factory=list)
     #: the pipeline found more than MAX_EVENTS events; the first ones are kept
     events_truncated: bool = False
+    #: what the successful run amounted to (video seconds, event and detection counts); empty until then
+    totals: RunTotals = field(default_factory=RunTotals)
 
     @property
     def ttl_s(self) -> float:
@@ -222,6 +239,7 @@ def job_from_columns(row: Mapping[str, Any]) -> Job:
         attempt_history=tuple(Attempt.from_json(a) for a in row["attempt_history"]),
         events=row["events"],
         events_truncated=bool(row["events_truncated"]),
+        totals=RunTotals(row["video_s"], row["events_total"], row["detections_total"]),
     )
 
 
@@ -275,6 +293,9 @@ def job_record(job: Job, *, output_location: str, failure_location: str) -> dict
         "attempt_history": [a.to_record() for a in job.attempt_history],
         "events": list(job.events),
         "events_truncated": job.events_truncated,
+        "video_s": job.totals.video_s,
+        "events_total": job.totals.events_total,
+        "detections_total": job.totals.detections_total,
     }
 
 

@@ -9,16 +9,26 @@
   processing time, per-stage time, model latency; `framequeue_worker_up` (1 per worker process: the
   worker count is its sum) and `framequeue_worker_busy`.
 - `serve-models` exports its queue time and batch sizes (framequeue.inference.metrics).
+
+Under `framequeue up` the workers are processes of their own: they write their metrics into one folder
+(`PoolMetrics`, prometheus_client's multiprocess mode), and the API's /metrics (and the pool's
+FQ_METRICS_PORT, when set) read them all, next to the queue's.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
 from framequeue.brokers.base import QueueStats
@@ -78,10 +88,103 @@ class QueueCollector(Collector):
                                     value=stats.oldest_ready_age_s)
 
 
-def api_registry(stats: Callable[[], QueueStats]) -> CollectorRegistry:
+def api_registry(stats: Callable[[], QueueStats], workers_dir: Path | None = None) -> CollectorRegistry:
+    """The API's /metrics: the queue, and with `workers_dir` (a `PoolMetrics` folder) its pool's workers."""
     registry = CollectorRegistry()
     registry.register(QueueCollector(stats))
+    if workers_dir is not None:
+        _WorkersCollector(registry, workers_dir)
     return registry
+
+
+class _WorkersCollector(MultiProcessCollector):
+    """prometheus_client's reader of a multiprocess folder, minus one race: a worker creates its file empty
+    and sizes it an instant later, and the library's reader fails on an empty file (the whole scrape with
+    it). Such a file holds no value yet, so it is skipped. So are the live gauges (`gauge_live*_<pid>.db`)
+    of a process that no longer exists: a supervisor that could not call `process_dead` (one killed -9,
+    or `framequeue autoscale`, whose loop reaps its own workers) would otherwise count it up forever."""
+
+    def __init__(self, registry: CollectorRegistry, path: Path) -> None:
+        super().__init__(registry, path=str(path))  # type: ignore[no-untyped-call]
+        self._folder = path
+
+    def collect(self) -> Iterable[Metric]:
+        files = []
+        for path in self._folder.glob("*.db"):
+            with contextlib.suppress(FileNotFoundError):  # a dead worker's gauges, just removed
+                if path.stat().st_size > 0 and not _dead_live_gauge(path):
+                    files.append(str(path))
+        metrics: Iterable[Metric] = self.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
+        return metrics
+
+
+_LIVE_GAUGE = re.compile(r"gauge_live\w*_(\d+)\.db")
+
+
+def _dead_live_gauge(path: Path) -> bool:
+    """Whether `path` is a live gauge file of a process that has exited (and been reaped)."""
+    match = _LIVE_GAUGE.fullmatch(path.name)
+    if match is None:
+        return False
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
+
+class PoolMetrics:
+    """The folder where the worker processes of one `framequeue up` write their metrics, and its readers.
+
+    This is prometheus_client's multiprocess mode, chosen over the API scraping its workers because it is
+    the library's own, maintained answer to pre-fork servers (gunicorn's), and because it survives what a
+    scrape of each worker would not: a worker killed -9 leaves its files, so the summed counters and
+    histograms never go back (no reset to detect), a scrape never waits on a busy or dying worker, and no
+    worker needs a port. Each worker process gets `PROMETHEUS_MULTIPROC_DIR` (the only switch the library
+    has, read when it is imported) from the pool and writes its values there; counters and histograms are
+    summed over every process that ever ran in this `up`, and the gauges are `livesum` (the sum over
+    living workers: `framequeue_worker_up` is the worker count, `framequeue_worker_busy` the busy ones),
+    so the pool calls `process_dead` for each worker that exits. Series are the ones a standalone worker
+    exports, with the same names and labels.
+    """
+
+    #: the variable that puts a process's prometheus_client in multiprocess mode (read at its import)
+    ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def reset(self) -> None:
+        """Start empty: files of an earlier run (even one killed -9) would add its counts to this one's."""
+        shutil.rmtree(self.path, ignore_errors=True)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def env(self) -> dict[str, str]:
+        """What a worker process's environment needs to write here."""
+        return {self.ENV: str(self.path)}
+
+    def process_dead(self, pid: int) -> None:
+        """Drop a dead worker's live gauges (its counters and histograms stay in the sums)."""
+        mark_process_dead(pid, str(self.path))  # type: ignore[no-untyped-call]
+
+    def registry(self) -> CollectorRegistry:
+        """Every worker's metrics, merged."""
+        registry = CollectorRegistry()
+        _WorkersCollector(registry, self.path)
+        return registry
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> Callable[[], None]:
+        """Expose the merged workers' /metrics on host:port from a daemon thread; returns its stop."""
+        server, thread = start_http_server(port, addr=host, registry=self.registry())
+
+        def stop() -> None:
+            server.shutdown()
+            server.server_close()
+            thread.join(5)
+
+        return stop
 
 
 class WorkerMetrics:
@@ -90,9 +193,11 @@ class WorkerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        # livesum: under `framequeue up` (PoolMetrics) the sum over the living worker processes
         self.up = Gauge("framequeue_worker_up", "1 per running worker process (sum it for the worker count)",
-                        registry=r)
-        self.busy = Gauge("framequeue_worker_busy", "1 while the worker holds a job", registry=r)
+                        registry=r, multiprocess_mode="livesum")
+        self.busy = Gauge("framequeue_worker_busy", "1 while the worker holds a job", registry=r,
+                          multiprocess_mode="livesum")
         self.jobs = Counter("framequeue_jobs", "Jobs this worker ended or handed back, by outcome "
                             "(succeeded, failed, cancelled, retry, handed_back, lease_lost, skipped)",
                             ["outcome"], registry=r)

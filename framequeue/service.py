@@ -9,7 +9,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
@@ -48,6 +48,8 @@ REAP_BATCH = 100
 OUTPUT_URL_EXPIRES_S = 3600
 #: Retry-After of a submit refused by the queued-job quota: jobs must start or end first
 QUOTA_RETRY_AFTER_S = 10.0
+#: jobs one batch submit may hold
+MAX_BATCH = 1000
 
 @dataclass(frozen=True)
 class SubmitRequest:
@@ -127,9 +129,50 @@ class JobService:
     def submit(self, req: SubmitRequest, caller: Principal) -> Submitted:
         """Validate and queue a job owned by the caller's tenant. With keys in use, an input key must be under
         the tenant's own upload prefix; another one is answered as missing (nothing to probe)."""
+        self._check_quota(caller)
+        job, request_hash = self._prepare(req, caller)
+        stored, created = self.store.create(job, request_hash)
+        if created:
+            crashpoint(self.settings, "after_insert")
+            self._publish_new(stored.id)
+        return Submitted(self.record(stored), created)
+
+    def submit_many(self, reqs: Sequence[SubmitRequest], caller: Principal) -> list[Submitted | FrameQueueError]:
+        """`submit` for each request (at most MAX_BATCH), answered in order: an invalid one, or one past the
+        tenant's quota, gets its error in its place and the others go on. The valid rows are written in one
+        transaction and published in one call; when the broker refuses them, the rows are removed again and
+        the whole call raises ServiceUnavailable (as a single submit does). A process that dies between the
+        commit and the publish leaves unpublished rows, which the reaper publishes (as for one job)."""
+        if len(reqs) > MAX_BATCH:
+            raise PayloadTooLarge(f"a batch holds at most {MAX_BATCH} jobs, not {len(reqs)}")
+        results: list[Submitted | FrameQueueError | None] = [None] * len(reqs)
+        quota = self.settings.max_queued_per_tenant
+        room = quota - self.store.count_queued(caller.tenant) if quota > 0 else len(reqs)
+        prepared: list[tuple[int, Job, str | None]] = []
+        for index, req in enumerate(reqs):
+            if room <= len(prepared):
+                results[index] = self._quota_error(quota)
+                continue
+            try:
+                job, request_hash = self._prepare(req, caller)
+            except FrameQueueError as exc:
+                results[index] = exc
+                continue
+            prepared.append((index, job, request_hash))
+        made = self.store.create_many([(job, request_hash) for _, job, request_hash in prepared]) if prepared else []
+        created = [outcome[0].id for outcome in made if not isinstance(outcome, FrameQueueError) and outcome[1]]
+        if created:
+            crashpoint(self.settings, "after_insert")
+            self._publish_many_new(created)
+        for (index, _, _), outcome in zip(prepared, made, strict=True):
+            results[index] = outcome if isinstance(outcome, FrameQueueError) else Submitted(
+                self.record(outcome[0]), outcome[1])
+        return [r for r in results if r is not None]
+
+    def _prepare(self, req: SubmitRequest, caller: Principal) -> tuple[Job, str | None]:
+        """The queued job a request makes (checked, not stored) and its request hash (None without a key)."""
         if req.idempotency_key is not None:  # one key space per tenant
             req = replace(req, idempotency_key=f"{caller.tenant}:{req.idempotency_key}")
-        self._check_quota(caller)
         pipeline = get_pipeline(req.pipeline)
         job_id = uuid.uuid4().hex
         params = self._assign_version(pipeline, req.params, job_id)
@@ -186,11 +229,7 @@ class JobService:
             tenant=caller.tenant,
             retention_s=retention_s,
         )
-        stored, created = self.store.create(job, req.fingerprint() if req.idempotency_key else None)
-        if created:
-            crashpoint(self.settings, "after_insert")
-            self._publish_new(stored.id)
-        return Submitted(self.record(stored), created)
+        return job, req.fingerprint() if req.idempotency_key else None
 
     def retention_s(self, value: float | None, *, default: bool = True) -> float | None:
         """A retention_s a request named (checked: 0..FQ_RETENTION_CEILING_S), or, with `default`, the
@@ -209,23 +248,38 @@ class JobService:
         too does the row stay, and the reaper publishes it (an idempotency key then finds it on retry). Once
         the broker has the message the job is accepted: a failed mark_published costs a turned-away
         duplicate at most."""
+        self._publish_many_new([job_id])
+
+    def _publish_many_new(self, job_ids: list[str]) -> None:
+        """_publish_new for a batch's rows, in one broker call and one mark_published write. A refusal may
+        come after some ids reached the broker: their rows are removed too, and a message whose row is gone
+        is turned away at its claim."""
         try:
-            self.broker.publish(job_id)
+            if len(job_ids) == 1:
+                self.broker.publish(job_ids[0])
+            else:
+                self.broker.publish_many(job_ids)
         except Exception as exc:
-            try:
-                self.store.discard_unpublished(job_id)
-            except Exception:
-                log.warning("job %s: the broker refused it and the row could not be removed; the reaper "
-                            "will publish it", job_id)
+            for job_id in job_ids:
+                try:
+                    self.store.discard_unpublished(job_id)
+                except Exception:
+                    log.warning("job %s: the broker refused it and the row could not be removed; the reaper "
+                                "will publish it", job_id)
             if isinstance(exc, FrameQueueError) and not isinstance(exc, ServiceUnavailable):
                 raise
             why = exc.message if isinstance(exc, FrameQueueError) else type(exc).__name__
-            raise ServiceUnavailable(f"the queue did not accept the job ({why}); nothing was created, "
+            what = "the job" if len(job_ids) == 1 else "the jobs"
+            raise ServiceUnavailable(f"the queue did not accept {what} ({why}); nothing was created, "
                                      "try again") from exc
         try:
-            self.store.mark_published(job_id, self._clock())
+            if len(job_ids) == 1:
+                self.store.mark_published(job_ids[0], self._clock())
+            else:
+                self.store.mark_published_many(job_ids, self._clock())
         except Exception:
-            log.warning("job %s: published, but not marked so; the reaper may publish it once more", job_id)
+            log.warning("jobs %s: published, but not marked so; the reaper may publish them once more",
+                        ", ".join(job_ids[:5]))
 
     def _assign_version(self, pipeline: Pipeline, raw: dict[str, Any], job_id: str) -> dict[str, Any]:
         """Validated params; when the job's model has endpoints in the registry and the caller pinned no
@@ -256,8 +310,12 @@ class JobService:
         submits can pass it by as many as there are at once (a soft quota)."""
         quota = self.settings.max_queued_per_tenant
         if quota > 0 and self.store.count_queued(caller.tenant) >= quota:
-            raise QuotaExceeded(f"this tenant has {quota} queued jobs, its quota; submit again once some have "
-                                "started", retry_after_s=QUOTA_RETRY_AFTER_S)
+            raise self._quota_error(quota)
+
+    @staticmethod
+    def _quota_error(quota: int) -> QuotaExceeded:
+        return QuotaExceeded(f"this tenant has {quota} queued jobs, its quota; submit again once some have "
+                             "started", retry_after_s=QUOTA_RETRY_AFTER_S)
 
     def owned(self, job_id: str, caller: Principal) -> Job:
         """The caller's job; another tenant's answers exactly as a missing one."""

@@ -7,11 +7,12 @@ import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from fastapi import FastAPI
 
 from framequeue import __version__
-from framequeue.api import problems, ui
+from framequeue.api import apidocs, openapi, problems, ui
 from framequeue.api.auth import DEV_MODE_WARNING, Authenticator
 from framequeue.api.routes import (
     endpoints,
@@ -26,6 +27,7 @@ from framequeue.api.routes import (
     uploads,
     webhooks,
 )
+from framequeue.api.schemas import REQUEST_MODELS
 from framequeue.config import Settings, crashpoint
 from framequeue.endpoints.invocations import Invocations
 from framequeue.endpoints.registry import ModelEndpointRegistry
@@ -39,8 +41,15 @@ from framequeue.tenants.keys import Keys
 
 log = logging.getLogger("framequeue.api")
 
+DESCRIPTION = (
+    "Video inference jobs: upload a file, submit a job naming a pipeline, follow it (events), download its "
+    "outputs. Every error is `application/problem+json` with a stable `code`. Send an API key as "
+    "`Authorization: Bearer fq_…` or `X-Api-Key: fq_…` (while no key exists, the API is open)."
+)
 
-def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
+
+def create_app(settings: Settings, *, background: bool = True, workers_metrics_dir: Path | None = None) -> FastAPI:
+    """The API; `workers_metrics_dir` (`framequeue up`'s) adds its workers' metrics to /metrics."""
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = open_runtime(settings)
@@ -60,7 +69,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
             log.info("per tenant: rate %g submits/s, burst %g (per API process; 0: off), quota %d queued jobs "
                      "(0: off)", app.state.auth.limiter.rate_per_s, app.state.auth.limiter.burst,
                      settings.max_queued_per_tenant)
-        app.state.metrics = api_registry(rt.broker.stats)
+        app.state.metrics = api_registry(rt.broker.stats, workers_metrics_dir)
         stop = threading.Event()
         threads = []
         if background:
@@ -87,7 +96,9 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
                 t.join(timeout=settings.webhook_timeout_s + 1)
             rt.close()
 
-    app = FastAPI(title="framequeue", version=__version__, lifespan=lifespan)
+    # /docs and /redoc are apidocs' (assets served from the package, no CDN)
+    app = FastAPI(title="framequeue", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     problems.install(app)
     app.include_router(health.router)
     app.include_router(uploads.router)
@@ -101,6 +112,8 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(queue.router)
     ui.mount(app)
+    apidocs.mount(app)
+    openapi.install(app, REQUEST_MODELS)
     return app
 
 

@@ -13,9 +13,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from framequeue.config import Settings
@@ -75,6 +76,14 @@ class Authenticator:
         return Principal(row.tenant, row.scopes, row.id)
 
 
+#: the two ways to send a key, declared so the OpenAPI document names them (securitySchemes) on every route
+#: that takes one; they only describe: presented_key reads the headers, Authenticator decides
+BEARER = HTTPBearer(scheme_name="bearer", bearerFormat="fq_…", auto_error=False,
+                    description="An API key as a bearer token: `Authorization: Bearer fq_…`")
+API_KEY_HEADER = APIKeyHeader(name="X-Api-Key", scheme_name="apiKey", auto_error=False,
+                              description="An API key in the X-Api-Key header (what boto3's event hook sends)")
+
+
 def presented_key(request: Request) -> str | None:
     """The key a request carries; an Authorization header that is not a bearer token counts as malformed."""
     header = request.headers.get("authorization")
@@ -88,7 +97,11 @@ def require(scope: Scope, *, limited: bool = False) -> Any:
     """A route dependency giving the caller's Principal: 401 without a usable key, 403 when its scope is
     below `scope`, and, when `limited`, 429 past the tenant's rate (FQ_RATE_LIMIT_PER_S)."""
 
-    async def dependency(request: Request) -> Principal:
+    async def dependency(
+        request: Request,
+        _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
+        _api_key: Annotated[str | None, Security(API_KEY_HEADER)],
+    ) -> Principal:
         auth: Authenticator = request.app.state.auth
         principal = await run_in_threadpool(auth.authenticate, presented_key(request))
         if not principal.allows(scope):

@@ -42,13 +42,18 @@ def from_error(exc: FrameQueueError) -> JSONResponse:
 
 def validation_problem(errors: list[dict[str, Any]] | Any) -> JSONResponse:
     """400 that names each offending field, e.g. `params.foo: extra fields not permitted`."""
+    return problem(400, "invalid_request", describe_invalid(errors))
+
+
+def describe_invalid(errors: list[dict[str, Any]] | Any) -> str:
+    """pydantic's errors as one line naming each offending field."""
     parts = []
     for err in errors:
         loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
         kind = err.get("type", "")
         what = "unknown field" if kind == "extra_forbidden" else err.get("msg", "invalid")
         parts.append(f"{loc or 'body'}: {what}")
-    return problem(400, "invalid_request", "; ".join(parts) or "invalid request body")
+    return "; ".join(parts) or "invalid request body"
 
 
 def install(app: FastAPI) -> None:

@@ -37,6 +37,19 @@ class JobIn(Strict):
     attributes: dict[str, str] = Field(default_factory=dict)
 
 
+class BatchJobIn(JobIn):
+    """One job of a batch submit: a job body and its own optional idempotency key (the single submit's
+    Idempotency-Key header)."""
+
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
+
+
+class BatchIn(Strict):
+    """A batch submit's body. Each item is checked on its own: an invalid one is answered in its place."""
+
+    jobs: list[BatchJobIn] = Field(min_length=1, max_length=1000)
+
+
 class EndpointIn(Strict):
     name: str = Field(min_length=1, max_length=63)
     pipeline: str = Field(min_length=1, max_length=64)
@@ -61,3 +74,17 @@ class ModelEndpointIn(Strict):
 class ModelEndpointPatch(Strict):
     weight: float | None = Field(default=None, ge=0)
     state: Literal["active", "draining"] | None = None
+
+
+class KeyIn(Strict):
+    scope: str = Field(pattern=r"^(read|submit|admin)$")
+    name: str = Field(default="", max_length=200)
+
+
+class EnableIn(Strict):
+    url: str = Field(min_length=1, max_length=2048)
+
+
+#: the bodies routes read themselves (api.routes.jobs.read_json): the OpenAPI document declares them
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (JobIn, BatchIn, EndpointIn, ModelEndpointIn, ModelEndpointPatch, KeyIn,
+                                               EnableIn)

@@ -10,6 +10,7 @@ A received message is invisible to other consumers for `visibility_s`; `extend` 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal, Protocol
 
@@ -46,6 +47,13 @@ class Broker(Protocol):
     redelivery: ClassVar[Literal["visibility", "connection"]]
 
     def publish(self, job_id: str) -> None: ...
+
+    def publish_many(self, job_ids: Sequence[str]) -> None:
+        """Publish several ids in as few round trips as the broker allows; returns once the broker holds
+        every one. On an error some may be published already (a duplicate is harmless: the claim turns it
+        away). This default, for a broker that does not batch, publishes one at a time."""
+        for job_id in job_ids:
+            self.publish(job_id)
 
     def receive(self, visibility_s: float, wait_s: float) -> Message | None:
         """Wait up to wait_s for a message; None when none came."""

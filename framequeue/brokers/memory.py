@@ -8,7 +8,7 @@ import itertools
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 from urllib.parse import urlsplit
@@ -58,11 +58,15 @@ class MemoryBroker:
         self._closed = False
 
     def publish(self, job_id: str) -> None:
+        self.publish_many([job_id])
+
+    def publish_many(self, job_ids: Sequence[str]) -> None:
         with self._q.cond:
             now = self._clock()
-            seq = next(self._q.seq)
-            self._q.entries[seq] = _Entry(seq, job_id, now, now)
-            self._q.cond.notify()
+            for job_id in job_ids:
+                seq = next(self._q.seq)
+                self._q.entries[seq] = _Entry(seq, job_id, now, now)
+            self._q.cond.notify_all()
 
     def receive(self, visibility_s: float, wait_s: float) -> Message | None:
         deadline = self._clock() + wait_s

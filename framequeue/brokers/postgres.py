@@ -28,6 +28,7 @@ import hashlib
 import secrets
 import threading
 import time
+from collections.abc import Sequence
 from typing import ClassVar, Literal
 
 import psycopg
@@ -109,8 +110,16 @@ class PostgresBroker:
         self._pool.reconnect_s = RECONNECT_S
 
     def publish(self, job_id: str) -> None:
+        self.publish_many([job_id])
+
+    def publish_many(self, job_ids: Sequence[str]) -> None:
+        """One INSERT and one NOTIFY in one transaction."""
+        if not job_ids:
+            return
+        ids = list(job_ids)
+
         def work(conn: Conn) -> None:
-            conn.execute(self._sql("INSERT INTO {q} (job_id) VALUES (%s)"), (job_id,))
+            conn.execute(self._sql("INSERT INTO {q} (job_id) SELECT unnest(%s::text[])"), (ids,))
             conn.execute("SELECT pg_notify(%s, '')", (self._channel,))  # delivered at commit
 
         self._pool.run(work)

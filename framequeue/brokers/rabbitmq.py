@@ -40,7 +40,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, TypeVar
@@ -156,6 +156,11 @@ class RabbitMQBroker:
         """Returns once the broker confirmed the message (persistent, on a quorum queue)."""
         self._call(self._publish(self._topology.work, job_id))
 
+    def publish_many(self, job_ids: Sequence[str]) -> None:
+        """Every message on the one publishing channel, then one wait for all their confirms."""
+        if job_ids:
+            self._call(self._publish_all(job_ids))
+
     def receive(self, visibility_s: float, wait_s: float) -> Message | None:
         """visibility_s does not apply: the message stays with this consumer until acked, nacked, or its
         connection closes."""
@@ -270,6 +275,14 @@ class RabbitMQBroker:
         except aiormq.exceptions.DeliveryError:
             self._declared = False  # returned as unroutable: the queue was deleted; declare it again next time
             raise
+
+    async def _publish_all(self, job_ids: Sequence[str]) -> None:
+        # each publish awaits its own confirm; gathered, they are all sent before the first confirm is awaited
+        await self._ensure()  # once, before the publishes share the channel
+        done = await asyncio.gather(*(self._publish(self._topology.work, j) for j in job_ids), return_exceptions=True)
+        for outcome in done:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def _receive(self, wait_s: float) -> Message | None:
         loop = asyncio.get_running_loop()

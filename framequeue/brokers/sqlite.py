@@ -6,7 +6,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ClassVar, Literal
 
 from framequeue.brokers.base import Message, QueueStats
@@ -55,10 +55,15 @@ class SQLiteBroker:
             raise ServiceUnavailable(f"cannot prepare the SQLite queue: {exc}") from exc
 
     def publish(self, job_id: str) -> None:
+        self.publish_many([job_id])
+
+    def publish_many(self, job_ids: Sequence[str]) -> None:
+        """One transaction for all of them."""
         now_s = self._clock()
         with self._db.write() as conn:
-            conn.execute(
-                "INSERT INTO queue (job_id, visible_at_s, enqueued_at_s) VALUES (?, ?, ?)", (job_id, now_s, now_s)
+            conn.executemany(
+                "INSERT INTO queue (job_id, visible_at_s, enqueued_at_s) VALUES (?, ?, ?)",
+                [(job_id, now_s, now_s) for job_id in job_ids],
             )
 
     def receive(self, visibility_s: float, wait_s: float) -> Message | None:

@@ -1,7 +1,8 @@
-"""One command; subcommands mirror the architecture: up | api | worker | submit | jobs | job | watch | cancel |
-deliveries | webhooks | endpoints | model-endpoints | keys | purge | models | serve-models | simulate | autoscale |
-demo. One module per group of subcommands; common.py holds what they share (one way an error ends a
-command). Every flag names its environment variable in --help."""
+"""One command; subcommands mirror the architecture: up | api | worker | submit | jobs | job | watch | wait |
+cancel | queue | deliveries | webhooks | endpoints | model-endpoints | keys | purge | models | serve-models |
+simulate | autoscale | demo. One module per group of subcommands; common.py holds what they share (one way an
+error ends a command), output.py how records are printed (-o, -q). Every flag names its environment variable
+in --help."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from framequeue.cli import (
     keys,
     models,
     purge,
+    queue,
     serve_models,
     server,
     simulate,
@@ -40,7 +42,7 @@ def main(ctx: click.Context, home: str | None, log_level: str, api_key: str | No
 
 for _command in (
     server.up, server.api, server.worker,
-    jobs.submit, jobs.jobs, jobs.job, jobs.watch, jobs.cancel,
+    jobs.submit, jobs.jobs, jobs.job, jobs.watch, jobs.wait, jobs.cancel, queue.queue,
     webhooks.deliveries, webhooks.webhooks,
     endpoints.endpoints, endpoints.model_endpoints,
     keys.keys, purge.purge, models.models,

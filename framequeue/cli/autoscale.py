@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -113,6 +114,7 @@ def autoscale(ctx: click.Context, interval_s: float, min_workers: int, max_worke
 
 def _run(settings: Any, config: Any, log_level: str, interval_s: float, kill_after_s: float, decisions: Path,
          plot_path: Path | None) -> int:
+    from framequeue.metrics import PoolMetrics
     from framequeue.scaling.autoscale.decisions import plot_decisions
     from framequeue.scaling.autoscale.local import worker_launcher
     from framequeue.scaling.autoscale.loop import Autoscaler
@@ -120,6 +122,12 @@ def _run(settings: Any, config: Any, log_level: str, interval_s: float, kill_aft
     from framequeue.worker.pool import settings_env
 
     broker, store = _open(settings)
+    # as under `up`: the workers write into one folder and this process serves them all on FQ_METRICS_PORT
+    # (each worker opening that port itself would fail from the second one on)
+    metrics = PoolMetrics(settings.home / "metrics-autoscale")
+    metrics.reset()
+    stop_metrics = metrics.serve(settings.metrics_port, settings.metrics_host) if settings.metrics_port else None
+    worker_env = {**settings_env(replace(settings, metrics_port=0)), **metrics.env()}
     stop = threading.Event()
 
     def on_signal(signum: int, _: Any) -> None:
@@ -128,7 +136,7 @@ def _run(settings: Any, config: Any, log_level: str, interval_s: float, kill_aft
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    scaler = Autoscaler(config, QueueObserver(broker, store), worker_launcher(settings_env(settings), log_level),
+    scaler = Autoscaler(config, QueueObserver(broker, store), worker_launcher(worker_env, log_level),
                         decisions_path=decisions, kill_after_s=kill_after_s)
     log.info("framequeue autoscale: %d..%d workers, every %g s, home %s, decisions in %s", config.min_workers,
              config.max_workers, interval_s, settings.home, decisions)
@@ -138,6 +146,8 @@ def _run(settings: Any, config: Any, log_level: str, interval_s: float, kill_aft
         scaler.shutdown()
         broker.close()
         store.close()
+        if stop_metrics is not None:
+            stop_metrics()
         if plot_path is not None:
             plot_decisions(decisions, plot_path)
             log.info("wrote %s", plot_path)

@@ -22,6 +22,8 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_JOB_FAILED = 3
 EXIT_UNAVAILABLE = 4
+#: `wait --timeout-s` ran out before every job ended
+EXIT_TIMEOUT = 5
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 

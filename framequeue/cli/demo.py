@@ -127,7 +127,7 @@ def _run_job(client: Client, video: Path, key: str, pipeline: str, params: dict[
     click.echo(f"\nsubmitted {video.name} to {pipeline} as job {record['id']} (params {params})")
     record = follow(client, record["id"])
     if record["status"] != "succeeded":
-        err = record.get("error") or {}
+        err: dict[str, Any] = dict(record["error"] or {})
         click.secho(f"job {record['status']}: [{err.get('code')}] {err.get('message')}", fg="red")
         return EXIT_JOB_FAILED
     progress = record["progress"]

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
 
 from framequeue.cli.common import client, parse_params, reports_errors, server_option
+from framequeue.cli.output import emit_many, emit_one, output_option, quiet_option
 
 
 @click.group()
@@ -28,30 +29,38 @@ def endpoints() -> None:
               help="Invocations of this endpoint one worker runs at a time.")
 @click.option("--retention-s", type=float, default=None,
               help="Seconds after an invocation ends when its files are deleted [default: the server's].")
+@output_option(default="json")
+@quiet_option("endpoint name")
 @server_option
 @reports_errors
 def endpoints_create(name: str, pipeline: str, params: tuple[str, ...], output_path: str, failure_path: str | None,
                      success_webhook: str | None, error_webhook: str | None, max_concurrent_invocations: int,
-                     retention_s: float | None, server: str) -> None:
+                     retention_s: float | None, output: str, quiet: bool, server: str) -> None:
     """Create endpoint NAME; boto3's sagemaker-runtime invoke_endpoint_async then reaches it."""
     body = {"name": name, "pipeline": pipeline, "params": parse_params(params), "output_path": output_path,
             "failure_path": failure_path, "success_webhook": success_webhook, "error_webhook": error_webhook,
             "max_concurrent_invocations": max_concurrent_invocations, "retention_s": retention_s}
     with client(server) as c:
         created = c.create_endpoint(body)
-    click.echo(json.dumps(created, indent=2))
+    emit_one(created, output, lambda ep: _endpoints_table([ep]), quiet=quiet, id_key="name")
+
+
+def _endpoints_table(rows: Sequence[Mapping[str, Any]]) -> None:
+    click.echo(f"{'NAME':24} {'PIPELINE':9} OUTPUT PATH")
+    for ep in rows:
+        click.echo(f"{ep['name']:24} {ep['pipeline']:9} {ep['output_path']}")
 
 
 @endpoints.command("list")
+@output_option()
+@quiet_option("endpoint names")
 @server_option
 @reports_errors
-def endpoints_list(server: str) -> None:
-    """List endpoints."""
+def endpoints_list(output: str, quiet: bool, server: str) -> None:
+    """List endpoints (-o json: an array)."""
     with client(server) as c:
         page = c.endpoints()
-    click.echo(f"{'NAME':24} {'PIPELINE':9} OUTPUT PATH")
-    for ep in page["endpoints"]:
-        click.echo(f"{ep['name']:24} {ep['pipeline']:9} {ep['output_path']}")
+    emit_many(page["endpoints"], output, _endpoints_table, quiet=quiet, id_key="name")
 
 
 @endpoints.command("delete")
@@ -72,7 +81,13 @@ def model_endpoints() -> None:
     """Where each (model, version) runs: OIP v2 servers or `local`, with A/B weights."""
 
 
-def _echo_model_endpoint(ep: dict[str, Any]) -> None:
+def _model_endpoints_table(rows: Sequence[Mapping[str, Any]]) -> None:
+    click.echo(f"{'ID':22} {'MODEL':16} {'VER':5} {'WEIGHT':>8} {'STATE':9} URL")
+    for ep in rows:
+        _echo_model_endpoint(ep)
+
+
+def _echo_model_endpoint(ep: Mapping[str, Any]) -> None:
     click.echo(f"{ep['id']:22} {ep['model']:16} v{ep['version']:<4} {ep['weight']:>8g} {ep['state']:9} {ep['url']}")
 
 
@@ -81,49 +96,56 @@ def _echo_model_endpoint(ep: dict[str, Any]) -> None:
 @click.argument("version", type=int)
 @click.argument("url")
 @click.option("--weight", default=1.0, type=float, help="Share of the model's jobs, relative to its other endpoints.")
+@output_option()
+@quiet_option("endpoint id")
 @server_option
 @reports_errors
-def model_endpoints_register(model: str, version: int, url: str, weight: float, server: str) -> None:
+def model_endpoints_register(model: str, version: int, url: str, weight: float, output: str, quiet: bool,
+                             server: str) -> None:
     """Register URL (http(s)://host:port, grpc://host:port, or `local`) for VERSION of MODEL."""
     with client(server) as c:
         ep = c.register_model_endpoint(model, version, url, weight)
-    _echo_model_endpoint(ep)
+    emit_one(ep, output, _echo_model_endpoint, quiet=quiet)
 
 
 @model_endpoints.command("list")
 @click.option("--model", default=None, help="Only this model's endpoints.")
+@output_option()
+@quiet_option("endpoint ids")
 @server_option
 @reports_errors
-def model_endpoints_list(model: str | None, server: str) -> None:
-    """List model endpoints."""
+def model_endpoints_list(model: str | None, output: str, quiet: bool, server: str) -> None:
+    """List model endpoints (-o json: an array)."""
     with client(server) as c:
         rows = c.model_endpoints(model)
-    click.echo(f"{'ID':22} {'MODEL':16} {'VER':5} {'WEIGHT':>8} {'STATE':9} URL")
-    for ep in rows:
-        _echo_model_endpoint(ep)
+    emit_many(rows, output, _model_endpoints_table, quiet=quiet)
 
 
 @model_endpoints.command("reweigh")
 @click.argument("endpoint_id")
 @click.argument("weight", type=float)
+@output_option()
+@quiet_option("endpoint id")
 @server_option
 @reports_errors
-def model_endpoints_reweigh(endpoint_id: str, weight: float, server: str) -> None:
+def model_endpoints_reweigh(endpoint_id: str, weight: float, output: str, quiet: bool, server: str) -> None:
     """Set the weight of an endpoint (0: no new jobs are routed to it)."""
     with client(server) as c:
         ep = c.update_model_endpoint(endpoint_id, weight=weight)
-    _echo_model_endpoint(ep)
+    emit_one(ep, output, _echo_model_endpoint, quiet=quiet)
 
 
 @model_endpoints.command("drain")
 @click.argument("endpoint_id")
+@output_option()
+@quiet_option("endpoint id")
 @server_option
 @reports_errors
-def model_endpoints_drain(endpoint_id: str, server: str) -> None:
+def model_endpoints_drain(endpoint_id: str, output: str, quiet: bool, server: str) -> None:
     """Route no new jobs to an endpoint (jobs already given its version still run)."""
     with client(server) as c:
         ep = c.update_model_endpoint(endpoint_id, state="draining")
-    _echo_model_endpoint(ep)
+    emit_one(ep, output, _echo_model_endpoint, quiet=quiet)
 
 
 @model_endpoints.command("remove")

@@ -96,7 +96,8 @@ def run_up(settings: Settings, log_level: str) -> int:
     # end this process before the workers are stopped (orphaning them): exit through `finally` instead
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
+        uvicorn.run(create_app(settings, workers_metrics_dir=pool.metrics.path), host=settings.host,
+                    port=settings.port, log_level=log_level)
     finally:
         log.info("stopping workers (they finish or hand back their jobs)")
         pool.stop()

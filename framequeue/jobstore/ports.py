@@ -14,7 +14,8 @@ from typing import Any, Protocol
 
 from framequeue.endpoints.async_endpoints import Endpoint
 from framequeue.endpoints.routing import ModelEndpoint, State
-from framequeue.jobs import Job, JobError, JobProgress, JobStatus
+from framequeue.errors import IdempotencyConflict
+from framequeue.jobs import Job, JobError, JobProgress, JobStatus, RunTotals
 from framequeue.notify.outbox import Delivery, DisabledWebhook, OutboxStore
 from framequeue.tenants.auth import ApiKey
 
@@ -37,6 +38,13 @@ class JobStateStore(Protocol):
     def create(self, job: Job, request_hash: str | None = None) -> tuple[Job, bool]:
         """Insert a queued job; with an idempotency key already used, return (existing, False) for
         the same request_hash and raise IdempotencyConflict for another."""
+        ...
+
+    def create_many(self, jobs: Sequence[tuple[Job, str | None]]) -> list[tuple[Job, bool] | IdempotencyConflict]:
+        """`create` for each (job, request_hash) in order, in ONE transaction: all the new rows commit together
+        or none does (an error raised leaves nothing). A key already used answers (existing, False) or, for
+        another request_hash, an IdempotencyConflict in that item's place (the other items still commit);
+        a key repeated within the call answers its first item's job, created once."""
         ...
 
     def get(self, job_id: str) -> Job:
@@ -82,10 +90,12 @@ class JobStateStore(Protocol):
         outputs: dict[str, str] | None = None,
         progress: JobProgress | None = None,
         events: Sequence[Mapping[str, Any]] | None = None,
+        totals: RunTotals | None = None,
     ) -> Job:
         """Commit a terminal state (and its outbox event) if the token holds, else LeaseLost; `progress`,
         when given, is stored in the same transaction (the final count of a successful job), and so are
-        `events`, the pipeline's (the first MAX_EVENTS of them, events_truncated saying when more were).
+        `events`, the pipeline's (the first MAX_EVENTS of them, events_truncated saying when more were), and
+        `totals` (what a successful run amounted to: seconds of video, event and detection counts).
         The running attempt of attempt_history ends in the same write (framequeue.jobs.end_outcome)."""
         ...
 
@@ -115,6 +125,10 @@ class JobStateStore(Protocol):
 
     def mark_published(self, job_id: str, now_s: float) -> None:
         """The broker confirmed this job's message (at submit, or after a requeue)."""
+        ...
+
+    def mark_published_many(self, job_ids: Sequence[str], now_s: float) -> None:
+        """mark_published for several jobs in one write (a batch submit's)."""
         ...
 
     def unpublished(self, older_than_s: float, limit: int, stale_before_s: float | None = None) -> list[str]:

@@ -10,9 +10,20 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-import onnxruntime as ort
 
+from framequeue.errors import InvalidParams
 from framequeue.models.version import ModelVersion
+
+try:
+    import onnxruntime as ort
+except ImportError as exc:
+    if exc.name != "onnxruntime":
+        raise  # installed but broken: its own error says more
+    # one of two wheels that cannot sit side by side, so framequeue depends on neither: an extra picks it
+    raise InvalidParams(
+        "runtime: ONNX Runtime is not installed: pip install 'framequeue[cpu]' "
+        "(or 'framequeue[gpu]' for CUDA, never both)"
+    ) from exc
 
 log = logging.getLogger(__name__)
 

@@ -56,6 +56,11 @@ class RunResult:
     #: what the pipeline found, each {type, start_s, end_s, ...numbers} ([] for a pipeline without events);
     #: the worker commits them with the outputs and the job record shows them
     events: list[dict[str, Any]] = field(default_factory=list)
+    #: seconds of video processed: frames written / the video's average frame rate; None for a still image
+    #: or a pipeline that does not process video
+    video_s: float | None = None
+    #: how many events the pipeline found (len(events)); None for a pipeline without events
+    events_total: int | None = None
 
     @property
     def primary_output(self) -> str:

@@ -130,7 +130,8 @@ class _DetectSink:
     def __init__(
         self, path: Path, head: dict[str, Any], class_names: tuple[str, ...], image_path: Path | None = None
     ) -> None:
-        self.stats: dict[str, float] = {}
+        #: detections: boxes over all inferred frames (the job record's detections_total)
+        self.stats: dict[str, float] = {"detections": 0.0}
         self._json = JsonStream(path, head)
         self._names = class_names
         self._current = Detections.empty()
@@ -141,6 +142,7 @@ class _DetectSink:
     def frame(self, frame: Frame, results: Sequence[Any] | None) -> None:
         if results is not None:
             (self._current,) = results
+            self.stats["detections"] += len(self._current)
             self._json.write(detection_record(frame, self._current, self._names))
         # boxes of the last sampled frame stay on screen until the next sampled frame
         annotate(frame.image, self._current, self._names)

@@ -33,6 +33,7 @@ from framequeue.errors import JobCancelled
 from framequeue.media.decode import SampleClock, decode_frames
 from framequeue.media.encode import VideoEncoder
 from framequeue.media.frames import Frame, VideoInfo
+from framequeue.media.probe import STILL_FORMATS
 from framequeue.media.sheet import ContactSheet
 from framequeue.models.runtimes import InferenceBackend, load_backend
 from framequeue.models.version import ModelVersion
@@ -265,6 +266,8 @@ class _StagedRun:
         self.completed = False
         #: the sink's events, once it finished
         self.events: list[dict[str, Any]] = []
+        #: how many there were; None for a sink without events
+        self.events_total: int | None = None
         self.parts = {key: ctx.output_dir / (name + ".part") for key, name in job.outputs.items()}
 
     def execute(self) -> RunResult:
@@ -305,6 +308,8 @@ class _StagedRun:
             frames_inferred=self.frames_inferred,
             stats={k: round(v, 4) for k, v in self.stats.items()},
             events=self.events,
+            video_s=None if self.info.container_format in STILL_FORMATS else self.frames_done / float(self.info.rate),
+            events_total=self.events_total,
         )
 
     def _decode_stage(self) -> None:
@@ -479,7 +484,9 @@ class _StagedRun:
             self.stats["encode_s"] += time.monotonic() - t0
             if self.frames_done != self.frames_decoded:
                 raise RuntimeError(f"encoded {self.frames_done} frames of {self.frames_decoded} decoded")
-            self.events = [dict(e) for e in sink.finish(self._video_summary()) or ()]
+            found = sink.finish(self._video_summary())
+            self.events = [dict(e) for e in found or ()]
+            self.events_total = None if found is None else len(self.events)
             sheet.save(self.parts[SHEET_OUTPUT])
         except BaseException:
             encoder.abort()

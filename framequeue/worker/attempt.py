@@ -38,6 +38,7 @@ from framequeue.jobs import (
     JobError,
     JobProgress,
     JobStatus,
+    RunTotals,
     attempt_output_key,
     failure_key,
     output_prefix,
@@ -95,6 +96,13 @@ def eta_s(frames_done: int, frames_total: int | None, fps: float) -> float | Non
     if frames_total is None or fps <= 0:
         return None
     return max(0, frames_total - frames_done) / fps
+
+
+def run_totals(result: RunResult) -> RunTotals:
+    """What the run amounted to, as the job record keeps it: the pipeline's seconds of video, its event count
+    (all of them; None for a pipeline without events), and its boxes when it counts them (stats["detections"])."""
+    detections = result.stats.get("detections")
+    return RunTotals(result.video_s, result.events_total, None if detections is None else int(detections))
 
 
 def job_error(error: FrameQueueError) -> JobError:
@@ -264,7 +272,7 @@ class Attempts:
         crashpoint(self.settings, "after_upload")
         final = JobProgress(result.frames_total, result.frames_total, job.progress.fps, 0.0)
         self.rt.store.finish(job.id, job.lease_token, JobStatus.SUCCEEDED, self._clock(), outputs=outputs,
-                             progress=final, events=result.events)
+                             progress=final, events=result.events, totals=run_totals(result))
         crashpoint(self.settings, "after_commit")
         self._drop_stale_outputs(job, keep=set(outputs.values()))
         detail = f"{result.frames_total} frames, {result.stats.get('wall_s', 0.0):.1f} s"
@@ -306,4 +314,4 @@ class Attempts:
                 self.rt.objects.delete(key)
 
 
-__all__ = ["Attempts", "Outcome", "Reply", "Stop", "eta_s"]
+__all__ = ["Attempts", "Outcome", "Reply", "Stop", "eta_s", "run_totals"]

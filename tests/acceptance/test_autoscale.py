@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.acceptance.deployment import Deployment
@@ -54,14 +56,16 @@ def _is_worker(pid: int) -> bool:
         return False
 
 
-def _start_autoscaler(dep: Deployment, decisions: Path, plot: Path) -> subprocess.Popen[bytes]:
+def _start_autoscaler(dep: Deployment, decisions: Path, plot: Path,
+                      env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """`framequeue autoscale` (as its module, which works before and after cli.py registers it), in its own
     process group with its workers' output in autoscale.log; waits for its first decisions."""
     cmd = [sys.executable, "-m", "framequeue", "autoscale", "--max-workers", str(MAX_WORKERS),
            "--interval-s", "0.5", "--scale-out-cooldown-s", "1", "--scale-in-cooldown-s", "2",
            "--idle-to-zero-s", "3", "--decisions", str(decisions), "--plot", str(plot)]
     with open(dep.root / "autoscale.log", "ab") as log:
-        scaler = subprocess.Popen(cmd, env=dep.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        scaler = subprocess.Popen(cmd, env={**dep.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
     dep.procs["autoscale"] = scaler  # dep.stop() stops it if a test fails first
     _wait(lambda: len(_decisions(decisions)) >= 2, 30, "the first decisions", lambda: dep.log("autoscale"))
     assert all(d["desired"] == 0 for d in _decisions(decisions)), "workers started with an empty queue"
@@ -79,7 +83,11 @@ def _submit(dep: Deployment, tmp_path: Path, n: int, sleep_s: float) -> list[str
 def test_a_burst_scales_from_zero_to_max_and_back(api_only: Deployment, tmp_path: Path) -> None:
     dep = api_only
     decisions, plot = tmp_path / "decisions.jsonl", tmp_path / "autoscale.png"
-    scaler = _start_autoscaler(dep, decisions, plot)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        metrics_port = s.getsockname()[1]
+    # FQ_METRICS_PORT with several workers: the autoscaler serves them all on it (none binds it itself)
+    scaler = _start_autoscaler(dep, decisions, plot, {"FQ_METRICS_PORT": str(metrics_port)})
     started = time.monotonic()
     ids = _submit(dep, tmp_path, JOBS, 1.0)
 
@@ -88,6 +96,8 @@ def test_a_burst_scales_from_zero_to_max_and_back(api_only: Deployment, tmp_path
 
     _wait(all_done, 75, "every job to end", lambda: dep.log("autoscale"))
     drained_s = time.monotonic() - started
+    metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+    assert f'framequeue_jobs_total{{outcome="succeeded"}} {float(JOBS)}' in metrics, metrics
 
     def back_to_zero() -> bool:
         rows = _decisions(decisions)

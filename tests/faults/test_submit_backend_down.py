@@ -64,6 +64,21 @@ def test_a_submit_the_broker_refuses_answers_503_and_leaves_no_job(
     assert [j["id"] for j in jobs] == [accepted.json()["id"]]
 
 
+def test_a_batch_the_broker_refuses_answers_503_and_leaves_no_job(
+    broker_behind_proxy: tuple[Deployment, FaultProxy], upload: Path
+) -> None:
+    dep, proxy = broker_behind_proxy
+    key = dep.client.upload(upload)["key"]
+    proxy.reset_all()
+    proxy.close()  # the broker is gone: connections are refused
+    jobs = [{"pipeline": "noop", "input": {"key": key}} for _ in range(5)]
+    refused = httpx.post(f"{dep.base_url}/v1/jobs:batch", json={"jobs": jobs}, timeout=60)
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["code"] == "service_unavailable" and "nothing was created" in refused.json()["detail"]
+    time.sleep(3)  # past republish_after_s and a few reaper passes: nothing may surface
+    assert dep.client.jobs()["jobs"] == []
+
+
 @pytest.fixture
 def store_behind_proxy(tmp_path: Path) -> Iterator[tuple[Deployment, FaultProxy, str]]:
     require_service("postgres")

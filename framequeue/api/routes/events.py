@@ -14,6 +14,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from framequeue import live
 from framequeue.api.auth import READ
 from framequeue.api.deps import service_of
+from framequeue.api.openapi import AUTH, answers
 from framequeue.errors import TooManyRequests
 from framequeue.tenants.auth import Principal
 
@@ -65,7 +66,14 @@ def _response(events: AsyncIterator[ServerSentEvent]) -> EventSourceResponse:
     return EventSourceResponse(events, ping=KEEPALIVE_S, headers=headers, send_timeout=SEND_TIMEOUT_S)
 
 
-@router.get("/v1/jobs/{job_id}/events", response_model=None)
+#: a text/event-stream: `event:` the change, `id:` resumes it (Last-Event-ID), `data:` a JobRecord as JSON
+STREAM = "text/event-stream"
+
+
+@router.get("/v1/jobs/{job_id}/events", response_model=None, responses=answers(
+    {200: (None, "the job's records as they change (data: a JobRecord), closing after its terminal one"),
+     204: (None, "Last-Event-ID names the job's terminal record already")},
+    *AUTH, 404, 429, 503, media_type=STREAM))
 async def job_events(
     request: Request, job_id: str, last_event_id: str | None = Header(default=None), caller: Principal = READ
 ) -> Any:
@@ -80,7 +88,9 @@ async def job_events(
     return _response(_encode(live.follow_job(service, job_id, caller, last)))
 
 
-@router.get("/v1/events")
+@router.get("/v1/events", response_model=None, responses=answers(
+    {200: (None, "changes of the tenant's jobs (data: a JobRecord), for as long as the client listens")},
+    *AUTH, 422, 429, 503, media_type=STREAM))
 async def tenant_events(
     request: Request, status: str | None = Query(default=None), last_event_id: str | None = Header(default=None),
     caller: Principal = READ,

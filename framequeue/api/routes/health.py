@@ -8,17 +8,20 @@ from starlette.concurrency import run_in_threadpool
 
 from framequeue.api.auth import require
 from framequeue.api.deps import service_of
+from framequeue.api.openapi import AUTH, answers
 from framequeue.pipelines.registry import available_pipelines
+from framequeue.records import ModelList, PipelineList, Status
 
-router = APIRouter(tags=["health"])
+router = APIRouter()
 
 
-@router.get("/healthz")
+@router.get("/healthz", tags=["health"], response_model=None, responses=answers({200: (Status, "the process answers")}))
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", tags=["health"], response_model=None,
+            responses=answers({200: (Status, "the job store and the queue answer")}, 503))
 async def readyz(request: Request) -> dict[str, str]:
     """Ready when the job store and the queue answer; otherwise 503 problem+json."""
     await run_in_threadpool(service_of(request).ready)
@@ -32,12 +35,14 @@ async def metrics(request: Request) -> Response:
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/v1/pipelines", tags=["pipelines"], dependencies=[require("read")])
+@router.get("/v1/pipelines", tags=["pipelines"], dependencies=[require("read")], response_model=None,
+            responses=answers({200: (PipelineList, "the pipelines a job can name")}, *AUTH, 503))
 async def pipelines() -> dict[str, list[str]]:
     return {"pipelines": available_pipelines()}
 
 
-@router.get("/v1/models", tags=["models"], dependencies=[require("read")])
+@router.get("/v1/models", tags=["models"], dependencies=[require("read")], response_model=None,
+            responses=answers({200: (ModelList, "the model repository's versions")}, *AUTH, 503))
 async def models(request: Request) -> dict[str, object]:
     repo = service_of(request).models
     return {"models": [

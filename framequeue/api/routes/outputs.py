@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from framequeue.api.auth import READ
 from framequeue.api.deps import service_of
+from framequeue.api.openapi import AUTH, answers
 from framequeue.api.problems import problem
 from framequeue.api.ranges import byte_range
 from framequeue.errors import NotFound, RangeNotSatisfiable
@@ -48,7 +49,11 @@ def _chunks(objects: ObjectStore, key: str, start: int, end: int | None) -> Iter
             yield chunk
 
 
-@router.get(PATH, response_model=None)
+@router.get(PATH, response_model=None, response_class=StreamingResponse, responses=answers(
+    {200: (None, "the whole output (its media type: video/mp4, application/json, …)"),
+     206: (None, "the byte range asked for (Content-Range)"),
+     304: (None, "If-None-Match matched: the client's copy is current")},
+    *AUTH, 404, 416, 503, media_type="application/octet-stream"))
 async def get_output(
     request: Request,
     job_id: str,

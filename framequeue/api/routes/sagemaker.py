@@ -23,8 +23,10 @@ from starlette.concurrency import run_in_threadpool
 
 from framequeue.api.auth import SUBMIT_LIMITED
 from framequeue.api.deps import invocations_of
+from framequeue.api.openapi import MEANING, answers
 from framequeue.endpoints.invocations import MAX_INLINE_BODY_BYTES, InvokeRequest
 from framequeue.errors import EndpointNotFound, FrameQueueError, InvalidParams, PayloadTooLarge
+from framequeue.records import InvokeAccepted, SageMakerError
 from framequeue.tenants.auth import Principal
 
 router = APIRouter(tags=["sagemaker"])
@@ -32,8 +34,37 @@ log = logging.getLogger("framequeue.api")
 
 H = "x-amzn-sagemaker-"
 
+#: the request headers botocore sends for InvokeEndpointAsync's members, and what each means
+HEADERS = {
+    "InputLocation": "the input's URI (s3://… or a key of this deployment's store); or send it as the body",
+    "Inference-Id": "an id of your choosing for the invocation, echoed as InferenceId",
+    "RequestTTLSeconds": "seconds the request may wait in the queue",
+    "InvocationTimeoutSeconds": "seconds the job may run",
+    "Custom-Attributes": "opaque, kept with the job",
+    "Content-Type": "the input's media type",
+    "Accept": "the output's media type asked for",
+    "S3OutputPathExtension": "a suffix of the output's key",
+    "Filename": "the output's file name",
+}
+SAGEMAKER_ERROR = {"model": SageMakerError, "headers": {"x-amzn-ErrorType": {"schema": {"type": "string"}}}}
+OPENAPI = {
+    "parameters": [{"name": f"X-Amzn-SageMaker-{name}", "in": "header", "required": False,
+                    "description": meaning, "schema": {"type": "string"}} for name, meaning in HEADERS.items()],
+    "requestBody": {"required": False,
+                    "description": f"the input inline (at most {MAX_INLINE_BODY_BYTES} bytes) without InputLocation",
+                    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+}
+RESPONSES = {
+    **answers({202: (InvokeAccepted, "queued (X-Amzn-SageMaker-OutputLocation, -FailureLocation; Location: the job)")},
+              401, 403, 429),
+    400: {**SAGEMAKER_ERROR, "description": "ValidationError: a bad request or an unknown endpoint"},
+    500: {**SAGEMAKER_ERROR, "description": "InternalFailure"},
+    503: {**SAGEMAKER_ERROR, "description": f"ServiceUnavailable: {MEANING[503]}"},
+}
 
-@router.post("/endpoints/{endpoint_name}/async-invocations")
+
+@router.post("/endpoints/{endpoint_name}/async-invocations", status_code=202, response_model=None,
+             responses=RESPONSES, openapi_extra=OPENAPI, operation_id="InvokeEndpointAsync")
 async def invoke_endpoint_async(
     request: Request, endpoint_name: str, caller: Principal = SUBMIT_LIMITED
 ) -> JSONResponse:

@@ -10,7 +10,9 @@ from starlette.concurrency import run_in_threadpool
 
 from framequeue.api.auth import SUBMIT_LIMITED
 from framequeue.api.deps import service_of
+from framequeue.api.openapi import AUTH, answers
 from framequeue.errors import InvalidRequest, PayloadTooLarge
+from framequeue.records import Upload
 from framequeue.tenants.auth import Principal
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
@@ -20,7 +22,14 @@ class _TooLarge(Exception):
     pass
 
 
-@router.post("", status_code=201)
+#: the file is the raw request body (any content type), streamed
+BODY = {"requestBody": {"required": True, "description": "the file's bytes",
+                        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+@router.post("", status_code=201, response_model=None, openapi_extra=BODY,
+             responses=answers({201: (Upload, "stored: pass `key` as a job's input.key")},
+                               *AUTH, 400, 413, 422, 429, 503))
 async def upload(
     request: Request,
     filename: str | None = Query(default=None, max_length=255),

@@ -9,7 +9,7 @@ import datetime
 import json
 import logging
 import secrets
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeVar
@@ -163,6 +163,17 @@ class NatsBroker:
 
     def publish(self, job_id: str) -> None:
         self._run(self._publish(job_id))
+
+    def publish_many(self, job_ids: Sequence[str]) -> None:
+        """Every publish sent before their acks are awaited (JetStream's async publish), then all acks."""
+        if job_ids:
+            self._run(self._publish_all(job_ids))
+
+    async def _publish_all(self, job_ids: Sequence[str]) -> None:
+        done = await asyncio.gather(*(self._publish(j) for j in job_ids), return_exceptions=True)
+        for outcome in done:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def _publish(self, job_id: str) -> None:
         try:

@@ -4,6 +4,7 @@ reaper's pass, and which jobs the broker holds a message for. The worker's fence
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import replace
 
 from framequeue.errors import IdempotencyConflict, InvalidParams
@@ -24,27 +25,43 @@ from framequeue.jobstore.memory.state import JobEntry, MemoryBase
 
 class MemoryJobs(MemoryBase):
     def create(self, job: Job, request_hash: str | None = None) -> tuple[Job, bool]:
+        made = self.create_many([(job, request_hash)])[0]
+        if isinstance(made, IdempotencyConflict):
+            raise made
+        return made
+
+    def create_many(self, jobs: Sequence[tuple[Job, str | None]]) -> list[tuple[Job, bool] | IdempotencyConflict]:
         state = self._state
         with state.lock:
-            if job.idempotency_key is not None and job.idempotency_key in state.keys:
-                existing = state.jobs[state.keys[job.idempotency_key]]
-                if existing.request_hash != request_hash:
-                    raise IdempotencyConflict(
-                        "this Idempotency-Key was used with a different request body; use a new key for a new job"
-                    )
-                return existing.job, False
-            if job.id in state.jobs:
-                raise InvalidParams(f"a job {job.id} exists")
-            fresh = replace(
-                copy.deepcopy(job), status=JobStatus.QUEUED, attempts=0, started_at_s=None, finished_at_s=None,
-                lease_owner=None, lease_token=0, lease_deadline_s=None, cancel_requested=False,
-                progress=JobProgress(), error=None, outputs={}, outputs_expired_at_s=None,
-                attempt_history=(), events=[], events_truncated=False,
-            )
-            state.jobs[job.id] = JobEntry(fresh, next(state.seq), request_hash)
-            if job.idempotency_key is not None:
-                state.keys[job.idempotency_key] = job.id
-            return fresh, True
+            # checked before anything is written: all the new rows go in, or none
+            ids = [job.id for job, _ in jobs]
+            taken = [i for i in ids if i in state.jobs]
+            if taken or len(set(ids)) != len(ids):
+                raise InvalidParams(f"a job {(taken or ids)[0]} exists")
+            out: list[tuple[Job, bool] | IdempotencyConflict] = []
+            for job, request_hash in jobs:
+                key = job.idempotency_key
+                if key is not None and key in state.keys:
+                    existing = state.jobs[state.keys[key]]
+                    if existing.request_hash != request_hash:
+                        out.append(IdempotencyConflict(
+                            "this Idempotency-Key was used with a different request body; use a new key for a "
+                            "new job"
+                        ))
+                    else:
+                        out.append((existing.job, False))
+                    continue
+                fresh = replace(
+                    copy.deepcopy(job), status=JobStatus.QUEUED, attempts=0, started_at_s=None, finished_at_s=None,
+                    lease_owner=None, lease_token=0, lease_deadline_s=None, cancel_requested=False,
+                    progress=JobProgress(), error=None, outputs={}, outputs_expired_at_s=None,
+                    attempt_history=(), events=[], events_truncated=False,
+                )
+                state.jobs[job.id] = JobEntry(fresh, next(state.seq), request_hash)
+                if key is not None:
+                    state.keys[key] = job.id
+                out.append((fresh, True))
+            return out
 
     def get(self, job_id: str) -> Job:
         with self._state.lock:
@@ -126,6 +143,11 @@ class MemoryJobs(MemoryBase):
             found = self._state.jobs.get(job_id)
             if found is not None:
                 found.published_at_s = now_s
+
+    def mark_published_many(self, job_ids: Sequence[str], now_s: float) -> None:
+        with self._state.lock:
+            for job_id in job_ids:
+                self.mark_published(job_id, now_s)
 
     def unpublished(self, older_than_s: float, limit: int, stale_before_s: float | None = None) -> list[str]:
         stale_s = -1.0 if stale_before_s is None else stale_before_s

@@ -12,6 +12,7 @@ from framequeue.jobs import (
     JobProgress,
     JobStatus,
     Outcome,
+    RunTotals,
     attempt_begun,
     attempt_ended,
     check_transition,
@@ -80,6 +81,7 @@ class MemoryLeases(MemoryBase):
         outputs: dict[str, str] | None = None,
         progress: JobProgress | None = None,
         events: Sequence[Mapping[str, Any]] | None = None,
+        totals: RunTotals | None = None,
     ) -> Job:
         with self._state.lock:
             found = transitions.fenced(self._state, job_id, token)
@@ -88,6 +90,8 @@ class MemoryLeases(MemoryBase):
                     found.job.progress, frames_done=progress.frames_done, frames_total=progress.frames_total,
                     fps=progress.fps,
                 ))
+            if totals is not None:
+                found.job = replace(found.job, totals=totals)
             return transitions.end(self._state, self._render, found, status, now_s, error, outputs, events=events)
 
     def release(

@@ -136,6 +136,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS events jsonb NOT NULL DEFAULT '[]';
         ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS events_truncated boolean NOT NULL DEFAULT false;
     """),
+    Migration(10, "what a successful run amounted to: seconds of video, events and detections", """
+        ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS video_s double precision;
+        ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS events_total integer;
+        ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS detections_total integer;
+    """),
 )
 
 

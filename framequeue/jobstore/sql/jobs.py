@@ -3,6 +3,8 @@ and which jobs the broker holds a message for. The worker's fenced writes are in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from framequeue.errors import IdempotencyConflict, JobNotFound
 from framequeue.jobs import (
     CANCELLED_BY_REQUEST,
@@ -22,35 +24,17 @@ from framequeue.jobstore.sql.dialect import Tx
 class SqlJobs(SqlBase):
     def create(self, job: Job, request_hash: str | None = None) -> tuple[Job, bool]:
         def work(tx: Tx) -> tuple[Job, bool]:
-            encode = tx.dialect.encode_json
-            # ON CONFLICT waits for a concurrent insert of the same key to commit: one job per key
-            row = tx.one(
-                """INSERT INTO {s}.jobs ({seq_column}id, pipeline, pipeline_version, input_key, params, status,
-                   created_at_s, updated_at_s, expires_at_s, timeout_s, max_attempts, webhook_url,
-                   webhook_secret, attributes, idempotency_key, request_hash, endpoint, output_uri,
-                   failure_uri, error_webhook_url, tenant, retention_s)
-                   VALUES ({seq_value}%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                   %s, %s, %s)
-                   ON CONFLICT (idempotency_key) DO NOTHING RETURNING *""",
-                (
-                    job.id, job.pipeline, job.pipeline_version, job.input_key, encode(job.params),
-                    JobStatus.QUEUED.value, job.created_at_s, job.updated_at_s, job.expires_at_s,
-                    job.timeout_s, job.max_attempts, job.webhook_url, job.webhook_secret,
-                    encode(job.attributes), job.idempotency_key, request_hash, job.endpoint, job.output_uri,
-                    job.failure_uri, job.error_webhook_url, job.tenant, job.retention_s,
-                ),
-            )
-            if row is not None:
-                return transitions.job(tx, row), True
-            existing = tx.one("SELECT * FROM {s}.jobs WHERE idempotency_key = %s", (job.idempotency_key,))
-            assert existing is not None  # the conflicting row committed, so this statement sees it
-            if existing["request_hash"] != request_hash:
-                raise IdempotencyConflict(
-                    "this Idempotency-Key was used with a different request body; use a new key for a new job"
-                )
-            return transitions.job(tx, existing), False
+            made = _insert(tx, job, request_hash)
+            if isinstance(made, IdempotencyConflict):
+                raise made
+            return made
 
         return self._engine.write(work)
+
+    def create_many(self, jobs: Sequence[tuple[Job, str | None]]) -> list[tuple[Job, bool] | IdempotencyConflict]:
+        # one transaction, one statement per row: each row's ON CONFLICT sees the rows inserted before it, so a
+        # key repeated within the batch answers its first job
+        return self._engine.write(lambda tx: [_insert(tx, job, request_hash) for job, request_hash in jobs])
 
     def get(self, job_id: str) -> Job:
         return self._engine.read(lambda tx: transitions.get(tx, job_id))
@@ -145,6 +129,11 @@ class SqlJobs(SqlBase):
     def mark_published(self, job_id: str, now_s: float) -> None:
         self._engine.write(lambda tx: tx.run("UPDATE {s}.jobs SET published_at_s = %s WHERE id = %s", (now_s, job_id)))
 
+    def mark_published_many(self, job_ids: Sequence[str], now_s: float) -> None:
+        if job_ids:
+            self._engine.write(lambda tx: tx.run("UPDATE {s}.jobs SET published_at_s = %s WHERE id {any}",
+                                                 (now_s, tx.dialect.array(list(job_ids)))))
+
     def unpublished(self, older_than_s: float, limit: int, stale_before_s: float | None = None) -> list[str]:
         rows = self._engine.read(
             lambda tx: tx.all(
@@ -165,3 +154,35 @@ class SqlJobs(SqlBase):
             return True
 
         return self._engine.write(work)
+
+
+def _insert(tx: Tx, job: Job, request_hash: str | None) -> tuple[Job, bool] | IdempotencyConflict:
+    """Insert a queued job: (job, True); (existing, False) for its idempotency key's job with the same
+    request_hash; an IdempotencyConflict (returned, so a batch's other rows still commit) for another."""
+    encode = tx.dialect.encode_json
+    # ON CONFLICT waits for a concurrent insert of the same key to commit: one job per key
+    row = tx.one(
+        """INSERT INTO {s}.jobs ({seq_column}id, pipeline, pipeline_version, input_key, params, status,
+           created_at_s, updated_at_s, expires_at_s, timeout_s, max_attempts, webhook_url,
+           webhook_secret, attributes, idempotency_key, request_hash, endpoint, output_uri,
+           failure_uri, error_webhook_url, tenant, retention_s)
+           VALUES ({seq_value}%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+           %s, %s, %s)
+           ON CONFLICT (idempotency_key) DO NOTHING RETURNING *""",
+        (
+            job.id, job.pipeline, job.pipeline_version, job.input_key, encode(job.params),
+            JobStatus.QUEUED.value, job.created_at_s, job.updated_at_s, job.expires_at_s,
+            job.timeout_s, job.max_attempts, job.webhook_url, job.webhook_secret,
+            encode(job.attributes), job.idempotency_key, request_hash, job.endpoint, job.output_uri,
+            job.failure_uri, job.error_webhook_url, job.tenant, job.retention_s,
+        ),
+    )
+    if row is not None:
+        return transitions.job(tx, row), True
+    existing = tx.one("SELECT * FROM {s}.jobs WHERE idempotency_key = %s", (job.idempotency_key,))
+    assert existing is not None  # the conflicting row committed, so this statement sees it
+    if existing["request_hash"] != request_hash:
+        return IdempotencyConflict(
+            "this Idempotency-Key was used with a different request body; use a new key for a new job"
+        )
+    return transitions.job(tx, existing), False

@@ -11,6 +11,7 @@ from framequeue.jobs import (
     JobProgress,
     JobStatus,
     Outcome,
+    RunTotals,
     attempt_begun,
     attempt_ended,
     check_transition,
@@ -104,6 +105,7 @@ class SqlLeases(SqlBase):
         outputs: dict[str, str] | None = None,
         progress: JobProgress | None = None,
         events: Sequence[Mapping[str, Any]] | None = None,
+        totals: RunTotals | None = None,
     ) -> Job:
         def work(tx: Tx) -> Job:
             job = transitions.fenced(tx, job_id, token)
@@ -111,6 +113,11 @@ class SqlLeases(SqlBase):
                 tx.run(
                     "UPDATE {s}.jobs SET frames_done = %s, frames_total = %s, fps = %s WHERE id = %s",
                     (progress.frames_done, progress.frames_total, progress.fps, job_id),
+                )
+            if totals is not None:
+                tx.run(
+                    "UPDATE {s}.jobs SET video_s = %s, events_total = %s, detections_total = %s WHERE id = %s",
+                    (totals.video_s, totals.events_total, totals.detections_total, job_id),
                 )
             return transitions.end(tx, self._render, job, status, now_s, error, outputs, events=events)
 

@@ -131,6 +131,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN events TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE jobs ADD COLUMN events_truncated INTEGER NOT NULL DEFAULT 0;
     """,
+    """
+    ALTER TABLE jobs ADD COLUMN video_s REAL;
+    ALTER TABLE jobs ADD COLUMN events_total INTEGER;
+    ALTER TABLE jobs ADD COLUMN detections_total INTEGER;
+    """,
 )
 
 
