@@ -1,7 +1,8 @@
 """The Helm chart on a real Kubernetes: v1.20.2 built from Debian's source package (tools.kube.build), one
 node inside a network namespace this test creates (tools.kube.cluster), with PostgreSQL, Redis and an S3
-server (moto) beside it. The framequeue image is built offline and imported into containerd; the chart in
-deploy/helm/framequeue is installed unmodified with tests/cluster/values.yaml. Then, in order:
+server (moto) beside it. The framequeue image is built offline (tools.image.build) and imported into
+containerd; the chart in deploy/helm/framequeue is installed unmodified with tests/cluster/values.yaml.
+Then, in order:
 
 a. the dashcam clip goes through the API pod (its pod IP: no kube-proxy, no DNS) and its job succeeds with
    outputs, one of which is downloaded;
@@ -41,7 +42,8 @@ from tests.cluster.helm import HelmUnavailable, helm_binary
 from tests.cluster.keda import KedaStandIn
 from tests.conftest import REPO_ROOT, SHARED_DIR
 from tools.kube import build
-from tools.kube.cluster import NS_IP, S3_BUCKET, Cluster
+from tools.kube.cluster import NS_IP, PAUSE_IMAGE, S3_BUCKET, Cluster
+from tools.kube.pause import build_pause
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +54,6 @@ NAMESPACE = "default"
 SECRET = "fq-cluster-urls"
 IMAGE_REPO = "docker.io/local/framequeue"
 IMAGE_CACHE = build.CACHE_ROOT / "images"
-PAUSE_TAG = "docker.io/local/pause:1"
 CRDS = ("keda.sh_scaledobjects.yaml", "keda.sh_triggerauthentications.yaml")
 S3_KEY, S3_SECRET, S3_REGION = "fqtest", "fqtest-secret", "us-east-1"
 API_PORT = 8080
@@ -108,16 +109,17 @@ def _source_tag() -> str:
 
 
 def _image_archive(tag: str) -> Path:
-    """The framequeue image as an OCI archive: tools.image.build when present, else tools.kube.image; cached."""
+    """The framequeue image as an OCI archive (tools.image.build), cached by source tag."""
     IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
     archive = IMAGE_CACHE / f"framequeue-{tag}.tar"
     if archive.exists():
         return archive
-    module = "tools.image.build" if importlib.util.find_spec("tools.image.build") else "tools.kube.image"
     partial = archive.with_suffix(".partial")
-    proc = subprocess.run([sys.executable, "-m", module, "--tag", f"{IMAGE_REPO}:{tag}", "--output", str(partial)],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800, check=False)  # fmt: skip
-    assert proc.returncode == 0, f"{module} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.image.build", "--tag", f"{IMAGE_REPO}:{tag}", "--output", str(partial)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, f"tools.image.build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     partial.rename(archive)
     return archive
 
@@ -126,9 +128,7 @@ def _pause_archive() -> Path:
     IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
     archive = IMAGE_CACHE / "pause-1.tar"
     if not archive.exists():
-        from tools.kube.image import build_pause
-
-        build_pause(PAUSE_TAG, archive)
+        build_pause(archive.with_suffix(".partial"), PAUSE_IMAGE).rename(archive)
     return archive
 
 
