@@ -121,6 +121,9 @@ def _image_archive(tag: str) -> Path:
     )  # fmt: skip
     assert proc.returncode == 0, f"tools.image.build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     partial.rename(archive)
+    # one archive per source version: keep the two newest
+    for old in sorted(IMAGE_CACHE.glob("framequeue-*.tar"), key=lambda p: p.stat().st_mtime)[:-2]:
+        old.unlink()
     return archive
 
 
