@@ -39,8 +39,9 @@ def make(broker_url: str, queue: str, results_url: str = "") -> tuple[dramatiq.B
     from dramatiq.results import Results
     from dramatiq.results.backends.redis import RedisBackend
 
-    # the namespace carries the queue name, so cleanup finds the result keys
-    backend = RedisBackend(url=results_url, namespace=f"{queue}-results")  # type: ignore[no-untyped-call]
+    # keys named namespace:queue:actor:message id (not its md5, the default), so cleanup finds them by the queue name
+    backend = RedisBackend(url=results_url, namespace=f"{queue}-results",  # type: ignore[no-untyped-call]
+                           use_namespace_prefix_keys=True)
     broker.add_middleware(Results(backend=backend))  # type: ignore[no-untyped-call]
     storing: dramatiq.Actor[[str], None] = dramatiq.actor(broker=broker, actor_name=ACTOR, queue_name=queue,
                                                            store_results=True)(record.noop)

@@ -4,6 +4,7 @@ through the peer's own API). Timelines come from the tasks' record file in every
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,34 @@ class _Peer:
                 for tag, t in sent.items() if tag in runs}
 
     def failures(self) -> int:
-        return 0
+        """Bare: 0 (nothing is recorded). Storing results: the tasks that ran without a stored result, so that a
+        configuration that stores nothing cannot pass for one that does (waits a little for the last ones)."""
+        if not self.results:
+            return 0
+        ran = len(record.read(self.record_path))
+        deadline = time.monotonic() + 5.0
+        while (stored := self._stored()) < ran and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return max(0, ran - stored)
+
+    def _stored(self) -> int:
+        """Results in the backend: Celery's SUCCESS rows or celery-task-meta keys, Dramatiq's result keys."""
+        if self.results == "postgres":
+            import psycopg
+            from psycopg import sql
+
+            with psycopg.connect(PG, connect_timeout=5) as conn:
+                query = sql.SQL("SELECT count(*) FROM {}.celery_taskmeta WHERE status = 'SUCCESS'")
+                row = conn.execute(query.format(sql.Identifier(self.token))).fetchone()
+                return int(row[0]) if row else 0
+        import redis
+
+        pattern = f"{self.token}:celery-task-meta-*" if self.system == "celery" else f"{self.token}-results:*"
+        client = redis.Redis.from_url(REDIS, socket_timeout=10)
+        try:
+            return sum(1 for _ in client.scan_iter(match=pattern, count=1000))
+        finally:
+            client.close()
 
     def after_warmup(self) -> None:
         pass
@@ -111,7 +139,7 @@ class CeleryPeer(_Peer):
         """Celery's batching API: a group, sent with one producer (one publish per task)."""
         from celery import group
 
-        group(self.task.s(tag) for tag in tags).apply_async(app=self.app)
+        group(self.task.s(tag) for tag in tags).apply_async()
         return list(tags)
 
     def stop(self) -> None:

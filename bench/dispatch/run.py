@@ -522,6 +522,9 @@ def caveats(results: list[Result]) -> list[str]:
     for r in results:
         if r.note:
             out.append(f"- {_name(r)} on {r.broker}: {r.note}.")
+        if r.failures:
+            what = "jobs failed" if r.system == "framequeue" else "tasks ran without a stored result"
+            out.append(f"- {_name(r)} on {r.broker}: **{r.failures} {what}**.")
         if r.burst is not None and r.burst.wall_s <= 1.25 * r.burst.submit_s:
             out.append(f"- {_name(r)} on {r.broker} finished its burst {r.burst.wall_s - r.burst.submit_s:.2f} s "
                        f"after the client's last send returned ({r.burst.submit_s:.2f} s for {r.burst.jobs} sends "
