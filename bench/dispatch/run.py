@@ -328,7 +328,8 @@ def _idle(r: Result) -> str:
 
 
 def _x(ratio: float) -> str:
-    return "–" if math.isnan(ratio) else f"{ratio:.2f}×"
+    """Truncated, not rounded: 0.997 shows as 0.99×, never as a goal-meeting 1.00×."""
+    return "–" if math.isnan(ratio) else f"{math.floor(ratio * 100) / 100:.2f}×"
 
 
 def table(results: list[Result]) -> list[str]:
@@ -406,20 +407,26 @@ def verdict(results: list[Result]) -> list[str]:
             vs_storing, vs_half_bare = ratios(results, fq, mode)
             parts = [f"- {broker}, {mode} submit: {_name(fq)} {_f(ours, 1)} jobs/s"]
             if storing is not None:
-                parts.append(f"vs {_name(storing)} {_f(_rate(storing, mode), 1)} = {vs_storing:.2f}× → "
+                parts.append(f"vs {_name(storing)} {_f(_rate(storing, mode), 1)} = {_x(vs_storing)} → "
                              f"**{'met' if vs_storing >= 1.0 else 'not met'}**")
             if bare is not None:
-                parts.append(f"vs half of {_name(bare)} {_f(_rate(bare, mode), 1)} = {vs_half_bare:.2f}× → "
+                parts.append(f"vs half of {_name(bare)} {_f(_rate(bare, mode), 1)} = {_x(vs_half_bare)} → "
                              f"**{'met' if vs_half_bare >= 1.0 else 'not met'}**")
             out.append("; ".join(parts) + ".")
         peers = [r for r in results if r.system != "framequeue" and r.broker == broker and r.paced
                  and r.paced.completed]
         if fq.paced is not None and fq.paced.completed and peers:
-            best = min(peers, key=lambda r: r.paced.send_to_start_ms["p50"] if r.paced else math.inf)
-            assert best.paced is not None
-            ours_ms, theirs_ms = fq.paced.send_to_start_ms["p50"], best.paced.send_to_start_ms["p50"]
-            out.append(f"- {broker}, idle submit call→start p50: framequeue {_f(ours_ms, 1)} ms vs the quickest peer "
-                       f"({_name(best)}) {_f(theirs_ms, 1)} ms → **{'met' if ours_ms <= theirs_ms else 'not met'}**.")
+            ours_ms = fq.paced.send_to_start_ms["p50"]
+            parts = [f"- {broker}, idle submit call→start p50: framequeue {_f(ours_ms, 1)} ms"]
+            for what, group in (("result-storing peer", [r for r in peers if r.variant]), ("peer", peers)):
+                if not group:
+                    continue
+                best = min(group, key=lambda r: r.paced.send_to_start_ms["p50"] if r.paced else math.inf)
+                assert best.paced is not None
+                theirs_ms = best.paced.send_to_start_ms["p50"]
+                parts.append(f"vs the quickest {what} ({_name(best)}) {_f(theirs_ms, 1)} ms → "
+                             f"**{'met' if ours_ms <= theirs_ms else 'not met'}**")
+            out.append("; ".join(parts) + ".")
     return out
 
 
