@@ -62,6 +62,8 @@ class System(Protocol):
     broker: str
     #: where the job's truth lives ("sqlite", "postgres"; "" for the peers, which keep none)
     store: str
+    #: a peer's configuration: "" bare, "redis-results" / "pg-results" storing results there ("" for framequeue)
+    variant: str
 
     def start(self) -> None: ...
 
@@ -75,6 +77,10 @@ class System(Protocol):
 
     def submit(self, tag: str) -> str:
         """Submit one no-op job; returns the handle that timelines() knows it by."""
+        ...
+
+    def submit_many(self, tags: Sequence[str]) -> list[str]:
+        """Submit len(tags) no-op jobs in one call of the system's own batching API; their handles, in order."""
         ...
 
     def wait_done(self, handles: Sequence[str], timeout_s: float) -> None: ...

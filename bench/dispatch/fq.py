@@ -1,5 +1,6 @@
 """framequeue as users run it: `framequeue api` and two `framequeue worker` processes with their own
-FQ_HOME, on one store/broker pair, driven over HTTP. Job timelines come from the job records."""
+FQ_HOME, on one store/broker pair, driven over HTTP (POST /v1/jobs, or POST /v1/jobs:batch through
+Client.submit_many). Job timelines come from the job records."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ def epoch(iso: str | None) -> float:
 
 class FrameQueue:
     system = "framequeue"
+    variant = ""
 
     def __init__(self, label: str, store: str, broker: str, token: str, root: Path, *, probe_dir: Path | None = None,
                  log_level: str = "info") -> None:
@@ -113,6 +115,15 @@ class FrameQueue:
         record = self._client().submit({"pipeline": "noop", "input": {"key": self._key}})
         job_id: str = record["id"]
         return job_id
+
+    def submit_many(self, tags: Sequence[str]) -> list[str]:
+        """One POST /v1/jobs:batch per 1,000 jobs (Client.submit_many): rows in one transaction, one publish."""
+        body = {"pipeline": "noop", "input": {"key": self._key}}
+        items = self._client().submit_many([body] * len(tags))
+        refused = [item for item in items if "job" not in item]
+        if refused:
+            raise RuntimeError(f"{len(refused)} of {len(items)} batch items refused, e.g. {refused[0]}")
+        return [item["job"]["id"] for item in items]
 
     def _count(self, status: str) -> int:
         assert self._main is not None

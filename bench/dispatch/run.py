@@ -1,13 +1,20 @@
 """Dispatch overhead with a no-op job: framequeue on each store/broker pair vs Celery 5 and Dramatiq on Redis
-and RabbitMQ, on this machine, one system at a time, in one run.
+and RabbitMQ, each peer bare and storing results, on this machine, one system at a time, in one run.
 
-    .venv/bin/python -m bench.dispatch.run [--jobs 200]
+    .venv/bin/python -m bench.dispatch.run [--jobs 200] [--only celery,redis,framequeue:sqlite,...]
 
 For each system: start it (framequeue: `framequeue api` + 2 `framequeue worker`; Celery: a prefork worker
 with 2 processes; Dramatiq: 2 processes x 1 thread), warm it up, then
-  burst  N jobs sent at once by 4 submitter threads: jobs/s from the first send to the last job's end,
-         and submit->start under that load (mostly queueing: N jobs wait for 2 workers);
-  paced  40 jobs at 4 per second, one at a time: submit->start on an idle system (the dispatch latency).
+  burst  N jobs sent at once by 4 submitter threads, one job per call: jobs/s from the first send to the
+         last job's end, and submit->start under that load (mostly queueing: N jobs wait for 2 workers);
+  batch  the same N jobs in calls of --batch-size through the system's batching API (framequeue:
+         Client.submit_many = POST /v1/jobs:batch; Celery: group(...).apply_async(); Dramatiq: group(...).run()),
+         the calls spread over the submitter threads: jobs/s to the last job's end;
+  idle   --idle-jobs jobs one at a time, each sent once the previous one finished and a pause passed:
+         the client's submit call -> the job's start on an idle system (the dispatch latency).
+The peers run bare (as before: no result stored) and storing results as framequeue stores a job's record:
+Celery with a result backend and task_track_started (Redis on the Redis broker, PostgreSQL through its
+SQLAlchemy backend on RabbitMQ), Dramatiq with its Results middleware on Redis and store_results=True.
 CPU seconds per component (API, workers with their children, broker server, this driver) are read from
 /proc over the burst, with what else the machine did meanwhile ("background"); a system whose burst ran
 beside much background load is measured once more (time permitting). Then a second framequeue
@@ -38,7 +45,7 @@ from typing import Any
 from bench.dispatch import breakdown
 from bench.dispatch.common import RESULTS, System, log, rounded
 from bench.dispatch.fq import FrameQueue, make_root
-from bench.dispatch.measure import Result, Settings, measure
+from bench.dispatch.measure import Phase, Result, Settings, measure
 from bench.dispatch.servers import (
     FQ_PAIRS,
     cleanup_token,
@@ -49,29 +56,43 @@ from bench.dispatch.servers import (
 )
 
 PEER_BROKERS = ("redis", "rabbitmq")
+#: per broker, the peers' configurations in the order they run: (system, result backend; "" bare)
+PEER_CONFIGS: dict[str, list[tuple[str, str]]] = {
+    "redis": [("celery", ""), ("dramatiq", ""), ("celery", "redis"), ("dramatiq", "redis")],
+    "rabbitmq": [("celery", ""), ("dramatiq", ""), ("celery", "postgres"), ("dramatiq", "redis")],
+}
 #: a re-run is started only with this much of the time budget left (one system takes 20-45 s; the
 #: breakdown passes and the fork-cost test after the systems take about 90 s)
 RERUN_RESERVE_S = 150.0
 PACKAGES = ("framequeue", "celery", "kombu", "amqp", "dramatiq", "pika", "redis", "psycopg", "aio-pika", "nats-py",
-            "uvicorn", "fastapi")
+            "uvicorn", "fastapi", "sqlalchemy")
 
 
 def _servers(store: str, broker: str) -> set[str]:
     return {s for s in (store, broker) if s != "sqlite" and s}
 
 
-def _peer_available(broker: str) -> str | None:
+def _peer_available(broker: str, results: str = "") -> str | None:
+    """None when the broker (and the result backend's server) answers; else why not, in one line."""
     try:
-        if broker == "redis":
-            import redis
+        for server in sorted({broker, results} - {""}):
+            if server == "redis":
+                import redis
 
-            redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_timeout=3).ping()
-        else:
-            import amqp
+                redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_timeout=3).ping()
+            elif server == "rabbitmq":
+                import amqp
 
-            conn = amqp.Connection("127.0.0.1:5672", userid="guest", password="guest", connect_timeout=3)
-            conn.connect()
-            conn.close()
+                conn = amqp.Connection("127.0.0.1:5672", userid="guest", password="guest", connect_timeout=3)
+                conn.connect()
+                conn.close()
+            else:
+                import psycopg
+                import sqlalchemy  # noqa: F401 - Celery's database backend
+
+                psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", connect_timeout=3).close()
+    except ImportError as exc:
+        return f"{exc} (pip install sqlalchemy for Celery's database result backend)"
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
@@ -80,8 +101,8 @@ def _peer_available(broker: str) -> str | None:
 class Run:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.cfg = Settings(jobs=args.jobs, warmup=args.warmup, submitters=args.submitters,
-                            paced_jobs=args.paced_jobs, paced_rate=args.paced_rate, quiet_wait_s=args.quiet_wait_s)
+        self.cfg = Settings(jobs=args.jobs, warmup=args.warmup, submitters=args.submitters, batch_size=args.batch_size,
+                            idle_jobs=args.idle_jobs, idle_pause_s=args.idle_pause_s, quiet_wait_s=args.quiet_wait_s)
         self.run_id = secrets.token_hex(3)
         self.n = 0
         self.tmp = Path(tempfile.mkdtemp(prefix="fq-dispatch-"))
@@ -97,8 +118,13 @@ class Run:
         return f"fqb{self.run_id}n{self.n:02d}"
 
     def wanted(self, system: str, label: str) -> bool:
+        """--only names a system, a label (framequeue's pair, a peer's broker[+variant]), system:label,
+        a broker, or `results` / `bare` (the peers' configurations)."""
         only = self.args.only
-        return not only or f"{system}:{label}" in only or system in only or label in only
+        broker, _, variant = label.partition("+")
+        kind = ("results" if variant.endswith("-results") else "bare") if system != "framequeue" else ""
+        return (not only or f"{system}:{label}" in only or system in only or label in only
+                or (system != "framequeue" and broker in only) or kind in only)
 
     # -- availability ----------------------------------------------------------------------------------
 
@@ -159,21 +185,24 @@ class Run:
         self.run_one(lambda token: FrameQueue(label, store, broker, token, make_root(self.tmp, label)),
                      _servers(store, broker))
 
-    def peer(self, name: str, broker: str) -> None:
-        if not self.wanted(name, broker):
+    def peer(self, name: str, broker: str, results: str = "") -> None:
+        from bench.dispatch.peers import VARIANTS, CeleryPeer, DramatiqPeer
+
+        label = f"{broker}+{VARIANTS[results]}" if results else broker
+        if not self.wanted(name, label):
             return
-        why = _peer_available(broker)
-        self.availability[f"{name}:{broker}"] = why
+        why = _peer_available(broker, results)
+        self.availability[f"{name}:{label}"] = why
         if why is not None:
-            log(f"{name} on {broker}: not available: {why}")
+            log(f"{name} on {label}: not available: {why}")
             return
-        from bench.dispatch.peers import CeleryPeer, DramatiqPeer
 
         def make(token: str) -> System:
-            root = Path(tempfile.mkdtemp(prefix=f"{name}-{broker}-", dir=self.tmp))
-            return CeleryPeer(broker, token, root) if name == "celery" else DramatiqPeer(broker, token, root)
+            root = Path(tempfile.mkdtemp(prefix=f"{name}-{label}-", dir=self.tmp))
+            cls = CeleryPeer if name == "celery" else DramatiqPeer
+            return cls(broker, token, root, results)
 
-        self.run_one(make, {broker})
+        self.run_one(make, {broker, results} - {""})
 
     def probe_pass(self, label: str, store: str, broker: str) -> None:
         if self.availability.get(f"framequeue:{label}", "not run") is not None:
@@ -183,8 +212,8 @@ class Run:
         probe_dir = root / "probe"
         probe_dir.mkdir()
         system = FrameQueue(label, store, broker, token, root, probe_dir=probe_dir)
-        cfg = Settings(jobs=self.cfg.jobs, warmup=self.cfg.warmup, submitters=self.cfg.submitters, paced_jobs=0,
-                       quiet_wait_s=self.cfg.quiet_wait_s)
+        cfg = Settings(jobs=self.cfg.jobs, warmup=self.cfg.warmup, submitters=self.cfg.submitters, batch_size=0,
+                       idle_jobs=0, quiet_wait_s=self.cfg.quiet_wait_s)
         servers = _servers(store, broker)
         try:
             result = measure(system, cfg, sorted(servers))
@@ -203,9 +232,8 @@ class Run:
         # grouped by broker, framequeue first on each; never two systems at once
         for label, store, broker in FQ_PAIRS:
             self.framequeue(label, store, broker)
-            if broker in PEER_BROKERS:
-                for name in ("celery", "dramatiq"):
-                    self.peer(name, broker)
+            for name, results in PEER_CONFIGS.get(broker, []):
+                self.peer(name, broker, results)
         for label in self.args.breakdown:
             if label in pairs and self.wanted("framequeue", label):
                 log(f"breakdown pass: framequeue on {label}")
@@ -247,76 +275,158 @@ def _f(x: float | None, digits: int = 0) -> str:
     return f"{x:,.{digits}f}"
 
 
+#: a peer's variant -> how the tables name it
+VARIANT_NAMES = {"redis-results": "results in Redis", "pg-results": "results in PostgreSQL"}
+#: submit mode -> the Result field holding its burst
+MODES = {"single": "burst", "batch": "batch"}
+
+
 def _name(r: Result) -> str:
     if r.system == "framequeue":
         return f"framequeue ({r.store} store)"
-    return r.system
+    if not r.variant:
+        return f"{r.system}, bare"
+    started = ", STARTED tracked" if r.system == "celery" else ""
+    return f"{r.system}, {VARIANT_NAMES.get(r.variant, r.variant)}{started}"
+
+
+def _phase(r: Result, mode: str) -> Phase | None:
+    phase: Phase | None = getattr(r, MODES[mode])
+    return phase if phase is not None and phase.completed else None
+
+
+def _rate(r: Result, mode: str) -> float:
+    phase = _phase(r, mode)
+    return phase.jobs_per_s if phase is not None else math.nan
+
+
+def faster_peer(results: list[Result], broker: str, mode: str, *, storing: bool) -> Result | None:
+    """The peer with the most jobs/s in this submit mode on this broker, among those storing results or the
+    bare ones."""
+    peers = [r for r in results if r.system != "framequeue" and r.broker == broker and bool(r.variant) == storing
+             and _phase(r, mode) is not None]
+    return max(peers, key=lambda r: _rate(r, mode), default=None)
+
+
+def ratios(results: list[Result], r: Result, mode: str) -> tuple[float, float]:
+    """framequeue's jobs/s over the faster result-storing peer's, and over half the faster bare peer's, on its
+    broker in the same submit mode (nan where there is none)."""
+    if r.system != "framequeue":
+        return math.nan, math.nan
+    ours = _rate(r, mode)
+    storing = faster_peer(results, r.broker, mode, storing=True)
+    bare = faster_peer(results, r.broker, mode, storing=False)
+    return (ours / _rate(storing, mode) if storing else math.nan,
+            ours / (0.5 * _rate(bare, mode)) if bare else math.nan)
+
+
+def _idle(r: Result) -> str:
+    p = r.paced
+    if p is None or not p.completed:
+        return "–"
+    return f"{_f(p.send_to_start_ms['p50'], 1)} / {_f(p.send_to_start_ms['p99'], 1)}"
+
+
+def _x(ratio: float) -> str:
+    """Truncated, not rounded: 0.997 shows as 0.99×, never as a goal-meeting 1.00×."""
+    return "–" if math.isnan(ratio) else f"{math.floor(ratio * 100) / 100:.2f}×"
 
 
 def table(results: list[Result]) -> list[str]:
     rows = [
-        "| system | broker | jobs/s | submit→start p50 / p99 (burst), ms | submit→start p50 / p99 (idle), ms "
-        "| CPU per job, ms | background load, cores |",
-        "|---|---|--:|--:|--:|--:|--:|",
+        "| system | broker | submit | jobs/s | submit→start p50 / p99 (burst), ms | submit call→start p50 / p99 "
+        "(idle), ms | CPU per job, ms | background load, cores | × faster result-storing peer | × ½ faster bare peer |",
+        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in results:
-        if r.error or r.burst is None:
-            rows.append(f"| {_name(r)} | {r.broker} | failed: {r.error[:80]} | | | | |")
+        if r.error and r.burst is None:
+            rows.append(f"| {_name(r)} | {r.broker} | | failed: {r.error[:80]} | | | | | | |")
             continue
-        b, p = r.burst, r.paced
-        idle = f"{_f(p.submit_to_start_ms['p50'], 1)} / {_f(p.submit_to_start_ms['p99'], 1)}" if p else "–"
-        rows.append(
-            f"| {_name(r)} | {r.broker} | {_f(b.jobs_per_s, 1)} | {_f(b.submit_to_start_ms['p50'])} / "
-            f"{_f(b.submit_to_start_ms['p99'])} | {idle} | {_f(r.cpu_ms_per_job, 1)} | {_f(r.background_cores, 2)} |"
-        )
+        for mode in MODES:
+            phase = _phase(r, mode)
+            if phase is None:
+                if mode == "single" or r.error:
+                    rows.append(f"| {_name(r)} | {r.broker} | {mode} | failed: {r.error[:80]} | | | | | | |")
+                continue
+            vs_storing, vs_half_bare = ratios(results, r, mode)
+            submit = mode if mode == "single" else f"batch of {math.ceil(phase.jobs / max(1, phase.calls))}"
+            rows.append(
+                f"| {_name(r)} | {r.broker} | {submit} | {_f(phase.jobs_per_s, 1)} | "
+                f"{_f(phase.submit_to_start_ms['p50'])} / {_f(phase.submit_to_start_ms['p99'])} | "
+                f"{_idle(r) if mode == 'single' else ''} | {_f(phase.cpu_ms_per_job, 1)} | "
+                f"{_f(phase.background_cores, 2)} | {_x(vs_storing)} | {_x(vs_half_bare)} |"
+            )
     return rows
 
 
 CPU_PARTS = ("api", "workers", "fork server", "media children")
 
 
-def _system_cpu_ms(r: Result) -> float:
+def _system_cpu_ms(cpu_s: dict[str, float], jobs: int) -> float:
     """CPU per job of the system and its broker/database server (the driver, i.e. the client, left out)."""
-    n = r.burst.completed if r.burst else 0
-    return 1000.0 * sum(v for k, v in r.cpu_s_by_component.items() if k != "bench driver") / max(1, n)
+    return 1000.0 * sum(v for k, v in cpu_s.items() if k != "bench driver") / max(1, jobs)
 
 
 def cpu_table(results: list[Result], cores: int) -> list[str]:
     rows = [
-        "| system | broker | API | workers | fork server | media children | broker/db server | client (driver) "
-        f"| total | CPU ceiling on {cores} cores, jobs/s |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| system | broker | submit | API | workers | fork server | media children | broker/db server "
+        f"| client (driver) | total | CPU ceiling on {cores} cores, jobs/s |",
+        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in results:
-        if r.burst is None or not r.burst.completed:
-            continue
-        n = r.burst.completed
-        per = {k: 1000.0 * v / n for k, v in r.cpu_s_by_component.items()}
-        server = sum(v for k, v in per.items() if k.endswith(" server") and k != "fork server")
-        cells = [_f(per.get(k), 1) if k in per else "–" for k in CPU_PARTS]
-        system_ms = _system_cpu_ms(r)
-        ceiling = 1000.0 * cores / system_ms if system_ms > 0 else math.nan
-        rows.append(f"| {_name(r)} | {r.broker} | {' | '.join(cells)} | {_f(server, 1)} | "
-                    f"{_f(per.get('bench driver'), 1)} | {_f(sum(per.values()), 1)} | {_f(ceiling)} |")
+        for mode in MODES:
+            phase = _phase(r, mode)
+            if phase is None:
+                continue
+            n = phase.completed
+            per = {k: 1000.0 * v / n for k, v in phase.cpu_s_by_component.items()}
+            server = sum(v for k, v in per.items() if k.endswith(" server") and k != "fork server")
+            cells = [_f(per.get(k), 1) if k in per else "–" for k in CPU_PARTS]
+            system_ms = _system_cpu_ms(phase.cpu_s_by_component, n)
+            ceiling = 1000.0 * cores / system_ms if system_ms > 0 else math.nan
+            rows.append(f"| {_name(r)} | {r.broker} | {mode} | {' | '.join(cells)} | {_f(server, 1)} | "
+                        f"{_f(per.get('bench driver'), 1)} | {_f(sum(per.values()), 1)} | {_f(ceiling)} |")
     return rows
 
 
 def verdict(results: list[Result]) -> list[str]:
+    """The issue's goal per shared broker and submit mode: framequeue at least as fast as the faster
+    result-storing peer and at least half the faster bare peer's rate; idle submit→start p50 at or below
+    the peers'."""
     out = []
     for broker in PEER_BROKERS:
-        fq = [r for r in results if r.system == "framequeue" and r.broker == broker and r.burst]
-        peers = [r for r in results if r.system != "framequeue" and r.broker == broker and r.burst]
-        if not fq or not peers:
+        fq = next((r for r in results if r.system == "framequeue" and r.broker == broker and r.burst), None)
+        if fq is None:
             continue
-        best = max(peers, key=lambda r: r.burst.jobs_per_s if r.burst else 0.0)
-        ours = fq[0]
-        assert ours.burst is not None and best.burst is not None
-        ratio = ours.burst.jobs_per_s / best.burst.jobs_per_s
-        met = "met" if ratio >= 1.0 else "not met"
-        out.append(f"- {broker}: framequeue {_f(ours.burst.jobs_per_s, 1)} jobs/s vs {best.system} "
-                   f"{_f(best.burst.jobs_per_s, 1)} jobs/s = {ratio:.2f}× → goal **{met}**; idle submit→start p50 "
-                   f"{_f(ours.paced.submit_to_start_ms['p50'] if ours.paced else None, 1)} ms vs "
-                   f"{_f(best.paced.submit_to_start_ms['p50'] if best.paced else None, 1)} ms.")
+        for mode in MODES:
+            storing = faster_peer(results, broker, mode, storing=True)
+            bare = faster_peer(results, broker, mode, storing=False)
+            ours = _rate(fq, mode)
+            if math.isnan(ours) or (storing is None and bare is None):
+                continue
+            vs_storing, vs_half_bare = ratios(results, fq, mode)
+            parts = [f"- {broker}, {mode} submit: {_name(fq)} {_f(ours, 1)} jobs/s"]
+            if storing is not None:
+                parts.append(f"vs {_name(storing)} {_f(_rate(storing, mode), 1)} = {_x(vs_storing)} → "
+                             f"**{'met' if vs_storing >= 1.0 else 'not met'}**")
+            if bare is not None:
+                parts.append(f"vs half of {_name(bare)} {_f(_rate(bare, mode), 1)} = {_x(vs_half_bare)} → "
+                             f"**{'met' if vs_half_bare >= 1.0 else 'not met'}**")
+            out.append("; ".join(parts) + ".")
+        peers = [r for r in results if r.system != "framequeue" and r.broker == broker and r.paced
+                 and r.paced.completed]
+        if fq.paced is not None and fq.paced.completed and peers:
+            ours_ms = fq.paced.send_to_start_ms["p50"]
+            parts = [f"- {broker}, idle submit call→start p50: framequeue {_f(ours_ms, 1)} ms"]
+            for what, group in (("result-storing peer", [r for r in peers if r.variant]), ("peer", peers)):
+                if not group:
+                    continue
+                best = min(group, key=lambda r: r.paced.send_to_start_ms["p50"] if r.paced else math.inf)
+                assert best.paced is not None
+                theirs_ms = best.paced.send_to_start_ms["p50"]
+                parts.append(f"vs the quickest {what} ({_name(best)}) {_f(theirs_ms, 1)} ms → "
+                             f"**{'met' if ours_ms <= theirs_ms else 'not met'}**")
+            out.append("; ".join(parts) + ".")
     return out
 
 
@@ -419,6 +529,9 @@ def caveats(results: list[Result]) -> list[str]:
     for r in results:
         if r.note:
             out.append(f"- {_name(r)} on {r.broker}: {r.note}.")
+        if r.failures:
+            what = "jobs failed" if r.system == "framequeue" else "tasks ran without a stored result"
+            out.append(f"- {_name(r)} on {r.broker}: **{r.failures} {what}**.")
         if r.burst is not None and r.burst.wall_s <= 1.25 * r.burst.submit_s:
             out.append(f"- {_name(r)} on {r.broker} finished its burst {r.burst.wall_s - r.burst.submit_s:.2f} s "
                        f"after the client's last send returned ({r.burst.submit_s:.2f} s for {r.burst.jobs} sends "
@@ -445,9 +558,10 @@ def markdown(run: Run, info: dict[str, Any]) -> str:
     lines = [
         "## Dispatch overhead: no-op jobs, framequeue vs Celery and Dramatiq",
         "",
-        f"`python -m bench.dispatch.run --jobs {cfg.jobs}` on {info['cores']} cores ({info['cpu']}), Python "
-        f"{info['python']}; framequeue {pk.get('framequeue', '?')}, Celery {pk.get('celery', '?')} "
-        f"(kombu {pk.get('kombu', '?')}), Dramatiq {pk.get('dramatiq', '?')}; servers on 127.0.0.1: {srv}. "
+        f"`python -m bench.dispatch.run --jobs {cfg.jobs} --batch-size {cfg.batch_size}` on {info['cores']} cores "
+        f"({info['cpu']}), Python {info['python']}; framequeue {pk.get('framequeue', '?')}, Celery "
+        f"{pk.get('celery', '?')} (kombu {pk.get('kombu', '?')}, SQLAlchemy {pk.get('sqlalchemy', '–')}), Dramatiq "
+        f"{pk.get('dramatiq', '?')}; servers on 127.0.0.1: {srv}. "
         f"One run, one system at a time, {time.strftime('%Y-%m-%d')}; the run took {run.elapsed_s / 60:.1f} min.",
         "",
         "Each system gets 2 worker processes that run one job at a time. framequeue: `framequeue api` + 2 "
@@ -456,14 +570,32 @@ def markdown(run: Run, info: dict[str, Any]) -> str:
         "Dramatiq: `--processes 2 --threads 1`, its defaults (acks after the actor ran). On RabbitMQ the peers "
         "publish with confirms, as framequeue does. The peers' task appends its start time to a local file.",
         "",
+        "Each peer runs twice: **bare** (no result stored, as users often run them) and **storing results** as "
+        "framequeue keeps a job's record: Celery with a result backend and `task_track_started=True` (a STARTED "
+        "state written when a pool process takes the task, like framequeue's running row, then SUCCESS), in Redis "
+        "on the Redis broker and in PostgreSQL (Celery's SQLAlchemy backend on psycopg 3, framequeue's store) on "
+        "RabbitMQ; Dramatiq with its `Results` middleware on Redis (its only durable result backend besides "
+        "Memcached, on either broker) and `store_results=True`, which stores the result once the actor ran "
+        "(Dramatiq has no started state).",
+        "",
         f"- **burst**: {cfg.jobs} jobs sent at once by {cfg.submitters} client threads after {cfg.warmup} warm-up "
         "jobs; jobs/s = jobs / (first send → last job finished, by the job's own end time). Its submit→start is "
         "mostly waiting in the queue behind 2 busy workers, so it follows throughput.",
-        f"- **idle**: {cfg.paced_jobs} jobs at {cfg.paced_rate:g}/s, each into an idle system: the dispatch "
-        "latency proper.",
-        "- submit→start: framequeue from the job record's `created_at` (row inserted, before the HTTP reply) to "
-        "`started_at` (claimed by a worker, before its media child starts); the peers from the client's send "
-        "call to the task function's first line. Client send → start for framequeue is in dispatch.json.",
+        f"- **batch** (rows `batch of {cfg.batch_size}`): the same {cfg.jobs} jobs in calls of {cfg.batch_size} "
+        "through each system's own batching API, the calls spread over the client threads: framequeue's "
+        "`Client.submit_many` (`POST /v1/jobs:batch`: the rows in one transaction, one publish call per broker), "
+        "Celery's `group(...).apply_async()` (one producer, one publish per task), Dramatiq's "
+        "`group(...).run()` (one enqueue per message); jobs/s to the last job's end, as above.",
+        f"- **idle**: {cfg.idle_jobs} jobs one at a time, each sent {cfg.idle_pause_s:g} s after the previous one "
+        "finished: the client's submit call → the job's start on an idle system, the dispatch latency proper "
+        "(framequeue: the record's `started_at`, claimed by a worker before its media child starts; the peers: "
+        "the task function's first line).",
+        "- submit→start in a burst: framequeue from the job record's `created_at` (row inserted, before the HTTP "
+        "reply) to `started_at`; the peers from the client's send call. Client send → start for framequeue, and "
+        "its idle `created_at` → `started_at`, are in dispatch.json.",
+        "- Ratios (framequeue rows on a broker the peers share): framequeue's jobs/s over the faster "
+        "result-storing peer's on that broker, and over half the faster bare peer's, in the same submit mode "
+        "(single vs single, batch vs batch): the issue's goal is at least 1.00× in both.",
         "- CPU per job: CPU seconds of the system's processes (framequeue: API + workers with their media "
         "children; peers: the worker tree), the broker/database server, and the driver, over the burst, "
         "divided by the jobs. Background load: the rest of the machine's busy time over the burst "
@@ -473,7 +605,7 @@ def markdown(run: Run, info: dict[str, Any]) -> str:
         "",
         *table(run.results),
         "",
-        "CPU per job by component, ms (over the burst):",
+        "CPU per job by component, ms (over each burst):",
         "",
         *cpu_table(run.results, info["cores"] or 1),
         "",
@@ -484,15 +616,17 @@ def markdown(run: Run, info: dict[str, Any]) -> str:
         "",
         *caveats(run.results),
         "",
-        "Goal (framequeue at least as fast as the faster peer on the same broker):",
+        "Goal (framequeue at least as fast as the faster result-storing peer on each shared broker, at least "
+        "half the faster bare peer's rate, and an idle submit→start p50 at or below the quickest peer's):",
         "",
         *(verdict(run.results) or ["- no broker had both framequeue and a peer result"]),
         "",
         "What framequeue does per job that the peers do not: an HTTP request, a durable job row "
         "(insert, claim with a lease and fencing token, progress, finish: each a committed transaction; "
         "SQLite with synchronous=FULL), a media child process forked from the fork server, and an output "
-        "file written with fsync and recorded. The peers run a function in an already-running pool process "
-        "and store nothing. The numbers above are as measured, with all of that included.",
+        "file written with fsync and recorded. The peers run a function in an already-running pool process; "
+        "bare they store nothing, storing results they write one or two keys/rows per task. The numbers above "
+        "are as measured, with all of that included.",
         "",
         "### Where framequeue's time per job goes",
         "",
@@ -515,17 +649,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=200, help="jobs in the burst, per system")
     ap.add_argument("--warmup", type=int, default=16)
     ap.add_argument("--submitters", type=int, default=4, help="client threads sending the burst")
-    ap.add_argument("--paced-jobs", type=int, default=40)
-    ap.add_argument("--paced-rate", type=float, default=4.0, help="jobs per second in the idle series")
+    ap.add_argument("--batch-size", type=int, default=100,
+                    help="jobs per call in the batch burst (framequeue takes up to 1,000); 0: no batch burst")
+    ap.add_argument("--idle-jobs", type=int, default=40, help="jobs in the idle series, one at a time")
+    ap.add_argument("--idle-pause-s", type=float, default=0.25,
+                    help="in the idle series, the pause between a job's end and the next submit")
     ap.add_argument("--quiet-wait-s", type=float, default=20.0,
                     help="before each burst, wait up to this long for the machine to be idle")
     ap.add_argument("--only", type=lambda s: [x for x in s.split(",") if x], default=[],
-                    help="comma list of systems, brokers or system:broker (framequeue:sqlite, celery:redis)")
+                    help="comma list of systems, brokers, system:label (framequeue:sqlite, celery:redis, "
+                         "dramatiq:redis+redis-results, celery:rabbitmq+pg-results), or bare / results (peers)")
     ap.add_argument("--breakdown", type=lambda s: [x for x in s.split(",") if x and x != "none"],
                     default=["sqlite", "postgres"], help="framequeue pairs to time from inside, or 'none'")
     ap.add_argument("--rerun-above", type=float, default=0.5,
                     help="measure a system again (once) if other work kept more cores than this busy in its burst")
-    ap.add_argument("--budget-s", type=float, default=540.0, help="no re-runs past this much run time")
+    ap.add_argument("--budget-s", type=float, default=900.0, help="no re-runs past this much run time")
     ap.add_argument("--out", type=Path, default=RESULTS, help="folder for dispatch.json and dispatch.md")
     ap.add_argument("--keep", action="store_true", help="keep the temp folder (logs, probe files)")
     args = ap.parse_args(argv)
