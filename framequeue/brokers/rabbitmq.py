@@ -55,6 +55,7 @@ from framequeue.brokers.aio import LoopThread
 from framequeue.brokers.base import Message, QueueStats
 from framequeue.brokers.urls import parse_broker_url
 from framequeue.errors import FrameQueueError, InvalidParams, ServiceUnavailable
+from framequeue.jobs import Priority
 
 log = logging.getLogger(__name__)
 
@@ -152,11 +153,11 @@ class RabbitMQBroker:
 
     # -- the Broker protocol ---------------------------------------------------------------------------
 
-    def publish(self, job_id: str) -> None:
+    def publish(self, job_id: str, priority: Priority = Priority.NORMAL) -> None:
         """Returns once the broker confirmed the message (persistent, on a quorum queue)."""
         self._call(self._publish(self._topology.work, job_id))
 
-    def publish_many(self, job_ids: Sequence[str]) -> None:
+    def publish_many(self, job_ids: Sequence[str], priorities: Sequence[Priority] | None = None) -> None:
         """Every message on the one publishing channel, then one wait for all their confirms."""
         if job_ids:
             self._call(self._publish_all(job_ids))

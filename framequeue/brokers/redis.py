@@ -59,6 +59,7 @@ from framequeue.brokers.aio import LoopThread
 from framequeue.brokers.base import Message, QueueStats
 from framequeue.brokers.urls import parse_broker_url
 from framequeue.errors import ServiceUnavailable
+from framequeue.jobs import Priority
 
 T = TypeVar("T")
 
@@ -309,10 +310,10 @@ class RedisBroker:
         )
         return client
 
-    def publish(self, job_id: str) -> None:
+    def publish(self, job_id: str, priority: Priority = Priority.NORMAL) -> None:
         self._run(self._client.xadd(self._stream, {"job": job_id}))
 
-    def publish_many(self, job_ids: Sequence[str]) -> None:
+    def publish_many(self, job_ids: Sequence[str], priorities: Sequence[Priority] | None = None) -> None:
         """Every XADD in one pipeline: one round trip (not a MULTI: a repeat after a cut connection costs
         duplicates at most)."""
         if job_ids:

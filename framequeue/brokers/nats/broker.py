@@ -35,6 +35,7 @@ from framequeue.brokers.nats.streams import (
 )
 from framequeue.brokers.urls import parse_broker_url
 from framequeue.errors import InvalidParams, ServiceUnavailable
+from framequeue.jobs import Priority
 
 T = TypeVar("T")
 log = logging.getLogger("framequeue.brokers.nats")
@@ -161,10 +162,10 @@ class NatsBroker:
 
     # -- the protocol ---------------------------------------------------------------------------------
 
-    def publish(self, job_id: str) -> None:
+    def publish(self, job_id: str, priority: Priority = Priority.NORMAL) -> None:
         self._run(self._publish(job_id))
 
-    def publish_many(self, job_ids: Sequence[str]) -> None:
+    def publish_many(self, job_ids: Sequence[str], priorities: Sequence[Priority] | None = None) -> None:
         """Every publish sent before their acks are awaited (JetStream's async publish), then all acks."""
         if job_ids:
             self._run(self._publish_all(job_ids))
