@@ -66,7 +66,7 @@ def test_prefer_wait_defaults_to_high_and_a_named_lane_stays(dep: Deployment, in
 def test_the_cli_submits_in_a_lane(dep: Deployment, tmp_path: Path) -> None:
     video = tmp_path / "in.bin"
     video.write_bytes(b"x" * 16)
-    out = dep.cli("submit", str(video), "--pipeline", "noop", "--priority", "low", "-o", "json", "--server", dep.base_url,
-                  check=False)
+    out = dep.cli("submit", str(video), "--pipeline", "noop", "--priority", "low", "-o", "json",
+                  "--server", dep.base_url, check=False)
     assert out.returncode == 0, out.stderr
     assert '"priority": "low"' in out.stdout
