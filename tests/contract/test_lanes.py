@@ -38,7 +38,7 @@ def make_lane_broker(broker_url: str) -> Iterator[Callable[[], Broker]]:
 
 def take(broker: Broker, n: int, wait_s: float = 5.0) -> list[str]:
     """The next n job ids, each acked."""
-    got = []
+    got: list[str] = []
     for _ in range(n):
         msg = broker.receive(visibility_s=60, wait_s=wait_s)
         assert msg is not None, f"only {got} came"
