@@ -143,3 +143,22 @@ def test_mixed_lanes_with_competing_consumers_lose_nothing(make_broker: Callable
     assert set(got.values()) == {1}
     stats = producer.stats()
     assert (stats.ready, stats.in_flight) == (0, 0)
+
+
+@pytest.mark.parametrize("lane", [HIGH, LOW])
+def test_a_message_of_any_lane_delivered_too_often_is_dead_lettered(broker: Broker, lane: Priority) -> None:
+    """The URL sets max_deliveries=3: after three deliveries without an ack the broker gives up, whatever
+    the lane."""
+    broker.publish("poison", lane)
+    seen: list[str] = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        msg = broker.receive(visibility_s=30, wait_s=0.5)
+        if msg is None:
+            if broker.stats().dead == 1:
+                break
+            continue
+        seen.append(msg.job_id)
+        broker.nack(msg)
+    assert seen == ["poison"] * 3
+    assert broker.take_dead(10) == ["poison"]
