@@ -16,7 +16,7 @@ service publishes a requeued job in its own lane.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal, Protocol
 
@@ -46,6 +46,8 @@ class QueueStats:
     #: seconds since the oldest ready message was published (0 when none is ready; None when the broker
     #: cannot tell without disturbing the message, as RabbitMQ: the job store's oldest queued job says it)
     oldest_ready_age_s: float | None = 0.0
+    #: waiting messages (ready + delayed) per lane, every lane named; None when the broker cannot tell
+    waiting_by_priority: Mapping[Priority, int] | None = None
 
 
 def lanes_of(job_ids: Sequence[str], priorities: Sequence[Priority] | None) -> list[Priority]:

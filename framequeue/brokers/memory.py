@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from framequeue.brokers.base import Message, QueueStats, lanes_of
 from framequeue.brokers.urls import parse_broker_url
-from framequeue.jobs import Priority, lane_rank
+from framequeue.jobs import PRIORITIES, Priority, lane_rank
 
 
 @dataclass
@@ -138,6 +138,10 @@ class MemoryBroker:
                 delayed=sum(1 for e in entries if e.visible_at_s > now and e.receipt is None),
                 dead=len(self._q.dead),
                 oldest_ready_age_s=max((now - e.enqueued_at_s for e in ready), default=0.0),
+                waiting_by_priority={
+                    lane: sum(1 for e in entries if e.priority is lane and (e.visible_at_s <= now or e.receipt is None))
+                    for lane in PRIORITIES
+                },
             )
 
     def take_dead(self, limit: int) -> list[str]:

@@ -45,7 +45,7 @@ from framequeue.db.postgres import (
     parse_pg_url,
 )
 from framequeue.errors import ServiceUnavailable
-from framequeue.jobs import Priority
+from framequeue.jobs import PRIORITIES, Priority
 
 #: longest sleep of an idle consumer between looks at the table, in seconds (a lost NOTIFY costs this)
 WAKE_S = 1.0
@@ -279,9 +279,18 @@ class PostgresBroker:
                 )
             ).fetchone()
             assert row is not None
+            by_rank = {
+                r["priority"]: r["n"] for r in conn.execute(
+                    self._sql(
+                        """SELECT priority, count(*) AS n FROM {q}
+                           WHERE visible_at <= clock_timestamp() OR receipt IS NULL GROUP BY priority"""
+                    )
+                ).fetchall()
+            }
             return QueueStats(
                 ready=row["ready"], in_flight=row["in_flight"], delayed=row["delayed"], dead=row["dead"],
                 oldest_ready_age_s=max(0.0, row["oldest_ready_age_s"]),
+                waiting_by_priority={lane: int(by_rank.get(lane.rank, 0)) for lane in PRIORITIES},
             )
 
         return self._pool.run(work)

@@ -478,6 +478,9 @@ class RabbitMQBroker:
             in_flight=len(self._held) + len(self._stash),
             delayed=sum(counts[topology.delay_of(lane)] for lane in PRIORITIES), dead=counts[topology.dead],
             oldest_ready_age_s=None,
+            waiting_by_priority={
+                lane: counts[topology.work_of(lane)] + counts[topology.delay_of(lane)] for lane in PRIORITIES
+            },
         )
 
     async def _take_dead(self, limit: int) -> list[str]:

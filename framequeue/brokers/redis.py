@@ -435,11 +435,13 @@ class RedisBroker:
 
     async def _lane_stats(self) -> QueueStats:
         ready = in_flight = delayed = dead = age_ms = 0
+        waiting: dict[Priority, int] = {}
         for lane in PRIORITIES:
             r, f, d, dead, a = (int(v) for v in await self._stats(self._lanes[lane]))
             ready, in_flight, delayed, age_ms = ready + r, in_flight + f, delayed + d, max(age_ms, a)
+            waiting[lane] = r + d
         return QueueStats(ready=ready, in_flight=in_flight, delayed=delayed, dead=dead,
-                          oldest_ready_age_s=age_ms / 1000)
+                          oldest_ready_age_s=age_ms / 1000, waiting_by_priority=waiting)
 
     def take_dead(self, limit: int) -> list[str]:
         if limit < 1:

@@ -13,7 +13,7 @@ from framequeue.brokers.base import Message, QueueStats, lanes_of
 from framequeue.brokers.urls import parse_broker_url
 from framequeue.db.sqlite import Database, database
 from framequeue.errors import ServiceUnavailable
-from framequeue.jobs import Priority
+from framequeue.jobs import PRIORITIES, Priority
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS queue (
@@ -154,10 +154,15 @@ class SQLiteBroker:
             {"now": now_s},
         ).fetchone()
         dead = conn.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0]
+        by_rank = dict(conn.execute(
+            "SELECT priority, COUNT(*) FROM queue WHERE visible_at_s <= ? OR receipt IS NULL GROUP BY priority",
+            (now_s,),
+        ).fetchall())
         oldest = row["oldest"]
         return QueueStats(
             ready=int(row["ready"]), in_flight=int(row["in_flight"]), delayed=int(row["delayed"]), dead=int(dead),
             oldest_ready_age_s=0.0 if oldest is None else max(0.0, now_s - oldest),
+            waiting_by_priority={lane: int(by_rank.get(lane.rank, 0)) for lane in PRIORITIES},
         )
 
     def take_dead(self, limit: int) -> list[str]:

@@ -162,3 +162,14 @@ def test_a_message_of_any_lane_delivered_too_often_is_dead_lettered(broker: Brok
         broker.nack(msg)
     assert seen == ["poison"] * 3
     assert broker.take_dead(10) == ["poison"]
+
+
+def test_stats_count_the_waiting_messages_of_each_lane(broker: Broker) -> None:
+    broker.publish_many(["h1", "n1", "n2", "l1", "l2", "l3"], [HIGH, NORMAL, NORMAL, LOW, LOW, LOW])
+    held = broker.receive(visibility_s=60, wait_s=5)
+    assert held is not None and held.job_id == "h1"
+    stats = broker.stats()
+    if stats.waiting_by_priority is None:
+        pytest.skip("this broker cannot tell the lanes' backlogs apart")
+    assert dict(stats.waiting_by_priority) == {HIGH: 0, NORMAL: 2, LOW: 3}
+    assert stats.ready + stats.delayed == 5
