@@ -61,7 +61,8 @@ publish matters.
 Lanes. A receive asks the lanes' consumers in serving order for what they have now (a `no_wait` pull of
 one message each; low before normal while low's oldest undelivered message has waited `low_max_wait_s` and
 is older than normal's, looked up at most once a second); with nothing anywhere it waits for a publish to
-any lane (a core subscription on the lanes' subjects sees every JetStream publish) or at most RESCAN_S (for
+any lane (each publisher sends an empty core message to fq.Q.wake once JetStream stored its messages; not
+a subscription to the lanes' subjects, which would swallow publishes to a lost stream) or at most RESCAN_S (for
 redeliveries and delayed naks, which publish nothing), then asks again.
 
 Modules: `broker` (the protocol: pulls, visibility, receipts, stats), `streams` (the streams and the

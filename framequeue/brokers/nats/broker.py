@@ -52,10 +52,6 @@ PULL_GRACE_S = 1.0
 #: a pull's receive waits at most this long for a publish before it asks every lane again (redeliveries
 #: and delayed naks come due without a publish)
 RESCAN_S = 0.5
-#: after a publish woke a receive and the lanes had nothing (the stream had not stored it yet), it looks
-#: again this many times, this far apart
-PUBLISHED_TRIES = 4
-PUBLISHED_PAUSE_S = 0.005
 #: how often the lanes' order (anti-starvation) is worked out again, in seconds
 LANE_CHECK_S = 1.0
 #: a lock wait shorter than this gives up at once
@@ -108,7 +104,7 @@ class NatsBroker:
         self._receiving: set[asyncio.Task[Any]] = set()
         self._background: set[asyncio.Task[Any]] = set()
         self._low_max_wait_s = opts.low_max_wait_s
-        #: set by a core subscription to the lanes' subjects whenever a message is published to any of them
+        #: set when a publisher says (on the wake subject) that it stored messages in some lane
         self._published = asyncio.Event()
         #: when the lanes' order was last worked out (loop clock), and that order
         self._order_checked = -1e9
@@ -149,8 +145,9 @@ class NatsBroker:
         await declare(js, self._layout)
         self._reply_to = self._nc.new_inbox()
         await self._nc.subscribe(self._reply_to, cb=self._on_pulled)
-        for lane in PRIORITIES:  # a JetStream publish reaches core subscribers of its subject too
-            await self._nc.subscribe(self._layout.subject_of(lane), cb=self._on_published)
+        # not the lanes' own subjects: a subscriber there would take the publish requests nothing answers
+        # when the stream is gone (a no-responders error becomes a timeout)
+        await self._nc.subscribe(self._layout.wake_subject, cb=self._on_published)
         await self._nc.subscribe(self._layout.exhausted_subject, queue=self._layout.dead_group,
                                  cb=self._on_exhausted)
         self._js = js
@@ -178,7 +175,7 @@ class NatsBroker:
     # -- the protocol ---------------------------------------------------------------------------------
 
     def publish(self, job_id: str, priority: Priority = Priority.NORMAL) -> None:
-        self._run(self._publish(job_id, Priority(priority)))
+        self._run(self._publish_all([job_id], [Priority(priority)]))
 
     def publish_many(self, job_ids: Sequence[str], priorities: Sequence[Priority] | None = None) -> None:
         """Every publish sent before their acks are awaited (JetStream's async publish), then all acks."""
@@ -189,6 +186,9 @@ class NatsBroker:
     async def _publish_all(self, job_ids: Sequence[str], lanes: Sequence[Priority]) -> None:
         done = await asyncio.gather(*(self._publish(j, lane) for j, lane in zip(job_ids, lanes, strict=True)),
                                     return_exceptions=True)
+        # stored now: wake the waiting receives of every instance (fire and forget; they look again anyway)
+        with suppress(nats.errors.Error, OSError):
+            await self._nc.publish(self._layout.wake_subject, b"")
         for outcome in done:
             if isinstance(outcome, BaseException):
                 raise outcome
@@ -241,7 +241,6 @@ class NatsBroker:
         nothing anywhere, wait for a publish to any lane (or RESCAN_S, for redeliveries and delayed naks,
         which publish nothing) and ask again."""
         loop = asyncio.get_running_loop()
-        tries_after_publish = 0
         while True:
             # answers to earlier pulls first: a message that came after its receive gave up
             while not self._inbox.empty():
@@ -257,18 +256,9 @@ class NatsBroker:
             left_s = give_up - loop.time()
             if left_s <= 0:
                 return None
-            if 0 < tries_after_publish < PUBLISHED_TRIES:
-                # woken by a publish the stream may not have stored yet: look again shortly
-                tries_after_publish += 1
-                await asyncio.sleep(min(left_s, PUBLISHED_PAUSE_S))
-                continue
-            tries_after_publish = 0
-            try:
+            with suppress(TimeoutError):
                 async with asyncio.timeout(min(left_s, RESCAN_S)):
                     await self._published.wait()
-                tries_after_publish = 1
-            except TimeoutError:
-                pass
 
     async def _pull_one(self, lane: Priority, visibility_s: float) -> Message | None:
         """One no_wait pull of one message from the lane's consumer; None when it has none now."""

@@ -57,6 +57,12 @@ class Layout:
     def lane_of(self, subject: str) -> Priority:
         return next((lane for lane in PRIORITIES if self.subject_of(lane) == subject), Priority.NORMAL)
 
+    @property
+    def wake_subject(self) -> str:
+        """A core subject (no stream stores it) a publisher sends to once its messages are stored, so that
+        waiting receives look again at once."""
+        return f"fq.{self.queue}.wake"
+
     def next_subject_of(self, lane: Priority) -> str:
         """Where a pull asks the lane's consumer for its next message."""
         return f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self.consumer_of(lane)}"
