@@ -53,6 +53,8 @@ class Settings:
     #: how long a job may wait in the queue before it ends `expired` (SageMaker's RequestTTLSeconds)
     queue_ttl_s: float = 6 * 3600.0
     reap_interval_s: float = 30.0
+    #: a `low` job waiting this long is served as `normal` (framequeue.brokers.base: lanes)
+    low_max_wait_s: float = 300.0
     #: a queued job whose message the broker never confirmed (the submit died between the row and the
     #: publish) is published by the reaper once its row is this old
     republish_after_s: float = 10.0

@@ -24,6 +24,33 @@ class JobStatus(StrEnum):
         return self in TERMINAL
 
 
+class Priority(StrEnum):
+    """A job's lane: a worker takes a waiting job of a higher lane first (framequeue.brokers.base)."""
+
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        """0 for high, 1 for normal, 2 for low: the order lanes are served in."""
+        return PRIORITIES.index(self)
+
+
+#: the lanes, served in this order
+PRIORITIES: tuple[Priority, ...] = (Priority.HIGH, Priority.NORMAL, Priority.LOW)
+#: seconds a low job waits before it is served as normal, unless the deployment says otherwise
+DEFAULT_LOW_MAX_WAIT_S = 300.0
+
+
+def lane_rank(priority: Priority, waited_s: float, low_max_wait_s: float) -> int:
+    """The rank a waiting message is served at: its lane's, except that a low one that has waited
+    low_max_wait_s or longer ranks as normal (anti-starvation)."""
+    if priority is Priority.LOW and waited_s >= low_max_wait_s:
+        return Priority.NORMAL.rank
+    return priority.rank
+
+
 TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED})
 
 #: from -> the states it may move to; a terminal state moves nowhere
@@ -183,6 +210,8 @@ class Job:
     tenant: str = "default"
     #: seconds after finished_at_s when the sweeper deletes the job's files (framequeue.retention); None: kept
     retention_s: float | None = None
+    #: the lane it waits in (Priority); kept through requeues and retries
+    priority: Priority = Priority.NORMAL
     #: epoch second the sweeper deleted the job's files (its outputs map is emptied then)
     outputs_expired_at_s: float | None = None
     #: every claim of the job, oldest first (written with the transition that starts or ends it)
@@ -235,6 +264,7 @@ def job_from_columns(row: Mapping[str, Any]) -> Job:
         failure_uri=row["failure_uri"],
         error_webhook_url=row["error_webhook_url"],
         retention_s=row["retention_s"],
+        priority=Priority(row["priority"]),
         outputs_expired_at_s=row["outputs_expired_at_s"],
         attempt_history=tuple(Attempt.from_json(a) for a in row["attempt_history"]),
         events=row["events"],
@@ -280,6 +310,7 @@ def job_record(job: Job, *, output_location: str, failure_location: str) -> dict
         "finished_at": iso(job.finished_at_s),
         "expires_at": iso(job.expires_at_s),
         "retention_s": job.retention_s,
+        "priority": job.priority.value,
         "outputs_expired_at": iso(job.outputs_expired_at_s),
         "timeout_s": job.timeout_s,
         "cancel_requested": job.cancel_requested,

@@ -71,6 +71,14 @@ class QueueCollector(Collector):
         waiting = stats.ready + stats.delayed
         yield GaugeMetricFamily("framequeue_backlog_jobs", "Jobs waiting in the queue (ready + delayed retries)",
                                 value=waiting)
+        if stats.waiting_by_priority is not None:
+            # its own name: a priority label on framequeue_backlog_jobs would double what sum() over it reads
+            lanes = GaugeMetricFamily("framequeue_backlog_by_priority_jobs",
+                                      "Jobs waiting in the queue (ready + delayed retries) per lane",
+                                      labels=["priority"])
+            for lane, count in stats.waiting_by_priority.items():
+                lanes.add_metric([lane.value], count)
+            yield lanes
         yield GaugeMetricFamily("framequeue_inflight_jobs", "Jobs received by a worker and not yet acked",
                                 value=stats.in_flight)
         yield GaugeMetricFamily("framequeue_outstanding_jobs", "Jobs waiting plus in flight: what scaling tracks",

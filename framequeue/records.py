@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 #: framequeue.jobs.JobStatus's values (a test pins them)
 JobStatusName = Literal["queued", "running", "succeeded", "failed", "cancelled", "expired"]
+#: framequeue.jobs.Priority's values, highest lane first (a test pins them)
+PriorityName = Literal["high", "normal", "low"]
 #: framequeue.jobs.Outcome's values (a test pins them)
 OutcomeName = Literal["succeeded", "failed", "timeout", "cancelled", "lease_lost", "handed_back"]
 #: framequeue.tenants.auth.Scope
@@ -105,6 +107,8 @@ class JobRecord(Record):
     expires_at: str | None
     #: seconds after the job ends when its files are deleted; None: kept
     retention_s: float | None
+    #: the lane the job waits in: a worker takes a waiting higher-priority job first
+    priority: PriorityName = "normal"
     outputs_expired_at: str | None
     timeout_s: float
     cancel_requested: bool

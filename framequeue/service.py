@@ -26,7 +26,7 @@ from framequeue.errors import (
     QuotaExceeded,
     ServiceUnavailable,
 )
-from framequeue.jobs import Job, JobStatus, failure_key, job_record, output_prefix
+from framequeue.jobs import Job, JobStatus, Priority, failure_key, job_record, output_prefix
 from framequeue.jobstore import JobStore
 from framequeue.models.repository import ModelRepository
 from framequeue.notify.deliveries import check_not_disabled
@@ -69,6 +69,8 @@ class SubmitRequest:
     error_webhook_url: str | None = None
     #: seconds after the job ends when its files are deleted; None: the endpoint's or FQ_RETENTION_S
     retention_s: float | None = None
+    #: the job's lane
+    priority: Priority = Priority.NORMAL
 
     def fingerprint(self) -> str:
         """Hash of everything that defines the job, to tell a retry from a different request."""
@@ -81,6 +83,8 @@ class SubmitRequest:
         }
         if self.retention_s is not None:  # absent when unset: the hashes of earlier requests stay the same
             body["retention_s"] = self.retention_s
+        if self.priority is not Priority.NORMAL:  # likewise
+            body["priority"] = self.priority.value
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -134,7 +138,7 @@ class JobService:
         stored, created = self.store.create(job, request_hash)
         if created:
             crashpoint(self.settings, "after_insert")
-            self._publish_new(stored.id)
+            self._publish_new(stored)
         return Submitted(self.record(stored), created)
 
     def submit_many(self, reqs: Sequence[SubmitRequest], caller: Principal) -> list[Submitted | FrameQueueError]:
@@ -160,7 +164,7 @@ class JobService:
                 continue
             prepared.append((index, job, request_hash))
         made = self.store.create_many([(job, request_hash) for _, job, request_hash in prepared]) if prepared else []
-        created = [outcome[0].id for outcome in made if not isinstance(outcome, FrameQueueError) and outcome[1]]
+        created = [outcome[0] for outcome in made if not isinstance(outcome, FrameQueueError) and outcome[1]]
         if created:
             crashpoint(self.settings, "after_insert")
             self._publish_many_new(created)
@@ -228,6 +232,7 @@ class JobService:
             error_webhook_url=req.error_webhook_url,
             tenant=caller.tenant,
             retention_s=retention_s,
+            priority=req.priority,
         )
         return job, req.fingerprint() if req.idempotency_key else None
 
@@ -242,23 +247,24 @@ class JobService:
                                 "(FQ_RETENTION_CEILING_S)")
         return float(value)
 
-    def _publish_new(self, job_id: str) -> None:
+    def _publish_new(self, job: Job) -> None:
         """Publish a just-inserted job. A broker that refuses it gets the row deleted again and the caller a
         503, so a failed submit leaves no job behind to run later (no orphan row); only when the store fails
         too does the row stay, and the reaper publishes it (an idempotency key then finds it on retry). Once
         the broker has the message the job is accepted: a failed mark_published costs a turned-away
         duplicate at most."""
-        self._publish_many_new([job_id])
+        self._publish_many_new([job])
 
-    def _publish_many_new(self, job_ids: list[str]) -> None:
+    def _publish_many_new(self, jobs: list[Job]) -> None:
         """_publish_new for a batch's rows, in one broker call and one mark_published write. A refusal may
         come after some ids reached the broker: their rows are removed too, and a message whose row is gone
         is turned away at its claim."""
+        job_ids = [job.id for job in jobs]
         try:
-            if len(job_ids) == 1:
-                self.broker.publish(job_ids[0])
+            if len(jobs) == 1:
+                self.broker.publish(jobs[0].id, jobs[0].priority)
             else:
-                self.broker.publish_many(job_ids)
+                self.broker.publish_many(job_ids, [job.priority for job in jobs])
         except Exception as exc:
             for job_id in job_ids:
                 try:
@@ -295,9 +301,16 @@ class JobService:
             return params
         return pipeline.validate({**raw, "model_version": self._versions.pick(rows)}, self.models)
 
-    def publish(self, job_id: str) -> None:
-        """Put a queued job's id on the queue and record that the broker confirmed it."""
-        self.broker.publish(job_id)
+    def publish(self, job_id: str, priority: Priority | None = None) -> None:
+        """Put a queued job's id on the queue, in its lane, and record that the broker confirmed it. Without
+        a priority the job's own is read from the store (a requeue keeps its lane); a job gone meanwhile is
+        published as normal, and its claim turns the message away."""
+        if priority is None:
+            try:
+                priority = self.store.get(job_id).priority
+            except JobNotFound:
+                priority = Priority.NORMAL
+        self.broker.publish(job_id, priority)
         self.store.mark_published(job_id, self._clock())
 
     def write_document(self, uri: str, body: bytes) -> None:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from framequeue.notify.webhooks import SECRETS_PATTERN
+from framequeue.records import PriorityName
 
 
 class Strict(BaseModel):
@@ -34,6 +35,8 @@ class JobIn(Strict):
     timeout_s: float | None = None
     #: seconds after the job ends when its files are deleted (framequeue.retention); the server's default
     retention_s: float | None = None
+    #: the job's lane; absent: `normal`, or `high` for a request-reply submit (`Prefer: wait`)
+    priority: PriorityName | None = None
     attributes: dict[str, str] = Field(default_factory=dict)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Final
+from urllib.parse import urlsplit
 
 from framequeue.brokers.base import Broker
 from framequeue.config import Backend, backend_class
@@ -36,7 +37,10 @@ if TYPE_CHECKING:  # mypy checks that each backend, built from a URL, is a Broke
     )
 
 
-def open_broker(url: str) -> Broker:
-    """The broker `url` names; InvalidParams for an unknown scheme or a missing client library."""
+def open_broker(url: str, low_max_wait_s: float | None = None) -> Broker:
+    """The broker `url` names; InvalidParams for an unknown scheme or a missing client library.
+    `low_max_wait_s` (the deployment's FQ_LOW_MAX_WAIT_S) applies unless the URL names its own."""
+    if low_max_wait_s is not None and "low_max_wait_s=" not in urlsplit(url).query:
+        url = f"{url}{'&' if '?' in url else '?'}low_max_wait_s={low_max_wait_s:g}"
     broker: Broker = backend_class("broker", SCHEMES, url)(url)
     return broker

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 from urllib.parse import urlsplit
 
-from framequeue.brokers.base import Message, QueueStats
+from framequeue.brokers.base import Message, QueueStats, lanes_of
 from framequeue.brokers.urls import parse_broker_url
+from framequeue.jobs import PRIORITIES, Priority, lane_rank
 
 
 @dataclass
@@ -23,6 +24,7 @@ class _Entry:
     job_id: str
     enqueued_at_s: float
     visible_at_s: float
+    priority: Priority = Priority.NORMAL
     deliveries: int = 0
     receipt: str | None = None
 
@@ -54,18 +56,20 @@ class MemoryBroker:
         name = urlsplit(opts.server_url).netloc or opts.queue
         self._q = _queue(f"{name}/{opts.queue}")
         self._max_deliveries = opts.max_deliveries
+        self._low_max_wait_s = opts.low_max_wait_s
         self._clock = clock
         self._closed = False
 
-    def publish(self, job_id: str) -> None:
-        self.publish_many([job_id])
+    def publish(self, job_id: str, priority: Priority = Priority.NORMAL) -> None:
+        self.publish_many([job_id], [priority])
 
-    def publish_many(self, job_ids: Sequence[str]) -> None:
+    def publish_many(self, job_ids: Sequence[str], priorities: Sequence[Priority] | None = None) -> None:
+        lanes = lanes_of(job_ids, priorities)
         with self._q.cond:
             now = self._clock()
-            for job_id in job_ids:
+            for job_id, priority in zip(job_ids, lanes, strict=True):
                 seq = next(self._q.seq)
-                self._q.entries[seq] = _Entry(seq, job_id, now, now)
+                self._q.entries[seq] = _Entry(seq, job_id, now, now, priority)
             self._q.cond.notify_all()
 
     def receive(self, visibility_s: float, wait_s: float) -> Message | None:
@@ -87,10 +91,10 @@ class MemoryBroker:
         return None
 
     def _next_visible(self, now: float) -> _Entry | None:
-        for seq in sorted(self._q.entries):
-            entry = self._q.entries[seq]
-            if entry.visible_at_s > now:
-                continue
+        visible = [e for e in self._q.entries.values() if e.visible_at_s <= now]
+        visible.sort(key=lambda e: (lane_rank(e.priority, now - e.enqueued_at_s, self._low_max_wait_s), e.seq))
+        for entry in visible:
+            seq = entry.seq
             if entry.deliveries >= self._max_deliveries:
                 del self._q.entries[seq]
                 self._q.dead.append(entry.job_id)
@@ -134,6 +138,10 @@ class MemoryBroker:
                 delayed=sum(1 for e in entries if e.visible_at_s > now and e.receipt is None),
                 dead=len(self._q.dead),
                 oldest_ready_age_s=max((now - e.enqueued_at_s for e in ready), default=0.0),
+                waiting_by_priority={
+                    lane: sum(1 for e in entries if e.priority is lane and (e.visible_at_s <= now or e.receipt is None))
+                    for lane in PRIORITIES
+                },
             )
 
     def take_dead(self, limit: int) -> list[str]:

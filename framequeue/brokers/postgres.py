@@ -34,7 +34,7 @@ from typing import ClassVar, Literal
 import psycopg
 from psycopg import sql
 
-from framequeue.brokers.base import Message, QueueStats
+from framequeue.brokers.base import Message, QueueStats, lanes_of
 from framequeue.brokers.urls import parse_broker_url
 from framequeue.db.postgres import (
     RECONNECT_S,
@@ -45,6 +45,7 @@ from framequeue.db.postgres import (
     parse_pg_url,
 )
 from framequeue.errors import ServiceUnavailable
+from framequeue.jobs import PRIORITIES, Priority
 
 #: longest sleep of an idle consumer between looks at the table, in seconds (a lost NOTIFY costs this)
 WAKE_S = 1.0
@@ -63,6 +64,8 @@ CREATE TABLE IF NOT EXISTS {q} (
     enqueued_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 CREATE INDEX IF NOT EXISTS {q_visible} ON {q} (visible_at);
+-- the lane (framequeue.jobs.Priority.rank: 0 high, 1 normal, 2 low); added to tables made before lanes
+ALTER TABLE {q} ADD COLUMN IF NOT EXISTS priority smallint NOT NULL DEFAULT 1;
 CREATE TABLE IF NOT EXISTS {d} (
     id bigint PRIMARY KEY,
     job_id text NOT NULL,
@@ -81,6 +84,7 @@ class PostgresBroker:
         pg = parse_pg_url(opts.server_url)
         name = _table_name(opts.queue)
         self._max_deliveries = opts.max_deliveries
+        self._low_max_wait_s = opts.low_max_wait_s
         #: NOTIFY channels are per database, not per schema: the schema is part of the name
         self._channel = "fq_" + hashlib.blake2b(f"{pg.schema}.{opts.queue}".encode(), digest_size=8).hexdigest()
         self._sql = Statements(
@@ -109,17 +113,21 @@ class PostgresBroker:
             raise
         self._pool.reconnect_s = RECONNECT_S
 
-    def publish(self, job_id: str) -> None:
-        self.publish_many([job_id])
+    def publish(self, job_id: str, priority: Priority = Priority.NORMAL) -> None:
+        self.publish_many([job_id], [priority])
 
-    def publish_many(self, job_ids: Sequence[str]) -> None:
+    def publish_many(self, job_ids: Sequence[str], priorities: Sequence[Priority] | None = None) -> None:
         """One INSERT and one NOTIFY in one transaction."""
         if not job_ids:
             return
         ids = list(job_ids)
+        ranks = [lane.rank for lane in lanes_of(job_ids, priorities)]
 
         def work(conn: Conn) -> None:
-            conn.execute(self._sql("INSERT INTO {q} (job_id) SELECT unnest(%s::text[])"), (ids,))
+            conn.execute(
+                self._sql("INSERT INTO {q} (job_id, priority) SELECT * FROM unnest(%s::text[], %s::smallint[])"),
+                (ids, ranks),
+            )
             conn.execute("SELECT pg_notify(%s, '')", (self._channel,))  # delivered at commit
 
         self._pool.run(work)
@@ -152,9 +160,14 @@ class PostgresBroker:
         while True:
             row = conn.execute(
                 self._sql(
+                    # the highest lane first, a low one that waited low_max_wait_s ranking as normal
                     """SELECT id, job_id, deliveries FROM {q} WHERE visible_at <= clock_timestamp()
-                       ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"""
-                )
+                       ORDER BY CASE WHEN priority = 2
+                                      AND enqueued_at <= clock_timestamp() - make_interval(secs => %s)
+                                     THEN 1 ELSE priority END, id
+                       LIMIT 1 FOR UPDATE SKIP LOCKED"""
+                ),
+                (self._low_max_wait_s,),
             ).fetchone()
             if row is None:
                 due = conn.execute(
@@ -266,9 +279,18 @@ class PostgresBroker:
                 )
             ).fetchone()
             assert row is not None
+            by_rank = {
+                r["priority"]: r["n"] for r in conn.execute(
+                    self._sql(
+                        """SELECT priority, count(*) AS n FROM {q}
+                           WHERE visible_at <= clock_timestamp() OR receipt IS NULL GROUP BY priority"""
+                    )
+                ).fetchall()
+            }
             return QueueStats(
                 ready=row["ready"], in_flight=row["in_flight"], delayed=row["delayed"], dead=row["dead"],
                 oldest_ready_age_s=max(0.0, row["oldest_ready_age_s"]),
+                waiting_by_priority={lane: int(by_rank.get(lane.rank, 0)) for lane in PRIORITIES},
             )
 
         return self._pool.run(work)

@@ -39,8 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, TypeVar
@@ -52,9 +51,10 @@ from aio_pika.abc import AbstractChannel, AbstractConnection
 from aiormq.abc import DeliveredMessage
 
 from framequeue.brokers.aio import LoopThread
-from framequeue.brokers.base import Message, QueueStats
+from framequeue.brokers.base import Message, QueueStats, lanes_of
 from framequeue.brokers.urls import parse_broker_url
 from framequeue.errors import FrameQueueError, InvalidParams, ServiceUnavailable
+from framequeue.jobs import PRIORITIES, Priority
 
 log = logging.getLogger(__name__)
 
@@ -87,24 +87,47 @@ _DROPPED = (aiormq.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateEr
 
 @dataclass(frozen=True)
 class _Topology:
-    work: str
-    delay: str
-    dead: str
-    #: x-delivery-limit of the work queue
+    #: the queue name of the URL: the normal lane's work queue
+    name: str
+    #: x-delivery-limit of the work queues
     delivery_limit: int
 
+    @property
+    def work(self) -> str:
+        return self.name
+
+    @property
+    def dead(self) -> str:
+        return f"{self.name}.dead"
+
+    def work_of(self, lane: Priority) -> str:
+        """The lane's work queue: NAME for normal (the queue before lanes), NAME.high, NAME.low."""
+        return self.name if lane is Priority.NORMAL else f"{self.name}.{lane.value}"
+
+    def delay_of(self, lane: Priority) -> str:
+        return f"{self.work_of(lane)}.delay"
+
+    def lane_of(self, queue: str) -> Priority:
+        return next((lane for lane in PRIORITIES if self.work_of(lane) == queue), Priority.NORMAL)
+
     def arguments(self) -> dict[str, dict[str, Any]]:
-        to_dead = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": self.dead}
-        to_work = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": self.work}
         at_least_once = {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
-        return {
-            self.work: {
+        out: dict[str, dict[str, Any]] = {}
+        for lane in PRIORITIES:
+            # the low lane's messages expire (per-message TTL, low_max_wait_s) into the normal queue; so does a
+            # low message past the delivery limit, which the receiver recognises by its x-death and dead-letters
+            target = self.work_of(Priority.NORMAL) if lane is Priority.LOW else self.dead
+            out[self.work_of(lane)] = {
                 "x-queue-type": "quorum", "x-delivery-limit": self.delivery_limit,
-                "x-consumer-timeout": CONSUMER_TIMEOUT_MS, **to_dead, **at_least_once,
-            },
-            self.delay: {"x-queue-type": "quorum", **to_work, **at_least_once},
-            self.dead: {"x-queue-type": "quorum"},
-        }
+                "x-consumer-timeout": CONSUMER_TIMEOUT_MS, "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": target, **at_least_once,
+            }
+            out[self.delay_of(lane)] = {
+                "x-queue-type": "quorum", "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": self.work_of(lane), **at_least_once,
+            }
+        out[self.dead] = {"x-queue-type": "quorum"}
+        return out
 
 
 class RabbitMQBroker:
@@ -124,10 +147,8 @@ class RabbitMQBroker:
         self._url = f"{base}?{urlencode({**extra, 'heartbeat': heartbeat_s, 'name': f'framequeue:{opts.queue}'})}"
         self._password = urlsplit(base).password
         self._max_deliveries = opts.max_deliveries
-        self._topology = _Topology(
-            work=opts.queue, delay=f"{opts.queue}.delay", dead=f"{opts.queue}.dead",
-            delivery_limit=opts.max_deliveries - 1,
-        )
+        self._topology = _Topology(name=opts.queue, delivery_limit=opts.max_deliveries - 1)
+        self._low_max_wait_s = opts.low_max_wait_s
         self._conn: AbstractConnection | None = None
         #: confirm-mode channel for publishes, declares and the dead queue
         self._pub: AbstractChannel | None = None
@@ -135,10 +156,12 @@ class RabbitMQBroker:
         self._con: AbstractChannel | None = None
         #: bumped with each new consuming channel, so receipts from an older one are recognised as stale
         self._generation = 0
-        #: receipt -> delivery tag of each message received on the current consuming channel and not settled
-        self._held: dict[str, int] = {}
-        #: deliveries that arrived after their receive() gave up waiting; handed out by the next receive()
-        self._stash: deque[DeliveredMessage] = deque()
+        #: receipt -> delivery tag and lane of each message received on the current consuming channel and not
+        #: settled
+        self._held: dict[str, tuple[int, Priority]] = {}
+        #: deliveries that arrived after their receive() had one, with their lane; handed out by the next
+        #: receive(), highest lane first
+        self._stash: list[tuple[Priority, DeliveredMessage]] = []
         #: whether the queues were declared on the current connection; cleared when one went missing
         self._declared = False
         self._open_lock = asyncio.Lock()
@@ -152,14 +175,15 @@ class RabbitMQBroker:
 
     # -- the Broker protocol ---------------------------------------------------------------------------
 
-    def publish(self, job_id: str) -> None:
+    def publish(self, job_id: str, priority: Priority = Priority.NORMAL) -> None:
         """Returns once the broker confirmed the message (persistent, on a quorum queue)."""
-        self._call(self._publish(self._topology.work, job_id))
+        self._call(self._publish_all([job_id], [Priority(priority)]))
 
-    def publish_many(self, job_ids: Sequence[str]) -> None:
+    def publish_many(self, job_ids: Sequence[str], priorities: Sequence[Priority] | None = None) -> None:
         """Every message on the one publishing channel, then one wait for all their confirms."""
+        lanes = lanes_of(job_ids, priorities)
         if job_ids:
-            self._call(self._publish_all(job_ids))
+            self._call(self._publish_all(job_ids, lanes))
 
     def receive(self, visibility_s: float, wait_s: float) -> Message | None:
         """visibility_s does not apply: the message stays with this consumer until acked, nacked, or its
@@ -276,10 +300,15 @@ class RabbitMQBroker:
             self._declared = False  # returned as unroutable: the queue was deleted; declare it again next time
             raise
 
-    async def _publish_all(self, job_ids: Sequence[str]) -> None:
+    async def _publish_all(self, job_ids: Sequence[str], lanes: Sequence[Priority]) -> None:
         # each publish awaits its own confirm; gathered, they are all sent before the first confirm is awaited
         await self._ensure()  # once, before the publishes share the channel
-        done = await asyncio.gather(*(self._publish(self._topology.work, j) for j in job_ids), return_exceptions=True)
+        done = await asyncio.gather(
+            *(self._publish(self._topology.work_of(lane), j,
+                            expiration_s=self._low_max_wait_s if lane is Priority.LOW else None)
+              for j, lane in zip(job_ids, lanes, strict=True)),
+            return_exceptions=True,
+        )
         for outcome in done:
             if isinstance(outcome, BaseException):
                 raise outcome
@@ -308,10 +337,7 @@ class RabbitMQBroker:
                 log.info("RabbitMQ is back after %.1f s", loop.time() - unreachable_since)
                 unreachable_since = None
             try:
-                if self._stash:
-                    delivered: DeliveredMessage | None = self._stash.popleft()
-                else:
-                    delivered = await self._consume_one(con, deadline - loop.time())
+                delivered = await self._next(con, deadline - loop.time())
             except _DROPPED as exc:
                 if isinstance(exc, aiormq.exceptions.ChannelNotFoundEntity):
                     self._declared = False  # the work queue was deleted under us
@@ -324,42 +350,67 @@ class RabbitMQBroker:
                 if con.is_closed and loop.time() < deadline:
                     continue  # the channel or connection dropped while we waited: reopen and wait on
                 return None
-            message = self._to_message(delivered)
+            message = self._to_message(*delivered)
             if message.deliveries <= self._max_deliveries:
                 return message
-            # only a message back from the delay queue gets here: the work queue's own limit restarted for it
+            # only a message back from the delay queue (the work queue's own limit restarted for it), or a low
+            # one the low queue gave up on, gets here
             await self._dead_letter(message)
 
-    async def _consume_one(self, channel: AbstractChannel, wait_s: float) -> DeliveredMessage | None:
-        """Consume until one message arrives or wait_s passes, then cancel, so that no further message is
-        held for a caller who is not asking (a standing prefetch would hide a message from other workers)."""
+    async def _next(self, channel: AbstractChannel, wait_s: float) -> tuple[Priority, DeliveredMessage] | None:
+        """The waiting message of the highest lane (a stashed one first within its lane), by basic.get lane by
+        lane; with none waiting, the first to arrive within wait_s on any lane."""
         raw = await channel.get_underlay_channel()
-        arrived: asyncio.Future[DeliveredMessage] = asyncio.get_running_loop().create_future()
+        for lane in PRIORITIES:
+            stashed = next((i for i, (held_lane, _) in enumerate(self._stash) if held_lane is lane), None)
+            if stashed is not None:
+                return self._stash.pop(stashed)
+            got = await raw.basic_get(self._topology.work_of(lane), no_ack=False, timeout=CALL_TIMEOUT_S)
+            if got.delivery_tag is not None:  # else GetEmpty
+                return lane, got
+        if wait_s <= 0:
+            return None
+        return await self._consume_one(raw, wait_s)
 
-        async def on_message(delivered: DeliveredMessage) -> None:
-            # one that arrives between giving up and the cancel-ok is unacked and ours: keep it for later
-            if arrived.done():
-                self._stash.append(delivered)
-            else:
-                arrived.set_result(delivered)
+    async def _consume_one(self, raw: aiormq.abc.AbstractChannel,
+                           wait_s: float) -> tuple[Priority, DeliveredMessage] | None:
+        """Consume on every lane until one message arrives or wait_s passes, then cancel, so that no further
+        message is held for a caller who is not asking (a standing prefetch would hide a message from other
+        workers). Of what arrived before the cancel, the highest lane's is answered and the rest stashed."""
+        arrived: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-        ok = await raw.basic_consume(self._topology.work, on_message, timeout=CALL_TIMEOUT_S)
+        def on_message_of(lane: Priority) -> Callable[[DeliveredMessage], Coroutine[Any, Any, None]]:
+            async def on_message(delivered: DeliveredMessage) -> None:
+                # one that arrives between giving up and the cancel-ok is unacked and ours: kept for later
+                self._stash.append((lane, delivered))
+                if not arrived.done():
+                    arrived.set_result(None)
+            return on_message
+
+        tags: list[str] = []
         closing = raw.closing  # an observer: cancelling it below only stops observing
         try:
+            for lane in PRIORITIES:
+                ok = await raw.basic_consume(self._topology.work_of(lane), on_message_of(lane),
+                                             timeout=CALL_TIMEOUT_S)
+                if ok.consumer_tag is not None:
+                    tags.append(ok.consumer_tag)
             await asyncio.wait([arrived, closing], timeout=max(0.0, wait_s), return_when=asyncio.FIRST_COMPLETED)
         finally:
             closing.cancel()
             if not arrived.done():
                 arrived.cancel()
-            if not raw.is_closed and ok.consumer_tag is not None:
-                # deliveries before the cancel-ok were dispatched (as tasks) before this returns
-                await raw.basic_cancel(ok.consumer_tag, timeout=CALL_TIMEOUT_S)
-                await asyncio.sleep(0)
-        if not arrived.cancelled():
-            return arrived.result()
-        return self._stash.popleft() if self._stash else None
+            for tag in tags:
+                if not raw.is_closed:
+                    # deliveries before the cancel-ok were dispatched (as tasks) before this returns
+                    await raw.basic_cancel(tag, timeout=CALL_TIMEOUT_S)
+            await asyncio.sleep(0)
+        if not self._stash:
+            return None
+        best = min(range(len(self._stash)), key=lambda i: self._stash[i][0].rank)
+        return self._stash.pop(best)
 
-    def _to_message(self, delivered: DeliveredMessage) -> Message:
+    def _to_message(self, lane: Priority, delivered: DeliveredMessage) -> Message:
         headers = delivered.header.properties.headers or {}
         # the quorum queue's count of earlier returns (absent or 0 on a first delivery), plus what the
         # message had before a delay
@@ -369,13 +420,17 @@ class RabbitMQBroker:
         if tag is None:
             raise ServiceUnavailable("RabbitMQ delivered a message without a delivery tag")
         receipt = f"{self._generation}:{tag}"
-        self._held[receipt] = tag
-        return Message(receipt=receipt, job_id=delivered.body.decode(), deliveries=carried + returns + 1)
+        self._held[receipt] = (tag, lane)
+        deliveries = carried + returns + 1
+        if _gave_up(headers.get("x-death")):  # the low queue dead-lettered it here at its delivery limit
+            deliveries = max(deliveries, self._max_deliveries + 1)
+        return Message(receipt=receipt, job_id=delivered.body.decode(), deliveries=deliveries)
 
     async def _settle(self, message: Message, requeue: bool) -> None:
-        tag = self._held.pop(message.receipt, None)
-        if tag is None or self._con is None or self._con.is_closed:
+        held = self._held.pop(message.receipt, None)
+        if held is None or self._con is None or self._con.is_closed:
             return  # settled already, or its channel closed and RabbitMQ handed it back
+        tag = held[0]
         raw = await self._con.get_underlay_channel()
         try:
             if requeue:
@@ -389,6 +444,7 @@ class RabbitMQBroker:
     async def _nack(self, message: Message, delay_s: float) -> None:
         if message.receipt not in self._held:
             return
+        lane = self._held[message.receipt][1]
         if message.deliveries >= self._max_deliveries:
             await self._dead_letter(message)
         elif delay_s <= 0:
@@ -396,7 +452,7 @@ class RabbitMQBroker:
         else:
             # copy first, then ack: a crash between the two duplicates the job id, never loses it
             try:
-                await self._publish(self._topology.delay, message.job_id,
+                await self._publish(self._topology.delay_of(lane), message.job_id,
                                     headers={CARRIED_HEADER: message.deliveries}, expiration_s=delay_s)
             except BaseException:
                 # not delayed: hand it back now rather than hold it unacked until this connection ends
@@ -412,13 +468,19 @@ class RabbitMQBroker:
     async def _stats(self) -> QueueStats:
         pub, _ = await self._ensure()
         counts: dict[str, int] = {}
-        for name in (self._topology.work, self._topology.delay, self._topology.dead):
+        for name in self._topology.arguments():
             queue = await pub.declare_queue(name, passive=True, timeout=CALL_TIMEOUT_S)
             # a quorum queue's message_count is its ready messages, unacked ones excluded
             counts[name] = queue.declaration_result.message_count or 0
+        topology = self._topology
         return QueueStats(
-            ready=counts[self._topology.work], in_flight=len(self._held) + len(self._stash),
-            delayed=counts[self._topology.delay], dead=counts[self._topology.dead], oldest_ready_age_s=None,
+            ready=sum(counts[topology.work_of(lane)] for lane in PRIORITIES),
+            in_flight=len(self._held) + len(self._stash),
+            delayed=sum(counts[topology.delay_of(lane)] for lane in PRIORITIES), dead=counts[topology.dead],
+            oldest_ready_age_s=None,
+            waiting_by_priority={
+                lane: counts[topology.work_of(lane)] + counts[topology.delay_of(lane)] for lane in PRIORITIES
+            },
         )
 
     async def _take_dead(self, limit: int) -> list[str]:
@@ -458,6 +520,17 @@ async def _quietly_close(conn: AbstractConnection) -> None:
         await conn.close()
     except Exception as exc:  # it is already dead; closing only releases the client's side
         log.debug("RabbitMQ: closing a dropped connection: %s", exc)
+
+
+def _gave_up(deaths: object) -> bool:
+    """Whether an x-death header says a queue dead-lettered the message at its delivery limit."""
+    if not isinstance(deaths, list):
+        return False
+    for death in deaths:
+        reason = death.get("reason") if isinstance(death, dict) else None
+        if reason in ("delivery_limit", b"delivery_limit"):
+            return True
+    return False
 
 
 def _int(value: object) -> int:

@@ -1,30 +1,37 @@
-"""A Redis Streams queue with one consumer group. Contract: framequeue.brokers.base.Broker.
+"""A Redis Streams queue, one stream per lane, each with one consumer group. Contract:
+framequeue.brokers.base.Broker.
 
 Needs Redis 6.2 or later (XPENDING ranges, exclusive XRANGE, LPOP with a count); tested on 7.0.
 
 Client: redis.asyncio driven through framequeue.brokers.aio.LoopThread, as the other network backends do. The
-async pool lets one instance keep a receive blocked in XREADGROUP while a heartbeat thread extends or
-acks on another connection, and lets close() cancel that blocked read instead of waiting it out;
-redis-py drops a connection whose command was cancelled, so a cancelled read cannot poison the pool.
+async pool lets one instance keep a receive blocked in XREAD while a heartbeat thread extends or acks on
+another connection, and lets close() cancel that blocked read instead of waiting it out; redis-py drops a
+connection whose command was cancelled, so a cancelled read cannot poison the pool.
 
-Keys per queue Q (the braces are a Redis Cluster hash tag: one slot, so a script may touch all of them):
+Keys per queue Q and lane L (the braces are a Redis Cluster hash tag: one slot, so a script may touch all
+of them). The normal lane has no `:L` part (the keys of the queue before lanes); high is `:high`, low `:low`:
 
-    fq:{Q}:stream    XADD'ed entries {job: <job id>, n: <deliveries before this entry>}; group "fq".
-                     Never trimmed (trimming drops pending work): settled entries are XDEL'ed one by one.
-    fq:{Q}:deadline  hash entry id -> visibility deadline, ms of Redis' clock (one clock for every host)
-    fq:{Q}:delayed   zset of nacks with a delay, score = due ms, member "<old id>|<deliveries>|<job id>"
-    fq:{Q}:dead      list of dead-lettered job ids
+    fq:{Q}:L:stream    XADD'ed entries {job: <job id>, n: <deliveries before this entry>}; group "fq".
+                       Never trimmed (trimming drops pending work): settled entries are XDEL'ed one by one.
+    fq:{Q}:L:deadline  hash entry id -> visibility deadline, ms of Redis' clock (one clock for every host)
+    fq:{Q}:L:delayed   zset of nacks with a delay, score = due ms, member "<old id>|<deliveries>|<job id>"
+    fq:{Q}:dead        list of dead-lettered job ids (one for all lanes)
 
 Redis has no server-side lease: a pending entry stays with its consumer forever unless someone claims
-it. Every receive therefore first runs RECLAIM, which XCLAIMs a pending entry whose own deadline has
-passed (XAUTOCLAIM takes one min-idle for all entries, but visibility is chosen per delivery by its
-holder), then blocks in XREADGROUP for new entries. A delivery whose deadline was never recorded (its
-consumer died between XREADGROUP and TAKE) counts from its delivery time with the reclaimer's visibility.
+it. Every receive therefore runs NEXT, one script over all lanes: it moves due retries to their lane's
+stream, then, lane by lane in serving order (high, normal, low; low before normal once its oldest new
+entry has waited low_max_wait_s and is older than normal's), XCLAIMs a pending entry of the lane whose own
+deadline has passed (XAUTOCLAIM takes one min-idle for all entries, but visibility is chosen per delivery
+by its holder), else reads a new entry of the lane with a non-blocking XREADGROUP. With nothing in any
+lane it answers each group's last-delivered id, and the receive blocks in a plain XREAD past those ids
+(which takes nothing) until an entry arrives or a pending one may come due, then runs NEXT again. A
+delivery whose deadline was never recorded counts from its delivery time with the reclaimer's visibility.
 
-Receipt: "<entry id>|<delivery count in the group's PEL>|<consumer>". ack, nack and extend act only
-while that entry is still pending to that consumer with that count, checked in the same script: a
-holder whose delivery was reclaimed (the claim moves it and counts one more delivery) touches nothing.
-A retry (nack) is a new entry carrying the deliveries so far in `n`, so the dead-letter limit holds.
+Receipt: "<entry id>|<delivery count in the group's PEL>|<consumer>", plus "|high" or "|low" for those
+lanes. ack, nack and extend act only while that entry is still pending to that consumer with that count,
+checked in the same script: a holder whose delivery was reclaimed (the claim moves it and counts one more
+delivery) touches nothing. A retry (nack) is a new entry of the same lane carrying the deliveries so far in
+`n`, so the dead-letter limit holds.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ import secrets
 import socket
 from collections.abc import Awaitable, Coroutine, Sequence
 from contextlib import suppress
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
@@ -49,16 +56,16 @@ from redis.exceptions import (
     OutOfMemoryError,
     ReadOnlyError,
     RedisError,
-    ResponseError,
 )
 from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
 )
 
 from framequeue.brokers.aio import LoopThread
-from framequeue.brokers.base import Message, QueueStats
+from framequeue.brokers.base import Message, QueueStats, lanes_of
 from framequeue.brokers.urls import parse_broker_url
 from framequeue.errors import ServiceUnavailable
+from framequeue.jobs import PRIORITIES, Priority
 
 T = TypeVar("T")
 
@@ -126,63 +133,103 @@ local function hand_out(id, job, prior, count, vis_ms, max, now)
 end
 """
 
-# KEYS stream deadline delayed dead; ARGV consumer vis_ms max_deliveries rescan_ms.
-# A message {id, job, deliveries, count}, or {ms until something may come due}.
-_RECLAIM = (
+# KEYS: four per lane, highest lane first: stream, deadline, delayed, dead (the one dead list each time).
+# ARGV consumer vis_ms max_deliveries rescan_ms batch low_max_wait_ms.
+# Per lane in serving order: a stale delivery of the lane (reclaimed), else a new entry of the lane
+# (XREADGROUP, which a script runs without blocking). The order is high, normal, low, except that low goes
+# before normal when its oldest new entry waited low_max_wait_ms and is older than normal's (anti-starvation).
+# A message {'m', lane, id, job, deliveries, count}, or {'w', ms until something may come due, then each
+# lane's last-delivered id}: what a blocking XREAD waits past for a new entry.
+_NEXT = (
     _LUA_COMMON
     + """
-ensure_group()
 local consumer, vis_ms, max, batch = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[5])
+local low_wait_ms = tonumber(ARGV[6])
 local now = now_ms()
 local next_due = now + tonumber(ARGV[4])
--- due retries go to the stream's tail, where XREADGROUP hands them out (and wakes blocked readers)
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, batch)) do
-  local prior, job = string.match(m, '^[^|]*|(%d+)|(.*)$')
-  redis.call('XADD', stream, '*', 'job', job, 'n', prior)
-  redis.call('ZREM', delayed, m)
+local lanes = #KEYS / 4
+local function use(lane)
+  local b = (lane - 1) * 4
+  stream, deadlines, delayed, dead = KEYS[b + 1], KEYS[b + 2], KEYS[b + 3], KEYS[b + 4]
 end
-local first = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
-if #first > 0 then next_due = math.min(next_due, tonumber(first[2])) end
--- the PEL holds only in-flight deliveries (consumers x prefetch), so a scan per receive is cheap
-local start = '-'
-while true do
-  local page = redis.call('XPENDING', stream, group, start, '+', batch)
-  for _, p in ipairs(page) do
-    local id = p[1]
-    local due = tonumber(redis.call('HGET', deadlines, id) or (now - p[3] + vis_ms))
-    if due > now then
-      next_due = math.min(next_due, due)
-    else
-      local claimed = redis.call('XCLAIM', stream, group, consumer, 0, id)
-      if #claimed == 0 or not claimed[1] then
-        -- the entry was deleted under its PEL entry (not by this module: it settles both at once)
-        redis.call('XACK', stream, group, id)
-        redis.call('HDEL', deadlines, id)
+-- the group's last-delivered id, and the ms time of the first entry after it (nil when none)
+local function head()
+  local last = '0-0'
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
+    local info = {}
+    for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
+    if info['name'] == group then last = info['last-delivered-id'] end
+  end
+  local first = redis.call('XRANGE', stream, '(' .. last, '+', 'COUNT', 1)
+  if #first == 0 then return last, nil end
+  return last, tonumber(string.match(first[1][1], '^(%d+)'))
+end
+-- a pending delivery of the current lane whose deadline passed, now this consumer's (or nil)
+local function reclaim()
+  local start = '-'
+  while true do
+    local page = redis.call('XPENDING', stream, group, start, '+', batch)
+    for _, p in ipairs(page) do
+      local id = p[1]
+      local due = tonumber(redis.call('HGET', deadlines, id) or (now - p[3] + vis_ms))
+      if due > now then
+        next_due = math.min(next_due, due)
       else
-        local job, prior = parse(claimed[1][2])
-        local _, count = pending(id)
-        local msg = hand_out(id, job, prior, count, vis_ms, max, now)
-        if msg then return msg end
+        local claimed = redis.call('XCLAIM', stream, group, consumer, 0, id)
+        if #claimed == 0 or not claimed[1] then
+          -- the entry was deleted under its PEL entry (not by this module: it settles both at once)
+          redis.call('XACK', stream, group, id)
+          redis.call('HDEL', deadlines, id)
+        else
+          local job, prior = parse(claimed[1][2])
+          local _, count = pending(id)
+          local msg = hand_out(id, job, prior, count, vis_ms, max, now)
+          if msg then return msg end
+        end
       end
     end
+    if #page < batch then return nil end
+    start = '(' .. page[#page][1]
   end
-  if #page < batch then break end
-  start = '(' .. page[#page][1]
 end
-return {tostring(math.max(0, next_due - now))}
-"""
-)
-
-# KEYS stream deadline delayed dead; ARGV consumer id vis_ms max_deliveries. Registers an XREADGROUP
-# delivery: a message {id, job, deliveries, count}, or {} when it was dead-lettered or already reclaimed.
-_TAKE = (
-    _LUA_COMMON
-    + """
-local consumer, id = ARGV[1], ARGV[2]
-local owner, count = pending(id)
-if owner ~= consumer then return {} end
-local job, prior = fields(id)
-return hand_out(id, job, prior, count, tonumber(ARGV[3]), tonumber(ARGV[4]), now_ms()) or {}
+-- a new entry of the current lane, now this consumer's (or nil)
+local function read_new()
+  while true do
+    local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', 1, 'STREAMS', stream, '>')
+    if not r or not r[1] or #r[1][2] == 0 then return nil end
+    local entry = r[1][2][1]
+    local job, prior = parse(entry[2])
+    local msg = hand_out(entry[1], job, prior, 1, vis_ms, max, now)
+    if msg then return msg end
+  end
+end
+local cursors, oldest = {}, {}
+for lane = 1, lanes do
+  use(lane)
+  ensure_group()
+  -- due retries go to the lane's tail, where they are read as new entries (and wake blocked readers)
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, batch)) do
+    local prior, job = string.match(m, '^[^|]*|(%d+)|(.*)$')
+    redis.call('XADD', stream, '*', 'job', job, 'n', prior)
+    redis.call('ZREM', delayed, m)
+  end
+  local first = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
+  if #first > 0 then next_due = math.min(next_due, tonumber(first[2])) end
+  cursors[lane], oldest[lane] = head()
+end
+local order = {}
+for lane = 1, lanes do order[lane] = lane end
+if lanes == 3 and oldest[3] and now - oldest[3] >= low_wait_ms and (not oldest[2] or oldest[3] < oldest[2]) then
+  order = {1, 3, 2}
+end
+for _, lane in ipairs(order) do
+  use(lane)
+  local msg = reclaim() or (oldest[lane] and read_new())
+  if msg then return {'m', tostring(lane), msg[1], msg[2], msg[3], msg[4]} end
+end
+local out = {'w', tostring(math.max(0, next_due - now))}
+for lane = 1, lanes do out[#out + 1] = cursors[lane] end
+return out
 """
 )
 
@@ -279,18 +326,25 @@ class RedisBroker:
         #: for error messages: never the password
         self._where = f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
         self._max_deliveries = opts.max_deliveries
+        self._low_max_wait_s = opts.low_max_wait_s
         prefix = f"fq:{{{opts.queue}}}"
-        self._stream = f"{prefix}:stream"
-        self._keys = [self._stream, f"{prefix}:deadline", f"{prefix}:delayed", f"{prefix}:dead"]
+        #: per lane, highest first: stream, deadline, delayed, dead (one dead list for all lanes). The normal
+        #: lane keeps the keys of the queue before lanes, so messages published then are still served
+        self._lanes: dict[Priority, list[str]] = {
+            lane: [f"{prefix}{infix}:stream", f"{prefix}{infix}:deadline", f"{prefix}{infix}:delayed",
+                   f"{prefix}:dead"]
+            for lane, infix in ((Priority.HIGH, ":high"), (Priority.NORMAL, ""), (Priority.LOW, ":low"))
+        }
+        self._all_keys = [key for lane in PRIORITIES for key in self._lanes[lane]]
+        self._dead = f"{prefix}:dead"
         #: one consumer per instance; a reclaimed delivery names its new holder
         self._consumer = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._closed = False
         self._aio = LoopThread(f"redis-{opts.queue}")
         self._client: aioredis.Redis = self._aio.run(self._connect(opts.server_url), OP_TIMEOUT_S)
         register = self._client.register_script
-        self._reclaim, self._take, self._ack = register(_RECLAIM), register(_TAKE), register(_ACK)
-        self._nack, self._extend, self._stats = register(_NACK), register(_EXTEND), register(_STATS)
-        self._forget = register(_FORGET)
+        self._next, self._ack, self._nack = register(_NEXT), register(_ACK), register(_NACK)
+        self._extend, self._stats, self._forget = register(_EXTEND), register(_STATS), register(_FORGET)
 
     @staticmethod
     async def _connect(server_url: str) -> aioredis.Redis:
@@ -298,7 +352,7 @@ class RedisBroker:
         client: aioredis.Redis = aioredis.Redis.from_url(
             server_url,
             decode_responses=True,
-            # RESP2: the XREADGROUP reply shape parsed in _entry_id
+            # RESP2: the reply shapes the scripts and XREAD answer with
             protocol=2,
             socket_connect_timeout=SOCKET_TIMEOUT_S,
             socket_timeout=SOCKET_TIMEOUT_S,
@@ -309,19 +363,20 @@ class RedisBroker:
         )
         return client
 
-    def publish(self, job_id: str) -> None:
-        self._run(self._client.xadd(self._stream, {"job": job_id}))
+    def publish(self, job_id: str, priority: Priority = Priority.NORMAL) -> None:
+        self._run(self._client.xadd(self._lanes[Priority(priority)][0], {"job": job_id}))
 
-    def publish_many(self, job_ids: Sequence[str]) -> None:
-        """Every XADD in one pipeline: one round trip (not a MULTI: a repeat after a cut connection costs
-        duplicates at most)."""
+    def publish_many(self, job_ids: Sequence[str], priorities: Sequence[Priority] | None = None) -> None:
+        """Every XADD (each to its lane's stream) in one pipeline: one round trip (not a MULTI: a repeat after
+        a cut connection costs duplicates at most)."""
+        lanes = lanes_of(job_ids, priorities)
         if job_ids:
-            self._run(self._xadd_all(job_ids))
+            self._run(self._xadd_all(job_ids, lanes))
 
-    async def _xadd_all(self, job_ids: Sequence[str]) -> None:
+    async def _xadd_all(self, job_ids: Sequence[str], lanes: Sequence[Priority]) -> None:
         async with self._client.pipeline(transaction=False) as pipe:
-            for job_id in job_ids:
-                pipe.xadd(self._stream, {"job": job_id})
+            for job_id, lane in zip(job_ids, lanes, strict=True):
+                pipe.xadd(self._lanes[lane][0], {"job": job_id})
             await pipe.execute()
 
     def receive(self, visibility_s: float, wait_s: float) -> Message | None:
@@ -338,59 +393,60 @@ class RedisBroker:
     async def _receive(self, vis_ms: int, wait_s: float) -> Message | None:
         loop = asyncio.get_running_loop()
         give_up = loop.time() + wait_s
-        args = (self._consumer, vis_ms, self._max_deliveries)
+        args: list[str | int] = [self._consumer, vis_ms, self._max_deliveries, round(RESCAN_S * 1000), BATCH,
+                round(self._low_max_wait_s * 1000)]
         while True:
-            found = await self._reclaim(self._keys, [*args, round(RESCAN_S * 1000), BATCH])
-            if len(found) == 4:
-                return self._message(found)
-            # BLOCK 0 would wait forever: under 1 ms left means one look without blocking
-            block_ms = int(min((give_up - loop.time()) * 1000, float(found[0])))
-            entry_id = await self._read(block_ms if block_ms >= 1 else None)
-            if entry_id is not None:
-                taken = await self._take(self._keys, [self._consumer, entry_id, vis_ms, self._max_deliveries])
-                if taken:
-                    return self._message(taken)
-            elif loop.time() >= give_up:
+            found = [str(v) for v in await self._next(self._all_keys, args)]
+            if found[0] == "m":
+                return self._message(found[1:])
+            # nothing now: wait for a new entry in any lane (XREAD past each group's last-delivered id takes
+            # nothing), or until a stale delivery or a retry may come due; BLOCK 0 would wait forever
+            block_ms = int(min((give_up - loop.time()) * 1000, float(found[1])))
+            woke = False
+            if block_ms >= 1:
+                streams: dict[bytes | str | memoryview, int | bytes | str | memoryview] = {
+                    self._lanes[lane][0]: cursor for lane, cursor in zip(PRIORITIES, found[2:], strict=True)
+                }
+                woke = bool(await self._client.xread(streams, count=1, block=block_ms))
+            if not woke and loop.time() >= give_up:
                 return None
 
-    async def _read(self, block_ms: int | None) -> str | None:
-        try:
-            reply = await self._client.xreadgroup(
-                GROUP, self._consumer, {self._stream: ">"}, count=1, block=block_ms
-            )
-        except ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            # the stream was deleted (a restart without persistence): start over from its first entry
-            with suppress(ResponseError):
-                await self._client.xgroup_create(self._stream, GROUP, "0", mkstream=True)
-            return None
-        return _entry_id(reply)
+    def _message(self, found: list[str]) -> Message:
+        lane, entry_id, job_id, deliveries, count = found
+        priority = PRIORITIES[int(lane) - 1]
+        suffix = "" if priority is Priority.NORMAL else f"|{priority.value}"
+        return Message(receipt=f"{entry_id}|{count}|{self._consumer}{suffix}", job_id=job_id,
+                       deliveries=int(deliveries))
 
-    def _message(self, found: list[Any]) -> Message:
-        entry_id, job_id, deliveries, count = (str(v) for v in found)
-        return Message(receipt=f"{entry_id}|{count}|{self._consumer}", job_id=job_id, deliveries=int(deliveries))
+    def _keys_of(self, message: Message) -> list[str]:
+        return self._lanes[_lane(message)]
 
     def ack(self, message: Message) -> None:
-        self._run(self._ack(self._keys[:2], _receipt(message)))
+        self._run(self._ack(self._keys_of(message)[:2], _receipt(message)))
 
     def nack(self, message: Message, delay_s: float = 0.0) -> None:
-        self._run(self._nack(self._keys[:3], [*_receipt(message), max(0, round(delay_s * 1000))]))
+        self._run(self._nack(self._keys_of(message)[:3], [*_receipt(message), max(0, round(delay_s * 1000))]))
 
     def extend(self, message: Message, visibility_s: float) -> None:
-        self._run(self._extend(self._keys[:2], [*_receipt(message), max(1, round(visibility_s * 1000))]))
+        self._run(self._extend(self._keys_of(message)[:2], [*_receipt(message), max(1, round(visibility_s * 1000))]))
 
     def stats(self) -> QueueStats:
-        ready, in_flight, delayed, dead, age_ms = self._run(self._stats(self._keys))
-        return QueueStats(
-            ready=int(ready), in_flight=int(in_flight), delayed=int(delayed), dead=int(dead),
-            oldest_ready_age_s=int(age_ms) / 1000,
-        )
+        return self._run(self._lane_stats())
+
+    async def _lane_stats(self) -> QueueStats:
+        ready = in_flight = delayed = dead = age_ms = 0
+        waiting: dict[Priority, int] = {}
+        for lane in PRIORITIES:
+            r, f, d, dead, a = (int(v) for v in await self._stats(self._lanes[lane]))
+            ready, in_flight, delayed, age_ms = ready + r, in_flight + f, delayed + d, max(age_ms, a)
+            waiting[lane] = r + d
+        return QueueStats(ready=ready, in_flight=in_flight, delayed=delayed, dead=dead,
+                          oldest_ready_age_s=age_ms / 1000, waiting_by_priority=waiting)
 
     def take_dead(self, limit: int) -> list[str]:
         if limit < 1:
             return []
-        taken = self._run(self._client.lpop(self._keys[3], limit))  # a list with a count, None when empty
+        taken = self._run(self._client.lpop(self._dead, limit))  # a list with a count, None when empty
         return [str(job_id) for job_id in taken] if isinstance(taken, list) else []
 
     def close(self) -> None:
@@ -410,7 +466,8 @@ class RedisBroker:
             task.cancel()
         await asyncio.gather(*others, return_exceptions=True)
         with suppress(RedisError, OSError):
-            await asyncio.wait_for(self._forget(self._keys[:1], [self._consumer]), 2.0)
+            for lane in PRIORITIES:
+                await asyncio.wait_for(self._forget(self._lanes[lane][:1], [self._consumer]), 2.0)
         await self._client.aclose()
 
     def _run(self, call: Awaitable[T], timeout_s: float = OP_TIMEOUT_S) -> T:
@@ -434,14 +491,11 @@ async def _awaited(call: Awaitable[T]) -> T:
     return await call
 
 
+def _lane(message: Message) -> Priority:
+    parts = message.receipt.split("|")
+    return Priority(parts[3]) if len(parts) > 3 else Priority.NORMAL
+
+
 def _receipt(message: Message) -> list[str]:
-    entry_id, count, consumer = message.receipt.split("|", 2)
+    entry_id, count, consumer = message.receipt.split("|")[:3]
     return [entry_id, consumer, count]
-
-
-def _entry_id(reply: Any) -> str | None:
-    """The first entry id of a RESP2 XREADGROUP reply: [[stream, [(id, fields), ...]]], or None."""
-    for _stream, entries in reply or []:
-        for entry_id, _fields in entries:
-            return str(entry_id)
-    return None

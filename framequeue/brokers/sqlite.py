@@ -9,10 +9,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import ClassVar, Literal
 
-from framequeue.brokers.base import Message, QueueStats
+from framequeue.brokers.base import Message, QueueStats, lanes_of
 from framequeue.brokers.urls import parse_broker_url
 from framequeue.db.sqlite import Database, database
 from framequeue.errors import ServiceUnavailable
+from framequeue.jobs import PRIORITIES, Priority
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS queue (
@@ -21,7 +22,8 @@ CREATE TABLE IF NOT EXISTS queue (
     visible_at_s REAL NOT NULL,
     receipt TEXT,
     deliveries INTEGER NOT NULL DEFAULT 0,
-    enqueued_at_s REAL NOT NULL
+    enqueued_at_s REAL NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS queue_visible ON queue (visible_at_s, id);
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -31,6 +33,15 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     dead_at_s REAL NOT NULL
 );
 """
+
+#: a queue table made before lanes gets the column (SQLite has no ADD COLUMN IF NOT EXISTS)
+_ADD_PRIORITY = "ALTER TABLE queue ADD COLUMN priority INTEGER NOT NULL DEFAULT 1"
+
+#: the next visible message: the highest lane (Priority.rank, 0 high), a low one (2) that waited
+#: :max_wait seconds ranking as normal (1), then the oldest
+_NEXT = """SELECT id, job_id, deliveries FROM queue WHERE visible_at_s <= :now
+           ORDER BY CASE WHEN priority = 2 AND enqueued_at_s <= :now - :max_wait THEN 1 ELSE priority END, id
+           LIMIT 1"""
 
 #: polling interval bounds while waiting for a message. SQLite has no notification, so an idle worker
 #: polls; each poll is one indexed read without the write lock, and the cap bounds dispatch latency
@@ -47,23 +58,29 @@ class SQLiteBroker:
         opts = parse_broker_url(url)
         self._db: Database = database(opts.server_url)
         self._max_deliveries = opts.max_deliveries
+        self._low_max_wait_s = opts.low_max_wait_s
         self._clock = clock
         self._closed = threading.Event()
         try:
             self._db.conn().executescript(SCHEMA)
+            with self._db.write() as conn:
+                columns = {row[1] for row in conn.execute("PRAGMA table_info(queue)")}
+                if "priority" not in columns:
+                    conn.execute(_ADD_PRIORITY)
         except sqlite3.Error as exc:
             raise ServiceUnavailable(f"cannot prepare the SQLite queue: {exc}") from exc
 
-    def publish(self, job_id: str) -> None:
-        self.publish_many([job_id])
+    def publish(self, job_id: str, priority: Priority = Priority.NORMAL) -> None:
+        self.publish_many([job_id], [priority])
 
-    def publish_many(self, job_ids: Sequence[str]) -> None:
+    def publish_many(self, job_ids: Sequence[str], priorities: Sequence[Priority] | None = None) -> None:
         """One transaction for all of them."""
+        lanes = lanes_of(job_ids, priorities)
         now_s = self._clock()
         with self._db.write() as conn:
             conn.executemany(
-                "INSERT INTO queue (job_id, visible_at_s, enqueued_at_s) VALUES (?, ?, ?)",
-                [(job_id, now_s, now_s) for job_id in job_ids],
+                "INSERT INTO queue (job_id, visible_at_s, enqueued_at_s, priority) VALUES (?, ?, ?, ?)",
+                [(job_id, now_s, now_s, lane.rank) for job_id, lane in zip(job_ids, lanes, strict=True)],
             )
 
     def receive(self, visibility_s: float, wait_s: float) -> Message | None:
@@ -88,9 +105,7 @@ class SQLiteBroker:
         receipt = secrets.token_hex(8)
         with self._db.write() as conn:
             while True:
-                row = conn.execute(
-                    "SELECT id, job_id, deliveries FROM queue WHERE visible_at_s <= ? ORDER BY id LIMIT 1", (now_s,)
-                ).fetchone()
+                row = conn.execute(_NEXT, {"now": now_s, "max_wait": self._low_max_wait_s}).fetchone()
                 if row is None:
                     return None
                 if row["deliveries"] < self._max_deliveries:
@@ -139,10 +154,15 @@ class SQLiteBroker:
             {"now": now_s},
         ).fetchone()
         dead = conn.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0]
+        by_rank = dict(conn.execute(
+            "SELECT priority, COUNT(*) FROM queue WHERE visible_at_s <= ? OR receipt IS NULL GROUP BY priority",
+            (now_s,),
+        ).fetchall())
         oldest = row["oldest"]
         return QueueStats(
             ready=int(row["ready"]), in_flight=int(row["in_flight"]), delayed=int(row["delayed"]), dead=int(dead),
             oldest_ready_age_s=0.0 if oldest is None else max(0.0, now_s - oldest),
+            waiting_by_priority={lane: int(by_rank.get(lane.rank, 0)) for lane in PRIORITIES},
         )
 
     def take_dead(self, limit: int) -> list[str]:

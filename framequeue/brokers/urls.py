@@ -1,4 +1,4 @@
-"""Broker URL options shared by every backend: `?queue=NAME&max_deliveries=N`."""
+"""Broker URL options shared by every backend: `?queue=NAME&max_deliveries=N&low_max_wait_s=S`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from framequeue.errors import InvalidParams
+from framequeue.jobs import DEFAULT_LOW_MAX_WAIT_S
 
 DEFAULT_QUEUE = "framequeue"
 #: a message handed out this many times is dead-lettered; above any job's max_attempts on purpose
@@ -20,6 +21,8 @@ class BrokerURL:
     server_url: str
     queue: str
     max_deliveries: int
+    #: seconds a low message waits before it is served as normal (`low_max_wait_s`)
+    low_max_wait_s: float
     #: query parameters framequeue does not know, left for the backend
     extra: dict[str, str]
 
@@ -36,7 +39,14 @@ def parse_broker_url(url: str) -> BrokerURL:
         raise InvalidParams("max_deliveries must be an integer") from None
     if max_deliveries < 1:
         raise InvalidParams("max_deliveries must be at least 1")
+    try:
+        low_max_wait_s = float(query.pop("low_max_wait_s", DEFAULT_LOW_MAX_WAIT_S))
+    except ValueError:
+        raise InvalidParams("low_max_wait_s must be a number of seconds") from None
+    if not low_max_wait_s >= 0:  # NaN fails too
+        raise InvalidParams("low_max_wait_s must be >= 0")
     # rebuilt by hand: urlunsplit would turn sqlite:////abs into sqlite://abs
     base = url.split("?", 1)[0].split("#", 1)[0]
     server = base + (f"?{urlencode(query)}" if query else "")
-    return BrokerURL(server_url=server, queue=queue, max_deliveries=max_deliveries, extra=query)
+    return BrokerURL(server_url=server, queue=queue, max_deliveries=max_deliveries,
+                     low_max_wait_s=low_max_wait_s, extra=query)

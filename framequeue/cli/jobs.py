@@ -31,6 +31,8 @@ _download = click.option("--download", type=click.Path(file_okay=False, path_typ
               help="Makes a repeated submit answer the first job; with several files, KEY-1, KEY-2, ... by position.")
 @click.option("--retention-s", type=float, default=None,
               help="Seconds after a job ends when its files are deleted [default: the server's].")
+@click.option("--priority", type=click.Choice(["high", "normal", "low"]), default=None,
+              help="The jobs' lane: a worker takes a waiting higher-priority job first [default: normal].")
 @click.option("--wait/--no-wait", default=False, help="Wait until every job ends (exit 3 unless all succeeded).")
 @_download
 @output_option()
@@ -39,7 +41,7 @@ _download = click.option("--download", type=click.Path(file_okay=False, path_typ
 @reports_errors
 def submit(videos: tuple[Path, ...], manifest: Path | None, pipeline: str, sample_fps: float | None,
            params: tuple[str, ...], webhook: str | None, idempotency_key: str | None, retention_s: float | None,
-           wait: bool, download: Path | None, output: str, quiet: bool, server: str) -> None:
+           priority: str | None, wait: bool, download: Path | None, output: str, quiet: bool, server: str) -> None:
     """Upload each VIDEO (or the manifest's files) and submit it to a pipeline, one job a file, in order.
     -o json prints an array of the job records (the final ones with --wait)."""
     from framequeue.cli import batch
@@ -53,6 +55,8 @@ def submit(videos: tuple[Path, ...], manifest: Path | None, pipeline: str, sampl
         body["webhook"] = {"url": webhook}
     if retention_s is not None:
         body["retention_s"] = retention_s
+    if priority is not None:
+        body["priority"] = priority
     todo = (batch.from_manifest(manifest, body, idempotency_key) if manifest is not None
             else batch.from_files(videos, body, idempotency_key))
     people = output == "table" and not quiet

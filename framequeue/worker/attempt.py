@@ -245,12 +245,12 @@ class Attempts:
             return Outcome(job.id, "cancelled")
         if reply is Stop.HANDBACK:
             self.rt.store.release(job.id, job.lease_token, now_s(), count_attempt=False)
-            self.rt.service.publish(job.id)
+            self.rt.service.publish(job.id, job.priority)
             return Outcome(job.id, "handed_back", "worker draining")
         error = JobError(reply.code, reply.message)
         if reply.retryable and job.attempts < job.max_attempts:
             self.rt.store.release(job.id, job.lease_token, now_s(), count_attempt=True, error=error)
-            self.rt.service.publish(job.id)
+            self.rt.service.publish(job.id, job.priority)
             return Outcome(job.id, "retry", f"{reply.code}: {reply.message}")
         if reply.retryable:
             last = f"failed in all {job.max_attempts} attempts; last: {reply.code}: {reply.message}"

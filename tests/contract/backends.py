@@ -135,8 +135,12 @@ def cleanup(url: str) -> None:
                 conn = await aio_pika.connect(AMQP_URL, timeout=5)
                 async with conn:
                     channel = await conn.channel()
-                    for name in (query["queue"], f"{query['queue']}.delay", f"{query['queue']}.dead"):
-                        await channel.queue_delete(name)
+                    q = query["queue"]
+                    # every lane's work and delay queue (framequeue.brokers.rabbitmq), and the dead queue
+                    for work in (q, f"{q}.high", f"{q}.low"):
+                        await channel.queue_delete(work)
+                        await channel.queue_delete(f"{work}.delay")
+                    await channel.queue_delete(f"{q}.dead")
 
             asyncio.run(drop())
         elif parts.scheme == "s3" and parts.path.strip("/").startswith("fq_"):

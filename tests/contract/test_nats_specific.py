@@ -112,7 +112,9 @@ def test_streams_and_consumer_are_set_up_idempotently(queue: Queue) -> None:
 
     work, dead, consumer = queue.raw(look)
     assert work.config.retention == api.RetentionPolicy.WORK_QUEUE and work.config.storage == api.StorageType.FILE
-    assert work.config.subjects == [queue.subject]
+    # one subject per lane: high, normal (the queue's subject before lanes), low
+    name = queue.subject.split(".")[1]
+    assert work.config.subjects == [f"fq.{name}.high", queue.subject, f"fq.{name}.low"]
     assert dead.config.retention == api.RetentionPolicy.LIMITS and dead.config.storage == api.StorageType.FILE
     assert consumer.config.ack_policy == api.AckPolicy.EXPLICIT
     assert (consumer.config.ack_wait, consumer.config.max_deliver) == (7, 3)

@@ -42,7 +42,9 @@ class Rabbit:
     def cleanup(self) -> None:
         for broker in self.opened:
             broker.close()
-        asyncio.run(_delete_queues([self.queue, f"{self.queue}.delay", f"{self.queue}.dead"]))
+        q = self.queue
+        lanes = [q, f"{q}.high", f"{q}.low"]
+        asyncio.run(_delete_queues([*lanes, *(f"{w}.delay" for w in lanes), f"{q}.dead"]))
 
 
 async def _delete_queues(names: list[str]) -> None:
@@ -88,7 +90,10 @@ def test_queues_are_quorum_with_delivery_limit_dead_letters_and_consumer_timeout
     q = rabbit.queue
     rows = {r["name"]: r for r in ctl("list_queues", "name", "type", "arguments") if r["name"].startswith(q)}
     args = {name: {key: value for key, _type, value in rows[name]["arguments"]} for name in rows}
-    assert {name: rows[name]["type"] for name in rows} == {q: "quorum", f"{q}.delay": "quorum", f"{q}.dead": "quorum"}
+    lanes = [q, f"{q}.high", f"{q}.low"]
+    assert {name: rows[name]["type"] for name in rows} == {
+        name: "quorum" for name in [*lanes, *(f"{w}.delay" for w in lanes), f"{q}.dead"]
+    }
     # max_deliveries=3: RabbitMQ dead-letters a message returned more than x-delivery-limit times
     assert args[q]["x-delivery-limit"] == 2
     assert (args[q]["x-dead-letter-exchange"], args[q]["x-dead-letter-routing-key"]) == ("", f"{q}.dead")
@@ -96,6 +101,11 @@ def test_queues_are_quorum_with_delivery_limit_dead_letters_and_consumer_timeout
     assert args[q]["x-consumer-timeout"] == CONSUMER_TIMEOUT_MS > MAX_RUNTIME_MS
     assert args[f"{q}.delay"]["x-dead-letter-routing-key"] == q
     assert args[f"{q}.delay"]["x-dead-letter-strategy"] == "at-least-once"
+    # the lanes: high like normal; low's messages expire (low_max_wait_s) into the normal queue
+    assert args[f"{q}.high"]["x-dead-letter-routing-key"] == f"{q}.dead"
+    assert args[f"{q}.low"]["x-dead-letter-routing-key"] == q
+    assert args[f"{q}.high.delay"]["x-dead-letter-routing-key"] == f"{q}.high"
+    assert args[f"{q}.low.delay"]["x-dead-letter-routing-key"] == f"{q}.low"
 
 
 def test_publisher_confirms_and_prefetch_one(rabbit: Rabbit) -> None:

@@ -64,3 +64,29 @@ def test_a_sqlite_store_from_before_tenants_is_migrated_in_place(tmp_path: Path)
     assert store.get("old").tenant == "default"
     assert not store.has_api_keys()
     store.close()
+
+
+def test_a_sqlite_queue_from_before_lanes_keeps_its_messages_as_normal(tmp_path: Path) -> None:
+    from framequeue.brokers.sqlite import SQLiteBroker
+    from framequeue.jobs import Priority
+
+    path = tmp_path / "queue.db"
+    conn = sqlite3.connect(path)
+    conn.executescript("""CREATE TABLE queue (id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL,
+        visible_at_s REAL NOT NULL, receipt TEXT, deliveries INTEGER NOT NULL DEFAULT 0,
+        enqueued_at_s REAL NOT NULL);
+        INSERT INTO queue (job_id, visible_at_s, enqueued_at_s) VALUES ('old', 0, 0);""")
+    conn.commit()
+    conn.close()
+    broker = SQLiteBroker(f"sqlite:///{path}")
+    broker.publish("low", Priority.LOW)
+    broker.publish("high", Priority.HIGH)
+    got: list[str] = []
+    for _ in range(3):
+        msg = broker.receive(visibility_s=60, wait_s=1)
+        assert msg is not None
+        got.append(msg.job_id)
+        broker.ack(msg)
+    assert got == ["high", "old", "low"]
+    broker.close()
+    SQLiteBroker(f"sqlite:///{path}").close()  # opening again adds nothing twice

@@ -18,7 +18,8 @@ from framequeue.api.openapi import AUTH, JSON_BODY, answers, json_body
 from framequeue.api.problems import describe_invalid, validation_problem
 from framequeue.api.schemas import BatchIn, BatchJobIn, JobIn
 from framequeue.errors import FrameQueueError, InvalidRequest, PayloadTooLarge, RateLimited, UnsupportedContentType
-from framequeue.records import BatchResults, DeliveryList, JobPage, JobRecord
+from framequeue.jobs import Priority
+from framequeue.records import BatchResults, DeliveryList, JobPage, JobRecord, PriorityName
 from framequeue.service import MAX_BATCH, SubmitRequest
 from framequeue.tenants.auth import Principal
 
@@ -74,7 +75,8 @@ async def submit(
         return validation_problem(exc.errors())
     if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LEN:
         raise InvalidRequest(f"Idempotency-Key must be 1..{MAX_IDEMPOTENCY_KEY_LEN} characters")
-    req = _submit_request(body, idempotency_key)
+    # a caller waiting on the answer is served first unless it named a lane
+    req = _submit_request(body, idempotency_key, default_priority="high" if wait_s is not None else "normal")
     submitted = await run_in_threadpool(service.submit, req, caller)
     record = submitted.record
     headers = {"Location": f"/v1/jobs/{record['id']}"}
@@ -140,7 +142,8 @@ def _error(index: int, exc: FrameQueueError) -> dict[str, Any]:
     return {"index": index, "status": exc.http_status, "error": exc.to_dict()}
 
 
-def _submit_request(body: JobIn, idempotency_key: str | None) -> SubmitRequest:
+def _submit_request(body: JobIn, idempotency_key: str | None,
+                    default_priority: PriorityName = "normal") -> SubmitRequest:
     return SubmitRequest(
         pipeline=body.pipeline,
         input_key=body.input.key,
@@ -152,6 +155,7 @@ def _submit_request(body: JobIn, idempotency_key: str | None) -> SubmitRequest:
         retention_s=body.retention_s,
         attributes=body.attributes,
         idempotency_key=idempotency_key,
+        priority=Priority(body.priority or default_priority),
     )
 
 

@@ -2,9 +2,11 @@
 
 Client: nats-py driven through framequeue.brokers.aio.LoopThread. Per queue Q:
 
-    stream   FQ_Q       subject fq.Q.jobs, WorkQueue retention, file storage: an acked message is deleted
-    consumer workers    durable pull consumer shared by every instance (competing consumers), explicit
-                        ack, AckWait = `ack_wait_s`, MaxDeliver = `max_deliveries`
+    stream   FQ_Q       subjects fq.Q.high, fq.Q.jobs (normal), fq.Q.low (one per lane), WorkQueue
+                        retention, file storage: an acked message is deleted
+    consumer workers    durable pull consumers, one per lane (workers-high, workers, workers-low, each
+                        filtered on its lane's subject), shared by every instance (competing consumers),
+                        explicit ack, AckWait = `ack_wait_s`, MaxDeliver = `max_deliveries`
     stream   FQDEAD_Q   subject fq.Q.dead, limits retention: the dead-letter store `take_dead` drains
                         (not FQ_Q_dead: queue "Q_dead" would own that name)
 
@@ -55,6 +57,13 @@ schedule (every 2 minutes by default; `jetstream { sync_interval: always }` on n
 host crash can lose an acknowledged publish. The stream's persist mode (server 2.12+) is left unset,
 which is the synchronous default, never async. Run R3 clusters or sync_interval: always where a lost
 publish matters.
+
+Lanes. A receive asks the lanes' consumers in serving order for what they have now (a `no_wait` pull of
+one message each; low before normal while low's oldest undelivered message has waited `low_max_wait_s` and
+is older than normal's, looked up at most once a second); with nothing anywhere it waits for a publish to
+any lane (each publisher sends an empty core message to fq.Q.wake once JetStream stored its messages; not
+a subscription to the lanes' subjects, which would swallow publishes to a lost stream) or at most RESCAN_S (for
+redeliveries and delayed naks, which publish nothing), then asks again.
 
 Modules: `broker` (the protocol: pulls, visibility, receipts, stats), `streams` (the streams and the
 consumer, their (re)declaration, and the dead letters).

@@ -22,9 +22,8 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from framequeue.brokers.aio import LoopThread
-from framequeue.brokers.base import Message, QueueStats
+from framequeue.brokers.base import Message, QueueStats, lanes_of
 from framequeue.brokers.nats.streams import (
-    CONSUMER,
     Layout,
     declare,
     declared,
@@ -35,6 +34,7 @@ from framequeue.brokers.nats.streams import (
 )
 from framequeue.brokers.urls import parse_broker_url
 from framequeue.errors import InvalidParams, ServiceUnavailable
+from framequeue.jobs import PRIORITIES, Priority
 
 T = TypeVar("T")
 log = logging.getLogger("framequeue.brokers.nats")
@@ -49,7 +49,12 @@ OP_TIMEOUT_S = 10.0
 REQUEST_TIMEOUT_S = 5.0
 #: how long after its expiry a pull's end (a message, or the server's 408) may still come
 PULL_GRACE_S = 1.0
-#: a pull shorter than this asks for what is there now (no_wait) instead of waiting
+#: a pull's receive waits at most this long for a publish before it asks every lane again (redeliveries
+#: and delayed naks come due without a publish)
+RESCAN_S = 0.5
+#: how often the lanes' order (anti-starvation) is worked out again, in seconds
+LANE_CHECK_S = 1.0
+#: a lock wait shorter than this gives up at once
 MIN_PULL_S = 0.01
 #: a pull left without any answer looks for a lost stream or consumer at most this often
 RESTORE_CHECK_S = 5.0
@@ -98,7 +103,12 @@ class NatsBroker:
         #: receives in progress (cancelled by close) and fire-and-forget naks / refreshes (awaited by close)
         self._receiving: set[asyncio.Task[Any]] = set()
         self._background: set[asyncio.Task[Any]] = set()
-        self._next = self._layout.next_subject
+        self._low_max_wait_s = opts.low_max_wait_s
+        #: set when a publisher says (on the wake subject) that it stored messages in some lane
+        self._published = asyncio.Event()
+        #: when the lanes' order was last worked out (loop clock), and that order
+        self._order_checked = -1e9
+        self._order: tuple[Priority, ...] = PRIORITIES
         self._reply_to = ""
         #: serialises restoring the streams and the consumer; when a pull last triggered a check (loop clock)
         self._restore_lock = asyncio.Lock()
@@ -135,6 +145,9 @@ class NatsBroker:
         await declare(js, self._layout)
         self._reply_to = self._nc.new_inbox()
         await self._nc.subscribe(self._reply_to, cb=self._on_pulled)
+        # not the lanes' own subjects: a subscriber there would take the publish requests nothing answers
+        # when the stream is gone (a no-responders error becomes a timeout)
+        await self._nc.subscribe(self._layout.wake_subject, cb=self._on_published)
         await self._nc.subscribe(self._layout.exhausted_subject, queue=self._layout.dead_group,
                                  cb=self._on_exhausted)
         self._js = js
@@ -161,27 +174,36 @@ class NatsBroker:
 
     # -- the protocol ---------------------------------------------------------------------------------
 
-    def publish(self, job_id: str) -> None:
-        self._run(self._publish(job_id))
+    def publish(self, job_id: str, priority: Priority = Priority.NORMAL) -> None:
+        self._run(self._publish_all([job_id], [Priority(priority)]))
 
-    def publish_many(self, job_ids: Sequence[str]) -> None:
+    def publish_many(self, job_ids: Sequence[str], priorities: Sequence[Priority] | None = None) -> None:
         """Every publish sent before their acks are awaited (JetStream's async publish), then all acks."""
+        lanes = lanes_of(job_ids, priorities)
         if job_ids:
-            self._run(self._publish_all(job_ids))
+            self._run(self._publish_all(job_ids, lanes))
 
-    async def _publish_all(self, job_ids: Sequence[str]) -> None:
-        done = await asyncio.gather(*(self._publish(j) for j in job_ids), return_exceptions=True)
+    async def _publish_all(self, job_ids: Sequence[str], lanes: Sequence[Priority]) -> None:
+        done = await asyncio.gather(*(self._publish(j, lane) for j, lane in zip(job_ids, lanes, strict=True)),
+                                    return_exceptions=True)
+        # stored now: wake the waiting receives of every instance (fire and forget; they look again anyway)
+        with suppress(nats.errors.Error, OSError):
+            await self._nc.publish(self._layout.wake_subject, b"")
         for outcome in done:
             if isinstance(outcome, BaseException):
                 raise outcome
 
-    async def _publish(self, job_id: str) -> None:
+    async def _publish(self, job_id: str, lane: Priority) -> None:
+        subject = self._layout.subject_of(lane)
         try:
-            await self._js.publish(self._subject, job_id.encode(), timeout=REQUEST_TIMEOUT_S, stream=self._stream)
+            await self._js.publish(subject, job_id.encode(), timeout=REQUEST_TIMEOUT_S, stream=self._stream)
         except nats.js.errors.NoStreamResponseError:
             # nothing stores the subject: the server came back without the stream; make it, then publish
             await self._restore()
-            await self._js.publish(self._subject, job_id.encode(), timeout=REQUEST_TIMEOUT_S, stream=self._stream)
+            await self._js.publish(subject, job_id.encode(), timeout=REQUEST_TIMEOUT_S, stream=self._stream)
+
+    async def _on_published(self, msg: Msg) -> None:
+        self._published.set()
 
     def receive(self, visibility_s: float, wait_s: float) -> Message | None:
         if self._closed:
@@ -215,6 +237,9 @@ class NatsBroker:
             self._receiving.discard(task)
 
     async def _pull(self, visibility_s: float, give_up: float) -> Message | None:
+        """Lane by lane in serving order, ask the lane's consumer for what it has now (a no_wait pull); with
+        nothing anywhere, wait for a publish to any lane (or RESCAN_S, for redeliveries and delayed naks,
+        which publish nothing) and ask again."""
         loop = asyncio.get_running_loop()
         while True:
             # answers to earlier pulls first: a message that came after its receive gave up
@@ -222,34 +247,71 @@ class NatsBroker:
                 arrived, msg = self._inbox.get_nowait()
                 if _status(msg) is None and (message := await self._hand_out(arrived, msg, visibility_s)):
                     return message
-            left_s = give_up - loop.time()
-            request: dict[str, Any] = {"batch": 1}
-            if left_s >= MIN_PULL_S:
-                request["expires"] = int(left_s * 1e9)
-            else:
-                request["no_wait"] = True
-            self._pulls_open += 1
-            self._pulls_end = max(self._pulls_end, loop.time() + max(0.0, left_s))
-            await self._nc.publish(self._next, json.dumps(request).encode(), reply=self._reply_to)
-            try:
-                async with asyncio.timeout(max(0.0, left_s) + PULL_GRACE_S):
-                    arrived, msg = await self._inbox.get()
-            except TimeoutError:
-                # a consumer ends every pull with a status: no answer at all means the pull was lost with a
-                # connection, or that nothing serves it (the server lost the consumer)
-                if self._nc.is_connected and loop.time() - self._restore_checked >= RESTORE_CHECK_S:
-                    self._restore_checked = loop.time()
-                    self._spawn(self._restore())
-                return None
-            status = _status(msg)
-            if status is None:
-                if message := await self._hand_out(arrived, msg, visibility_s):
+            self._published.clear()
+            for lane in await self._lanes_in_order():
+                if message := await self._pull_one(lane, visibility_s):
+                    if lane is Priority.LOW and self._order[1] is Priority.LOW:
+                        self._order_checked = -1e9  # a promoted low one went: is the next one overdue too?
                     return message
-            elif status not in ("404", "408"):  # 404, 408: nothing came before the pull ended
-                log.warning("NATS queue %s: pull answered %s %s", self._stream, status, _description(msg))
-                await asyncio.sleep(min(0.2, max(0.0, give_up - loop.time())))
-            if loop.time() >= give_up:
+            left_s = give_up - loop.time()
+            if left_s <= 0:
                 return None
+            with suppress(TimeoutError):
+                async with asyncio.timeout(min(left_s, RESCAN_S)):
+                    await self._published.wait()
+
+    async def _pull_one(self, lane: Priority, visibility_s: float) -> Message | None:
+        """One no_wait pull of one message from the lane's consumer; None when it has none now."""
+        loop = asyncio.get_running_loop()
+        self._pulls_open += 1
+        self._pulls_end = max(self._pulls_end, loop.time())
+        request = json.dumps({"batch": 1, "no_wait": True}).encode()
+        await self._nc.publish(self._layout.next_subject_of(lane), request, reply=self._reply_to)
+        try:
+            async with asyncio.timeout(PULL_GRACE_S):
+                arrived, msg = await self._inbox.get()
+        except TimeoutError:
+            # a consumer ends every pull with a status: no answer at all means the pull was lost with a
+            # connection, or that nothing serves it (the server lost the consumer)
+            if self._nc.is_connected and loop.time() - self._restore_checked >= RESTORE_CHECK_S:
+                self._restore_checked = loop.time()
+                self._spawn(self._restore())
+            return None
+        status = _status(msg)
+        if status is None:
+            return await self._hand_out(arrived, msg, visibility_s)
+        if status not in ("404", "408"):  # 404, 408: nothing there
+            log.warning("NATS queue %s: pull answered %s %s", self._stream, status, _description(msg))
+        return None
+
+    async def _lanes_in_order(self) -> tuple[Priority, ...]:
+        """High, normal, low; low before normal while its oldest waiting message has waited low_max_wait_s
+        and is older than normal's oldest (anti-starvation). Worked out at most every LANE_CHECK_S (so a low
+        message may wait that much longer), and again after each low message served before normal."""
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._order_checked < LANE_CHECK_S:
+            return self._order
+        self._order_checked = loop.time()
+        low = await self._oldest_waiting(Priority.LOW)
+        now = datetime.datetime.now(datetime.UTC)
+        order = PRIORITIES
+        if low is not None and (now - low).total_seconds() >= self._low_max_wait_s:
+            normal = await self._oldest_waiting(Priority.NORMAL)
+            if normal is None or low < normal:
+                order = (Priority.HIGH, Priority.LOW, Priority.NORMAL)
+        self._order = order
+        return order
+
+    async def _oldest_waiting(self, lane: Priority) -> datetime.datetime | None:
+        """When the lane's oldest never-delivered message was published (server clock); None when none."""
+        info = await self._js.consumer_info(self._stream, self._layout.consumer_of(lane))
+        if not info.num_pending or info.delivered is None:
+            return None
+        with suppress(nats.js.errors.NotFoundError):  # delivered or deleted since
+            first = await self._js.get_msg(self._stream, info.delivered.stream_seq + 1,
+                                           subject=self._layout.subject_of(lane), next=True)
+            return first.time
+        return None
 
     async def _on_pulled(self, msg: Msg) -> None:
         self._pulls_open = max(0, self._pulls_open - 1)
@@ -321,22 +383,23 @@ class NatsBroker:
         return self._run(self._stats())
 
     async def _stats(self) -> QueueStats:
-        info = await self._js.consumer_info(self._stream, CONSUMER)
+        infos = {lane: await self._js.consumer_info(self._stream, self._layout.consumer_of(lane))
+                 for lane in PRIORITIES}
         dead = await self._js.stream_info(self._layout.dead_stream)
         now = asyncio.get_running_loop().time()
         self._delayed = {r: due for r, due in self._delayed.items() if due > now}
-        ready = info.num_pending or 0
+        ready = sum(info.num_pending or 0 for info in infos.values())
+        unacked = sum(info.num_ack_pending or 0 for info in infos.values())
         age_s = 0.0
-        if ready and info.delivered is not None:
-            with suppress(nats.js.errors.NotFoundError):  # delivered or deleted since
-                first = await self._js.get_msg(
-                    self._stream, info.delivered.stream_seq + 1, subject=self._subject, next=True
-                )
-                if first.time is not None:
-                    age_s = max(0.0, (datetime.datetime.now(datetime.UTC) - first.time).total_seconds())
+        for lane in PRIORITIES:
+            first = await self._oldest_waiting(lane) if infos[lane].num_pending else None
+            if first is not None:
+                age_s = max(age_s, (datetime.datetime.now(datetime.UTC) - first).total_seconds())
         return QueueStats(
-            ready=ready, in_flight=max(0, (info.num_ack_pending or 0) - len(self._delayed)),
+            ready=ready, in_flight=max(0, unacked - len(self._delayed)),
             delayed=len(self._delayed), dead=dead.state.messages, oldest_ready_age_s=age_s,
+            # the naks with a delay are this instance's only, and their lanes unknown: the never-delivered
+            waiting_by_priority={lane: infos[lane].num_pending or 0 for lane in PRIORITIES},
         )
 
     def take_dead(self, limit: int) -> list[str]:

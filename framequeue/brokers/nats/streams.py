@@ -15,6 +15,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
 from framequeue.errors import InvalidParams
+from framequeue.jobs import PRIORITIES, Priority
 
 log = logging.getLogger("framequeue.brokers.nats")
 
@@ -42,7 +43,29 @@ class Layout:
 
     @property
     def subject(self) -> str:
+        """The normal lane's subject (the queue's one subject before lanes)."""
         return f"fq.{self.queue}.jobs"
+
+    def subject_of(self, lane: Priority) -> str:
+        """The lane's subject: fq.Q.jobs for normal, fq.Q.high, fq.Q.low."""
+        return self.subject if lane is Priority.NORMAL else f"fq.{self.queue}.{lane.value}"
+
+    def consumer_of(self, lane: Priority) -> str:
+        """The lane's durable consumer: `workers` for normal, `workers-high`, `workers-low`."""
+        return CONSUMER if lane is Priority.NORMAL else f"{CONSUMER}-{lane.value}"
+
+    def lane_of(self, subject: str) -> Priority:
+        return next((lane for lane in PRIORITIES if self.subject_of(lane) == subject), Priority.NORMAL)
+
+    @property
+    def wake_subject(self) -> str:
+        """A core subject (no stream stores it) a publisher sends to once its messages are stored, so that
+        waiting receives look again at once."""
+        return f"fq.{self.queue}.wake"
+
+    def next_subject_of(self, lane: Priority) -> str:
+        """Where a pull asks the lane's consumer for its next message."""
+        return f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self.consumer_of(lane)}"
 
     @property
     def dead_stream(self) -> str:
@@ -59,40 +82,39 @@ class Layout:
         return f"fq.{self.queue}.dead"
 
     @property
-    def next_subject(self) -> str:
-        """Where a pull asks the consumer for its next message."""
-        return f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{CONSUMER}"
-
-    @property
     def exhausted_subject(self) -> str:
-        """The advisory the server publishes when it gives up on a message (MaxDeliver reached)."""
-        return f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{self.stream}.{CONSUMER}"
+        """The advisory the server publishes when a lane's consumer gives up on a message (MaxDeliver)."""
+        return f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{self.stream}.*"
 
 
 async def declare(js: JetStreamContext, layout: Layout) -> None:
     """Create the streams and the consumer, or bring them to this configuration."""
     await _ensure_stream(js, api.StreamConfig(
-        name=layout.stream, subjects=[layout.subject], retention=api.RetentionPolicy.WORK_QUEUE,
-        storage=api.StorageType.FILE,
+        name=layout.stream, subjects=[layout.subject_of(lane) for lane in PRIORITIES],
+        retention=api.RetentionPolicy.WORK_QUEUE, storage=api.StorageType.FILE,
     ))
     await _ensure_stream(js, api.StreamConfig(
         name=layout.dead_stream, subjects=[layout.dead_subject], retention=api.RetentionPolicy.LIMITS,
         storage=api.StorageType.FILE, duplicate_window=DEAD_DEDUPE_WINDOW_S,
     ))
+    # one consumer per lane, on its own subject (a work-queue stream allows consumers that do not overlap);
     # creating a durable consumer with another config updates it (ack_wait, max_deliver are editable)
-    await js.add_consumer(layout.stream, api.ConsumerConfig(
-        durable_name=CONSUMER, filter_subject=layout.subject, ack_policy=api.AckPolicy.EXPLICIT,
-        ack_wait=layout.ack_wait_s, max_deliver=layout.max_deliveries, deliver_policy=api.DeliverPolicy.ALL,
-        # delayed nacks hold an ack slot too: no cap, the workers' prefetch of 1 is the real limit
-        max_ack_pending=-1,
-    ))
+    for lane in PRIORITIES:
+        await js.add_consumer(layout.stream, api.ConsumerConfig(
+            durable_name=layout.consumer_of(lane), filter_subject=layout.subject_of(lane),
+            ack_policy=api.AckPolicy.EXPLICIT, ack_wait=layout.ack_wait_s, max_deliver=layout.max_deliveries,
+            deliver_policy=api.DeliverPolicy.ALL,
+            # delayed nacks hold an ack slot too: no cap, the workers' prefetch of 1 is the real limit
+            max_ack_pending=-1,
+        ))
 
 
 async def declared(js: JetStreamContext, layout: Layout) -> bool:
     """Whether the consumer and the dead-letter stream are there (a server restarted without its store
     has neither)."""
     try:
-        await js.consumer_info(layout.stream, CONSUMER)
+        for lane in PRIORITIES:
+            await js.consumer_info(layout.stream, layout.consumer_of(lane))
         await js.stream_info(layout.dead_stream)
     except nats.js.errors.NotFoundError:
         return False
@@ -154,31 +176,34 @@ async def _bury(js: JetStreamContext, layout: Layout, seq: int, job_id: str) -> 
 
 
 async def _sweep(js: JetStreamContext, layout: Layout) -> None:
-    info = await js.consumer_info(layout.stream, CONSUMER)
-    if info.num_ack_pending or info.delivered is None:
+    infos = {lane: await js.consumer_info(layout.stream, layout.consumer_of(lane)) for lane in PRIORITIES}
+    if any(info.num_ack_pending for info in infos.values()):
         return
     state = (await js.stream_info(layout.stream)).state
-    if state.messages <= (info.num_pending or 0):
+    if state.messages <= sum(info.num_pending or 0 for info in infos.values()):
         return
-    last = info.delivered.stream_seq
     found: list[int] = []
-    seq = state.first_seq
-    while seq <= last:
-        try:
-            entry = await js.get_msg(layout.stream, seq, subject=layout.subject, next=True)
-        except nats.js.errors.NotFoundError:
-            break
-        assert entry.seq is not None
-        if entry.seq > last:
-            break
-        found.append(entry.seq)
-        seq = entry.seq + 1
+    for lane, info in infos.items():
+        if info.delivered is None:
+            continue
+        last = info.delivered.stream_seq
+        seq = state.first_seq
+        while seq <= last:
+            try:
+                entry = await js.get_msg(layout.stream, seq, subject=layout.subject_of(lane), next=True)
+            except nats.js.errors.NotFoundError:
+                break
+            assert entry.seq is not None
+            if entry.seq > last:
+                break
+            found.append(entry.seq)
+            seq = entry.seq + 1
     if not found:
         return
     # the server drops an acked message just after it stops counting it as pending: look again
-    again = await js.consumer_info(layout.stream, CONSUMER)
-    if again.num_ack_pending:
-        return
+    for lane in PRIORITIES:
+        if (await js.consumer_info(layout.stream, layout.consumer_of(lane))).num_ack_pending:
+            return
     for seq in found:
         with suppress(nats.js.errors.NotFoundError):
             entry = await js.get_msg(layout.stream, seq)

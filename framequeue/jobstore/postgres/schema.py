@@ -141,6 +141,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS events_total integer;
         ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS detections_total integer;
     """),
+    Migration(11, "the lane a job waits in: high, normal or low", """
+        ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS priority text NOT NULL DEFAULT 'normal';
+    """),
 )
 
 

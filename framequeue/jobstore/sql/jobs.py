@@ -165,16 +165,16 @@ def _insert(tx: Tx, job: Job, request_hash: str | None) -> tuple[Job, bool] | Id
         """INSERT INTO {s}.jobs ({seq_column}id, pipeline, pipeline_version, input_key, params, status,
            created_at_s, updated_at_s, expires_at_s, timeout_s, max_attempts, webhook_url,
            webhook_secret, attributes, idempotency_key, request_hash, endpoint, output_uri,
-           failure_uri, error_webhook_url, tenant, retention_s)
+           failure_uri, error_webhook_url, tenant, retention_s, priority)
            VALUES ({seq_value}%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-           %s, %s, %s)
+           %s, %s, %s, %s)
            ON CONFLICT (idempotency_key) DO NOTHING RETURNING *""",
         (
             job.id, job.pipeline, job.pipeline_version, job.input_key, encode(job.params),
             JobStatus.QUEUED.value, job.created_at_s, job.updated_at_s, job.expires_at_s,
             job.timeout_s, job.max_attempts, job.webhook_url, job.webhook_secret,
             encode(job.attributes), job.idempotency_key, request_hash, job.endpoint, job.output_uri,
-            job.failure_uri, job.error_webhook_url, job.tenant, job.retention_s,
+            job.failure_uri, job.error_webhook_url, job.tenant, job.retention_s, job.priority.value,
         ),
     )
     if row is not None:

@@ -136,6 +136,9 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN events_total INTEGER;
     ALTER TABLE jobs ADD COLUMN detections_total INTEGER;
     """,
+    """
+    ALTER TABLE jobs ADD COLUMN priority TEXT NOT NULL DEFAULT 'normal';
+    """,
 )
 
 
