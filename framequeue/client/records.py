@@ -67,6 +67,8 @@ class JobRecord(TypedDict):
     video_s: NotRequired[float | None]
     events_total: NotRequired[int | None]
     detections_total: NotRequired[int | None]
+    #: high, normal or low (servers before lanes omit it)
+    priority: NotRequired[Literal["high", "normal", "low"]]
 
 
 class JobPage(TypedDict):
