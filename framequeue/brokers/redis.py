@@ -115,6 +115,18 @@ local function fields(id)
   if #e == 0 then return nil, 0 end
   return parse(e[1][2])
 end
+-- the group's last-delivered id, and the ms time of the first entry after it (nil when none)
+local function head()
+  local last = '0-0'
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
+    local info = {}
+    for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
+    if info['name'] == group then last = info['last-delivered-id'] end
+  end
+  local first = redis.call('XRANGE', stream, '(' .. last, '+', 'COUNT', 1)
+  if #first == 0 then return last, nil end
+  return last, tonumber(string.match(first[1][1], '^(%d+)'))
+end
 -- XACK + XDEL together: an acked entry must not stay in the stream, a pending one must not be deleted
 local function settle(id)
   redis.call('XACK', stream, group, id)
@@ -151,18 +163,6 @@ local lanes = #KEYS / 4
 local function use(lane)
   local b = (lane - 1) * 4
   stream, deadlines, delayed, dead = KEYS[b + 1], KEYS[b + 2], KEYS[b + 3], KEYS[b + 4]
-end
--- the group's last-delivered id, and the ms time of the first entry after it (nil when none)
-local function head()
-  local last = '0-0'
-  for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
-    local info = {}
-    for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
-    if info['name'] == group then last = info['last-delivered-id'] end
-  end
-  local first = redis.call('XRANGE', stream, '(' .. last, '+', 'COUNT', 1)
-  if #first == 0 then return last, nil end
-  return last, tonumber(string.match(first[1][1], '^(%d+)'))
 end
 -- a pending delivery of the current lane whose deadline passed, now this consumer's (or nil)
 local function reclaim()
@@ -289,16 +289,8 @@ local length = redis.call('XLEN', stream)
 local in_flight = tonumber(redis.call('XPENDING', stream, group)[1])
 local age_ms = 0
 if length > in_flight then
-  local last = '0-0'
-  for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
-    local info = {}
-    for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
-    if info['name'] == group then last = info['last-delivered-id'] end
-  end
-  local oldest = redis.call('XRANGE', stream, '(' .. last, '+', 'COUNT', 1)
-  if #oldest > 0 then
-    age_ms = math.max(0, now_ms() - tonumber(string.match(oldest[1][1], '^(%d+)')))
-  end
+  local _, oldest_ms = head()
+  if oldest_ms ~= nil then age_ms = math.max(0, now_ms() - oldest_ms) end
 end
 return {length - in_flight, in_flight, redis.call('ZCARD', delayed), redis.call('LLEN', dead), tostring(age_ms)}
 """
