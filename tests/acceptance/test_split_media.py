@@ -68,8 +68,8 @@ def test_split_segments_decode_to_the_unsplit_frames(dashcam_video: Path, tmp_pa
     total = 0
     for p in plans:
         piece = tmp_path / f"segment{p.index}.mp4"
-        last = p.index == len(plans) - 1
-        result = cut(src, piece, p.lead_in_start_s, None if last else p.end_s)
+        # as the split phase cuts: the last segment's end_s is the video's duration, not a keyframe
+        result = cut(src, piece, p.lead_in_start_s, p.end_s)
         assert result.frames == p.lead_in_frames + p.frames
         decoded = list(decode_frames(piece, probe(piece, limits), threads=2))
         assert len(decoded) == p.lead_in_frames + p.frames
@@ -93,7 +93,7 @@ def test_split_outputs_stitch_into_one_video(dashcam_video: Path, tmp_path: Path
     outputs = []
     for p in plans:
         piece = tmp_path / f"segment{p.index}.mp4"
-        cut(src, piece, p.lead_in_start_s, None if p.index == len(plans) - 1 else p.end_s)
+        cut(src, piece, p.lead_in_start_s, p.end_s)
         out = tmp_path / f"out{p.index}.mp4"
         # as a segment job writes its annotated output: its own frames only, with global pts
         lead_in_pts = round(Fraction(p.lead_in_start_s) / info.time_base)
