@@ -3,6 +3,7 @@ encoded with the project's encoder (stitchable) join into one seamless faststart
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from pathlib import Path
 from typing import cast
@@ -163,6 +164,25 @@ def encode_part(path: Path, first: int, frames: int, **kwargs: object) -> Path:
             img[20:36, x : x + 16] = (0, 0, 250)
             enc.write(img, i)
     return path
+
+
+def x264_options(path: Path) -> str:
+    """The options x264 records in its SEI of the first frame."""
+    found = re.search(rb"options: ([^\x00]*)", path.read_bytes())
+    assert found is not None
+    return found.group(1).decode("ascii", "replace")
+
+
+def test_stitchable_is_asked_for_and_only_then(tmp_path: Path) -> None:
+    stitched = x264_options(encode_part(tmp_path / "s.mp4", 0, 5))
+    assert "stitchable=1" in stitched.split() and "open_gop=0" in stitched.split()
+    with VideoEncoder(tmp_path / "whole.mp4", (96, 64), Fraction(25), Fraction(1, 25)) as enc:
+        for i in range(5):
+            enc.write(np.full((64, 96, 3), 30 * i, np.uint8), i)
+    whole = x264_options(tmp_path / "whole.mp4")
+    assert "stitchable=1" not in whole
+    # nothing else differs: an unsplit job's output keeps its settings
+    assert whole.split() == [o for o in stitched.split() if o != "stitchable=1"]
 
 
 def box_order(path: Path) -> tuple[int, int]:
