@@ -7,6 +7,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from framequeue.pipelines.join import (
@@ -20,6 +21,7 @@ from framequeue.pipelines.join import (
     remap_ids,
 )
 from framequeue.pipelines.outputs import JsonStream
+from framequeue.tracking import ByteTracker
 
 
 def boxes(*items: tuple[int, tuple[float, float, float, float]], label: str | None = None) -> list[TrackBox]:
@@ -303,3 +305,61 @@ def test_concat_frames_json_streams(tmp_path: Path) -> None:
     assert n == 40_000
     assert peak < size / 10
     assert json.loads((tmp_path / "all.json").read_text())["frames"][-1]["index"] == 39_999
+
+
+def scene(frame: int) -> list[tuple[float, float, float, float]]:
+    """Boxes of one frame: A crosses the whole video, B leaves mid-segment, C enters before a boundary, D
+    enters inside the last segment's lead-in, E only in the last segment."""
+    boxes = [(5.0 + 2 * frame, 20.0, 45.0 + 2 * frame, 60.0)]
+    if 50 <= frame < 180:
+        boxes.append((600.0 - 3 * frame, 100.0, 650.0 - 3 * frame, 150.0))
+    if frame >= 150:
+        boxes.append((100.0, 300.0 + (frame - 150), 140.0, 340.0 + (frame - 150)))
+    if frame >= 195:
+        boxes.append((700.0, 400.0 - (frame - 195), 760.0, 460.0 - (frame - 195)))
+    if frame >= 240:
+        boxes.append((300.0 + frame, 500.0, 340.0 + frame, 540.0))
+    return boxes
+
+
+def track(frames: range, period_s: float = 0.1) -> dict[int, list[TrackBox]]:
+    """A fresh ByteTracker over `frames`: each frame's confirmed tracks."""
+    tracker = ByteTracker()
+    out = {}
+    for f in frames:
+        boxes = np.array(scene(f), np.float32)
+        tracks = tracker.update(f * period_s, boxes, np.full(len(boxes), 0.9), np.zeros(len(boxes), int))
+        out[f] = [TrackBox(t.track_id, [float(v) for v in t.box_xyxy]) for t in tracks]
+    return out
+
+
+def test_split_tracking_ids_equal_the_unsplit_ones_up_to_naming() -> None:
+    # three segments of 100 frames with 10-frame lead-ins, each tracked by its own tracker, as segment jobs do
+    n, seg, lead = 300, 100, 10
+    whole = track(range(n))
+    allocator: IdAllocator | None = None
+    stitched: dict[int, list[TrackBox]] = {}
+    for k in range(n // seg):
+        start = k * seg
+        own = track(range(max(0, start - lead), start + seg))
+        ids = {b.track_id for boxes in own.values() for b in boxes}
+        if allocator is None:
+            allocator, mapping = IdAllocator.after(ids), {i: i for i in ids}
+        else:
+            lead_frames = range(start - lead, start)
+            mapping = map_tracks(
+                {f: stitched[f] for f in lead_frames},
+                {f: own[f] for f in lead_frames},
+                next_ids=ids,
+                allocator=allocator,
+            )
+        for f in range(start, start + seg):
+            stitched[f] = [TrackBox(mapping[b.track_id], b.box_xyxy) for b in own[f]]
+    # the same objects on every frame, and one stitched id for each unsplit id across the whole video
+    pairs: set[tuple[int, int]] = set()
+    for f in range(n):
+        assert len(stitched[f]) == len(whole[f]), f"frame {f}"
+        for w in whole[f]:
+            (s,) = [s for s in stitched[f] if iou(s.box_xyxy, w.box_xyxy) > 0.5]
+            pairs.add((w.track_id, s.track_id))
+    assert len({w for w, _ in pairs}) == len({s for _, s in pairs}) == len(pairs) == 5
