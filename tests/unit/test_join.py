@@ -21,6 +21,7 @@ from framequeue.pipelines.join import (
     remap_ids,
 )
 from framequeue.pipelines.outputs import JsonStream
+from framequeue.pipelines.road.events import COLLISION, FrameValues, RoadEvents
 from framequeue.tracking import ByteTracker
 
 
@@ -120,7 +121,7 @@ LONG = "distraction_long"
                     55.0,
                     64.0,
                     min_time_gap_s=0.6,
-                    mean_time_gap_s=round((1.0 * 5 + 0.7 * 4.5) / 9.5, 3),
+                    mean_time_gap_s=round((1.0 * 4.5 + 0.7 * 4.5) / 9.0, 3),
                     lead_track_ids=[3, 9],
                 )
             ],
@@ -175,6 +176,12 @@ LONG = "distraction_long"
             [[ev(FOLLOW, 50.0, 60.0)], [ev(FOLLOW, 59.0, 120.0)], [ev(FOLLOW, 119.0, 130.0)]],
             [60.0, 120.0],
             [ev(FOLLOW, 50.0, 130.0)],
+        ),
+        # an event all in segment 1's lead-in is segment 0's: dropped
+        (
+            [[ev(FOLLOW, 58.0, 59.2, min_time_gap_s=0.5)], [ev(FOLLOW, 58.1, 59.2, min_time_gap_s=0.7)]],
+            [60.0],
+            [ev(FOLLOW, 58.0, 59.2, min_time_gap_s=0.5)],
         ),
         # events inside segments stay as they are, by start time
         (
@@ -363,3 +370,42 @@ def test_split_tracking_ids_equal_the_unsplit_ones_up_to_naming() -> None:
             (s,) = [s for s in stitched[f] if iou(s.box_xyxy, w.box_xyxy) > 0.5]
             pairs.add((w.track_id, s.track_id))
     assert len({w for w, _ in pairs}) == len({s for _, s in pairs}) == len(pairs) == 5
+
+
+def road_values(t_s: float) -> FrameValues:
+    """A following event 2-4 s (inside segment 0), 8-13 s (across the 10 s boundary), 19.05-19.6 s (in the
+    20 s boundary's lead-in: segment 2 sees it whole too), 20.8-21.6 s; TTC low 14-16 s and 28.5 s to the end."""
+    close = any(a <= t_s < b for a, b in ((2.0, 4.0), (8.0, 13.0), (19.05, 19.6), (20.8, 21.6)))
+    lead = 1 if t_s < 20.0 else 2
+    ttc = 1.5 if (14.0 <= t_s < 16.0 or t_s >= 28.5) else 9.0
+    return FrameValues(t_s, lead, 10.0 + t_s, 0.5 if close else 3.0, ttc, 20.0)
+
+
+def run_road_events(frames: range, period_s: float) -> list[dict[str, Any]]:
+    rules = RoadEvents(
+        {"max_time_gap_s": 1.0, "min_speed_mps": 5.0, "min_duration_s": 0.5},
+        {"max_ttc_s": 2.0, "min_duration_s": 0.5},
+        period_s,
+    )
+    for f in frames:
+        rules.update(road_values(round(f * period_s, 6)))
+    return rules.finish(round(frames[-1] * period_s + period_s, 6))
+
+
+def test_split_road_events_merge_to_the_unsplit_ones() -> None:
+    # 30 s at 10 fps in three 10 s segments with 1 s lead-ins, each with its own RoadEvents, as segment jobs do
+    period_s, seg, lead = 0.1, 100, 10
+    whole = run_road_events(range(300), period_s)
+    per_segment = [run_road_events(range(max(0, k * seg - lead), (k + 1) * seg), period_s) for k in range(3)]
+    # segment 2 saw the lead-in event whole: it is dropped, not doubled
+    assert (FOLLOW, 19.1, 19.6) in [(e["type"], e["start_s"], e["end_s"]) for e in per_segment[2]]
+    merged = merge_events(per_segment, [10.0, 20.0], tolerance_s=period_s)
+    assert merged == whole
+    assert [(e["type"], e["start_s"], e["end_s"]) for e in merged] == [
+        (FOLLOW, 2.0, 4.0),
+        (FOLLOW, 8.0, 13.0),
+        (COLLISION, 14.0, 16.0),
+        (FOLLOW, 19.1, 19.6),
+        (FOLLOW, 20.8, 21.6),
+        (COLLISION, 28.5, 30.0),
+    ]
