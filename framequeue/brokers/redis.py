@@ -145,8 +145,9 @@ local function hand_out(id, job, prior, count, vis_ms, max, now)
 end
 """
 
-# KEYS: four per lane, highest lane first: stream, deadline, delayed, dead (the one dead list each time).
-# ARGV consumer vis_ms max_deliveries rescan_ms batch low_max_wait_ms.
+# KEYS: four per receiving lane, highest lane first: stream, deadline, delayed, dead (the one dead list each
+# time). ARGV consumer vis_ms max_deliveries rescan_ms batch low_max_wait_ms normal_at low_at (the normal and
+# low lanes' places among KEYS' lanes, 1-based; 0 for a lane this consumer does not receive from).
 # Per lane in serving order: a stale delivery of the lane (reclaimed), else a new entry of the lane
 # (XREADGROUP, which a script runs without blocking). The order is high, normal, low, except that low goes
 # before normal when its oldest new entry waited low_max_wait_ms and is older than normal's (anti-starvation).
@@ -219,8 +220,10 @@ for lane = 1, lanes do
 end
 local order = {}
 for lane = 1, lanes do order[lane] = lane end
-if lanes == 3 and oldest[3] and now - oldest[3] >= low_wait_ms and (not oldest[2] or oldest[3] < oldest[2]) then
-  order = {1, 3, 2}
+local normal_at, low_at = tonumber(ARGV[7]), tonumber(ARGV[8])
+if normal_at > 0 and low_at > 0 and oldest[low_at] and now - oldest[low_at] >= low_wait_ms
+   and (not oldest[normal_at] or oldest[low_at] < oldest[normal_at]) then
+  order[normal_at], order[low_at] = low_at, normal_at
 end
 for _, lane in ipairs(order) do
   use(lane)
@@ -327,7 +330,9 @@ class RedisBroker:
                    f"{prefix}:dead"]
             for lane, infix in ((Priority.HIGH, ":high"), (Priority.NORMAL, ""), (Priority.LOW, ":low"))
         }
-        self._all_keys = [key for lane in PRIORITIES for key in self._lanes[lane]]
+        #: the lanes receive takes from (URL option `lanes`), in serving order, and their keys for NEXT
+        self._receive_lanes: tuple[Priority, ...] = opts.lanes
+        self._receive_keys = [key for lane in self._receive_lanes for key in self._lanes[lane]]
         self._dead = f"{prefix}:dead"
         #: one consumer per instance; a reclaimed delivery names its new holder
         self._consumer = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
@@ -386,9 +391,9 @@ class RedisBroker:
         loop = asyncio.get_running_loop()
         give_up = loop.time() + wait_s
         args: list[str | int] = [self._consumer, vis_ms, self._max_deliveries, round(RESCAN_S * 1000), BATCH,
-                round(self._low_max_wait_s * 1000)]
+                round(self._low_max_wait_s * 1000), self._place(Priority.NORMAL), self._place(Priority.LOW)]
         while True:
-            found = [str(v) for v in await self._next(self._all_keys, args)]
+            found = [str(v) for v in await self._next(self._receive_keys, args)]
             if found[0] == "m":
                 return self._message(found[1:])
             # nothing now: wait for a new entry in any lane (XREAD past each group's last-delivered id takes
@@ -397,15 +402,19 @@ class RedisBroker:
             woke = False
             if block_ms >= 1:
                 streams: dict[bytes | str | memoryview, int | bytes | str | memoryview] = {
-                    self._lanes[lane][0]: cursor for lane, cursor in zip(PRIORITIES, found[2:], strict=True)
+                    self._lanes[lane][0]: cursor for lane, cursor in zip(self._receive_lanes, found[2:], strict=True)
                 }
                 woke = bool(await self._client.xread(streams, count=1, block=block_ms))
             if not woke and loop.time() >= give_up:
                 return None
 
+    def _place(self, lane: Priority) -> int:
+        """The lane's 1-based place among the receiving lanes (NEXT's KEYS), 0 when not among them."""
+        return self._receive_lanes.index(lane) + 1 if lane in self._receive_lanes else 0
+
     def _message(self, found: list[str]) -> Message:
         lane, entry_id, job_id, deliveries, count = found
-        priority = PRIORITIES[int(lane) - 1]
+        priority = self._receive_lanes[int(lane) - 1]
         suffix = "" if priority is Priority.NORMAL else f"|{priority.value}"
         return Message(receipt=f"{entry_id}|{count}|{self._consumer}{suffix}", job_id=job_id,
                        deliveries=int(deliveries))
