@@ -17,15 +17,16 @@ of them). The normal lane has no `:L` part (the keys of the queue before lanes);
     fq:{Q}:L:delayed   zset of nacks with a delay, score = due ms, member "<old id>|<deliveries>|<job id>"
     fq:{Q}:dead        list of dead-lettered job ids (one for all lanes)
 
-Redis has no server-side lease: a pending entry stays with its consumer forever unless someone claims
-it. Every receive therefore runs NEXT, one script over all lanes: it moves due retries to their lane's
-stream, then, lane by lane in serving order (high, normal, low; low before normal once its oldest new
-entry has waited low_max_wait_s and is older than normal's), XCLAIMs a pending entry of the lane whose own
-deadline has passed (XAUTOCLAIM takes one min-idle for all entries, but visibility is chosen per delivery
-by its holder), else reads a new entry of the lane with a non-blocking XREADGROUP. With nothing in any
-lane it answers each group's last-delivered id, and the receive blocks in a plain XREAD past those ids
-(which takes nothing) until an entry arrives or a pending one may come due, then runs NEXT again. A
-delivery whose deadline was never recorded counts from its delivery time with the reclaimer's visibility.
+Redis has no server-side lease: a pending entry stays with its consumer forever unless someone claims it.
+Every receive therefore runs NEXT, one script over the lanes it receives from (URL option `lanes`, default
+all): it moves due retries to their lane's stream, then, lane by lane in serving order (high, normal, low; low
+before normal once its oldest new entry has waited low_max_wait_s and is older than normal's), XCLAIMs a
+pending entry of the lane whose own deadline has passed (XAUTOCLAIM takes one min-idle for all entries, but
+visibility is chosen per delivery by its holder), else reads a new entry of the lane with a non-blocking
+XREADGROUP. With nothing in any lane it answers each group's last-delivered id, and the receive blocks in a
+plain XREAD past those ids (which takes nothing) until an entry arrives or a pending one may come due, then
+runs NEXT again. A delivery whose deadline was never recorded counts from its delivery time with the
+reclaimer's visibility.
 
 Receipt: "<entry id>|<delivery count in the group's PEL>|<consumer>", plus "|high" or "|low" for those
 lanes. ack, nack and extend act only while that entry is still pending to that consumer with that count,
