@@ -84,7 +84,8 @@ lanes. PostgreSQL and Prometheus count the group's lanes in one query. */}}
     {{- if $g.all }}
     query: {{ $v.prometheus.query | quote }}
     {{- else }}
-    query: {{ printf "sum(framequeue_outstanding_by_priority_jobs{priority=~\"%s\"})" (join "|" $g.lanes) | quote }}
+    {{- /* every API replica exports the same job store's numbers: one per lane (max), then the lanes summed */}}
+    query: {{ printf "sum(max by (priority) (framequeue_outstanding_by_priority_jobs{priority=~\"%s\"}))" (join "|" $g.lanes) | quote }}
     {{- end }}
     threshold: {{ $t | quote }}
     activationThreshold: {{ $a | quote }}
