@@ -55,6 +55,11 @@ class Settings:
     reap_interval_s: float = 30.0
     #: a `low` job waiting this long is served as `normal` (framequeue.brokers.base: lanes)
     low_max_wait_s: float = 300.0
+    #: the lanes this deployment's workers receive from: "high", "normal,low"; empty: every lane (a worker
+    #: group scaled on its own lanes' backlog, framequeue.brokers.base)
+    lanes: str = ""
+    #: /metrics' backlog per tenant names the tenants with the most jobs, this many; the others count as "other"
+    metrics_top_tenants: int = 10
     #: a queued job whose message the broker never confirmed (the submit died between the row and the
     #: publish) is published by the reaper once its row is this old
     republish_after_s: float = 10.0

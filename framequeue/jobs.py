@@ -451,3 +451,16 @@ def end_outcome(status: JobStatus, error: JobError | None) -> Outcome:
     if status is JobStatus.CANCELLED:
         return Outcome.CANCELLED
     return Outcome.TIMEOUT if error is not None and error.code == JobTimeout.code else Outcome.FAILED
+
+
+@dataclass(frozen=True)
+class LaneBacklog:
+    """One lane's and one tenant's jobs still to finish (JobStateStore.lane_backlog): what per-lane metrics and
+    scaling read."""
+
+    priority: Priority
+    tenant: str
+    queued: int
+    running: int
+    #: created_at_s of the group's oldest queued job (None when none is queued)
+    oldest_queued_at_s: float | None = None

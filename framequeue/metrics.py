@@ -5,6 +5,11 @@
   scrapers cost one look): backlog (waiting = ready + delayed), in flight, dead, age of the oldest
   waiting job, and "backlog without capacity" (jobs waiting while none is in flight: the signal that
   wakes a fleet scaled to zero).
+- The API exports the job store's backlog per lane (`priority`) and tenant, read on each scrape (cached the
+  same way, one grouped read): queued jobs per lane and tenant, with the tenants bounded to the
+  FQ_METRICS_TOP_TENANTS with the most outstanding jobs and the rest summed as tenant "other"; outstanding
+  (queued + running) jobs and the oldest queued job's age per lane, every lane always present: what a worker
+  group of some lanes scales on (deploy/helm: workerGroups).
 - Each worker exports its own counters and histograms: jobs processed by outcome, time in backlog,
   processing time, per-stage time, model latency; `framequeue_worker_up` (1 per worker process: the
   worker count is its sum) and `framequeue_worker_busy`.
@@ -17,13 +22,15 @@ FQ_METRICS_PORT, when set) read them all, next to the queue's.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import re
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -32,6 +39,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.registry import Collector
 
 from framequeue.brokers.base import QueueStats
+from framequeue.jobs import PRIORITIES, LaneBacklog, Priority
 
 #: seconds; long videos make long tails
 DURATION_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
@@ -96,10 +104,99 @@ class QueueCollector(Collector):
                                     value=stats.oldest_ready_age_s)
 
 
-def api_registry(stats: Callable[[], QueueStats], workers_dir: Path | None = None) -> CollectorRegistry:
-    """The API's /metrics: the queue, and with `workers_dir` (a `PoolMetrics` folder) its pool's workers."""
+#: the tenant label of the tenants past the top N
+OTHER_TENANTS = "other"
+
+
+@dataclass(frozen=True)
+class LaneSeries:
+    """The lane gauges' values, from one look at the job store (lane_series)."""
+
+    #: (priority, tenant) -> queued jobs; tenants past the top N summed under OTHER_TENANTS
+    queued: dict[tuple[Priority, str], int]
+    #: priority -> queued + running jobs, every lane
+    outstanding: dict[Priority, int]
+    #: priority -> seconds the oldest queued job has waited (0 when none), every lane
+    oldest_age_s: dict[Priority, float]
+
+
+def lane_series(backlog: Sequence[LaneBacklog], top_tenants: int, now_s: float) -> LaneSeries:
+    """The gauges' values: the `top_tenants` tenants with the most outstanding jobs (ties by name) keep their
+    label, the rest count as OTHER_TENANTS, so the series stay at most 3 x (top_tenants + 1)."""
+    load: collections.Counter[str] = collections.Counter()
+    for entry in backlog:
+        load[entry.tenant] += entry.queued + entry.running
+    kept = {t for t, _ in sorted(load.items(), key=lambda item: (-item[1], item[0]))[:max(0, top_tenants)]}
+    queued: collections.Counter[tuple[Priority, str]] = collections.Counter()
+    outstanding = dict.fromkeys(PRIORITIES, 0)
+    oldest_age_s = dict.fromkeys(PRIORITIES, 0.0)
+    for entry in backlog:
+        if entry.queued:
+            queued[(entry.priority, entry.tenant if entry.tenant in kept else OTHER_TENANTS)] += entry.queued
+        outstanding[entry.priority] += entry.queued + entry.running
+        if entry.oldest_queued_at_s is not None:
+            oldest_age_s[entry.priority] = max(oldest_age_s[entry.priority], now_s - entry.oldest_queued_at_s)
+    return LaneSeries(dict(queued), outstanding, oldest_age_s)
+
+
+class LaneCollector(Collector):
+    """The job store's backlog per lane and tenant (JobStateStore.lane_backlog), read when Prometheus scrapes."""
+
+    def __init__(self, backlog: Callable[[], Sequence[LaneBacklog]], top_tenants: int,
+                 clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time) -> None:
+        self._backlog, self._top_tenants = backlog, top_tenants
+        self._clock, self._wall_clock = clock, wall_clock
+        self._lock = threading.Lock()
+        self._cached: tuple[float, LaneSeries | None] = (-1e9, None)
+
+    def _read(self) -> LaneSeries | None:
+        with self._lock:
+            at, cached = self._cached
+            if self._clock() - at < STATS_CACHE_S:
+                return cached
+            try:
+                fresh: LaneSeries | None = lane_series(self._backlog(), self._top_tenants, self._wall_clock())
+            except Exception:  # an unreachable job store: framequeue_lanes_up 0, no numbers
+                fresh = None
+            self._cached = (self._clock(), fresh)
+            return fresh
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        series = self._read()
+        yield GaugeMetricFamily("framequeue_lanes_up", "1 when the job store answered the last look at the lanes",
+                                value=0 if series is None else 1)
+        if series is None:
+            return
+        queued = GaugeMetricFamily(
+            "framequeue_backlog_by_tenant_jobs",
+            "Jobs queued in the job store per lane and tenant (the top FQ_METRICS_TOP_TENANTS tenants, the rest "
+            "as tenant=\"other\")", labels=["priority", "tenant"])
+        for (lane, tenant), count in sorted(series.queued.items()):
+            queued.add_metric([lane.value, tenant], count)
+        yield queued
+        outstanding = GaugeMetricFamily(
+            "framequeue_outstanding_by_priority_jobs",
+            "Jobs queued or running per lane, from the job store: what a worker group of some lanes scales on",
+            labels=["priority"])
+        oldest = GaugeMetricFamily("framequeue_oldest_queued_by_priority_age_seconds",
+                                   "Seconds the oldest queued job of each lane has waited (0 when none)",
+                                   labels=["priority"])
+        for lane in PRIORITIES:
+            outstanding.add_metric([lane.value], series.outstanding[lane])
+            oldest.add_metric([lane.value], series.oldest_age_s[lane])
+        yield outstanding
+        yield oldest
+
+
+def api_registry(stats: Callable[[], QueueStats], workers_dir: Path | None = None,
+                 lane_backlog: Callable[[], Sequence[LaneBacklog]] | None = None,
+                 top_tenants: int = 10) -> CollectorRegistry:
+    """The API's /metrics: the queue, with `workers_dir` (a `PoolMetrics` folder) its pool's workers, and with
+    `lane_backlog` (the job store's) the backlog per lane and tenant."""
     registry = CollectorRegistry()
     registry.register(QueueCollector(stats))
+    if lane_backlog is not None:
+        registry.register(LaneCollector(lane_backlog, top_tenants))
     if workers_dir is not None:
         _WorkersCollector(registry, workers_dir)
     return registry

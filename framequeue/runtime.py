@@ -46,7 +46,7 @@ def open_runtime(settings: Settings) -> Runtime:
         )
 
     store = open_jobstore(settings.database_url, render)
-    broker = open_broker(settings.broker_url, settings.low_max_wait_s)
+    broker = open_broker(settings.broker_url, settings.low_max_wait_s, settings.lanes)
     models = ModelRepository(Path(settings.model_repo))
     locations = Locations(objects, settings.storage_url)
     service = JobService(

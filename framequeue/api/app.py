@@ -69,7 +69,8 @@ def create_app(settings: Settings, *, background: bool = True, workers_metrics_d
             log.info("per tenant: rate %g submits/s, burst %g (per API process; 0: off), quota %d queued jobs "
                      "(0: off)", app.state.auth.limiter.rate_per_s, app.state.auth.limiter.burst,
                      settings.max_queued_per_tenant)
-        app.state.metrics = api_registry(rt.broker.stats, workers_metrics_dir)
+        app.state.metrics = api_registry(rt.broker.stats, workers_metrics_dir, rt.store.lane_backlog,
+                                         settings.metrics_top_tenants)
         stop = threading.Event()
         threads = []
         if background:

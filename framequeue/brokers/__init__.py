@@ -37,10 +37,14 @@ if TYPE_CHECKING:  # mypy checks that each backend, built from a URL, is a Broke
     )
 
 
-def open_broker(url: str, low_max_wait_s: float | None = None) -> Broker:
+def open_broker(url: str, low_max_wait_s: float | None = None, lanes: str = "") -> Broker:
     """The broker `url` names; InvalidParams for an unknown scheme or a missing client library.
-    `low_max_wait_s` (the deployment's FQ_LOW_MAX_WAIT_S) applies unless the URL names its own."""
-    if low_max_wait_s is not None and "low_max_wait_s=" not in urlsplit(url).query:
+    `low_max_wait_s` (the deployment's FQ_LOW_MAX_WAIT_S) and `lanes` (a worker's FQ_LANES, e.g. "high" or
+    "normal,low": the lanes its receive takes from) apply unless the URL names its own."""
+    query = urlsplit(url).query
+    if low_max_wait_s is not None and "low_max_wait_s=" not in query:
         url = f"{url}{'&' if '?' in url else '?'}low_max_wait_s={low_max_wait_s:g}"
+    if lanes and "lanes=" not in query:
+        url = f"{url}{'&' if '?' in url else '?'}lanes={lanes}"
     broker: Broker = backend_class("broker", SCHEMES, url)(url)
     return broker

@@ -12,6 +12,12 @@ message of a higher lane first: high, then normal, then low; within a lane, olde
 that has waited `low_max_wait_s` (URL option, default framequeue.jobs.DEFAULT_LOW_MAX_WAIT_S) is served as
 `normal` (anti-starvation). A message keeps its lane through nack, redelivery and dead-lettering; the
 service publishes a requeued job in its own lane.
+
+Lane-dedicated consumers: a broker opened with `lanes=high` (or `lanes=normal,low`, URL option; default every
+lane) receives only from those lanes, still in the order above, anti-starvation included among them; it
+publishes, acks and counts (stats) as any other. A low message served as normal stays a low one for the
+filter, except on RabbitMQ, where a low message past `low_max_wait_s` moves to the normal lane's queue (the
+consumers of the normal lane take it).
 """
 
 from __future__ import annotations

@@ -57,6 +57,8 @@ class MemoryBroker:
         self._q = _queue(f"{name}/{opts.queue}")
         self._max_deliveries = opts.max_deliveries
         self._low_max_wait_s = opts.low_max_wait_s
+        #: the lanes receive takes from
+        self._lanes = frozenset(opts.lanes)
         self._clock = clock
         self._closed = False
 
@@ -91,7 +93,7 @@ class MemoryBroker:
         return None
 
     def _next_visible(self, now: float) -> _Entry | None:
-        visible = [e for e in self._q.entries.values() if e.visible_at_s <= now]
+        visible = [e for e in self._q.entries.values() if e.visible_at_s <= now and e.priority in self._lanes]
         visible.sort(key=lambda e: (lane_rank(e.priority, now - e.enqueued_at_s, self._low_max_wait_s), e.seq))
         for entry in visible:
             seq = entry.seq

@@ -85,6 +85,8 @@ class PostgresBroker:
         name = _table_name(opts.queue)
         self._max_deliveries = opts.max_deliveries
         self._low_max_wait_s = opts.low_max_wait_s
+        #: the ranks of the lanes receive takes from
+        self._lane_ranks = [lane.rank for lane in opts.lanes]
         #: NOTIFY channels are per database, not per schema: the schema is part of the name
         self._channel = "fq_" + hashlib.blake2b(f"{pg.schema}.{opts.queue}".encode(), digest_size=8).hexdigest()
         self._sql = Statements(
@@ -161,20 +163,22 @@ class PostgresBroker:
             row = conn.execute(
                 self._sql(
                     # the highest lane first, a low one that waited low_max_wait_s ranking as normal
-                    """SELECT id, job_id, deliveries FROM {q} WHERE visible_at <= clock_timestamp()
+                    """SELECT id, job_id, deliveries FROM {q}
+                       WHERE visible_at <= clock_timestamp() AND priority = ANY(%s::smallint[])
                        ORDER BY CASE WHEN priority = 2
                                       AND enqueued_at <= clock_timestamp() - make_interval(secs => %s)
                                      THEN 1 ELSE priority END, id
                        LIMIT 1 FOR UPDATE SKIP LOCKED"""
                 ),
-                (self._low_max_wait_s,),
+                (self._lane_ranks, self._low_max_wait_s),
             ).fetchone()
             if row is None:
                 due = conn.execute(
                     self._sql(
                         """SELECT EXTRACT(EPOCH FROM MIN(visible_at) - clock_timestamp())::float8 AS due_in_s
-                           FROM {q} WHERE visible_at > clock_timestamp()"""
-                    )
+                           FROM {q} WHERE visible_at > clock_timestamp() AND priority = ANY(%s::smallint[])"""
+                    ),
+                    (self._lane_ranks,),
                 ).fetchone()
                 return None, None if due is None else due["due_in_s"]
             if row["deliveries"] < self._max_deliveries:

@@ -149,6 +149,8 @@ class RabbitMQBroker:
         self._max_deliveries = opts.max_deliveries
         self._topology = _Topology(name=opts.queue, delivery_limit=opts.max_deliveries - 1)
         self._low_max_wait_s = opts.low_max_wait_s
+        #: the lanes receive takes from (URL option `lanes`), in serving order
+        self._receive_lanes: tuple[Priority, ...] = opts.lanes
         self._conn: AbstractConnection | None = None
         #: confirm-mode channel for publishes, declares and the dead queue
         self._pub: AbstractChannel | None = None
@@ -361,7 +363,7 @@ class RabbitMQBroker:
         """The waiting message of the highest lane (a stashed one first within its lane), by basic.get lane by
         lane; with none waiting, the first to arrive within wait_s on any lane."""
         raw = await channel.get_underlay_channel()
-        for lane in PRIORITIES:
+        for lane in self._receive_lanes:
             stashed = next((i for i, (held_lane, _) in enumerate(self._stash) if held_lane is lane), None)
             if stashed is not None:
                 return self._stash.pop(stashed)
@@ -390,7 +392,7 @@ class RabbitMQBroker:
         tags: list[str] = []
         closing = raw.closing  # an observer: cancelling it below only stops observing
         try:
-            for lane in PRIORITIES:
+            for lane in self._receive_lanes:
                 ok = await raw.basic_consume(self._topology.work_of(lane), on_message_of(lane),
                                              timeout=CALL_TIMEOUT_S)
                 if ok.consumer_tag is not None:

@@ -17,15 +17,16 @@ of them). The normal lane has no `:L` part (the keys of the queue before lanes);
     fq:{Q}:L:delayed   zset of nacks with a delay, score = due ms, member "<old id>|<deliveries>|<job id>"
     fq:{Q}:dead        list of dead-lettered job ids (one for all lanes)
 
-Redis has no server-side lease: a pending entry stays with its consumer forever unless someone claims
-it. Every receive therefore runs NEXT, one script over all lanes: it moves due retries to their lane's
-stream, then, lane by lane in serving order (high, normal, low; low before normal once its oldest new
-entry has waited low_max_wait_s and is older than normal's), XCLAIMs a pending entry of the lane whose own
-deadline has passed (XAUTOCLAIM takes one min-idle for all entries, but visibility is chosen per delivery
-by its holder), else reads a new entry of the lane with a non-blocking XREADGROUP. With nothing in any
-lane it answers each group's last-delivered id, and the receive blocks in a plain XREAD past those ids
-(which takes nothing) until an entry arrives or a pending one may come due, then runs NEXT again. A
-delivery whose deadline was never recorded counts from its delivery time with the reclaimer's visibility.
+Redis has no server-side lease: a pending entry stays with its consumer forever unless someone claims it.
+Every receive therefore runs NEXT, one script over the lanes it receives from (URL option `lanes`, default
+all): it moves due retries to their lane's stream, then, lane by lane in serving order (high, normal, low; low
+before normal once its oldest new entry has waited low_max_wait_s and is older than normal's), XCLAIMs a
+pending entry of the lane whose own deadline has passed (XAUTOCLAIM takes one min-idle for all entries, but
+visibility is chosen per delivery by its holder), else reads a new entry of the lane with a non-blocking
+XREADGROUP. With nothing in any lane it answers each group's last-delivered id, and the receive blocks in a
+plain XREAD past those ids (which takes nothing) until an entry arrives or a pending one may come due, then
+runs NEXT again. A delivery whose deadline was never recorded counts from its delivery time with the
+reclaimer's visibility.
 
 Receipt: "<entry id>|<delivery count in the group's PEL>|<consumer>", plus "|high" or "|low" for those
 lanes. ack, nack and extend act only while that entry is still pending to that consumer with that count,
@@ -145,8 +146,9 @@ local function hand_out(id, job, prior, count, vis_ms, max, now)
 end
 """
 
-# KEYS: four per lane, highest lane first: stream, deadline, delayed, dead (the one dead list each time).
-# ARGV consumer vis_ms max_deliveries rescan_ms batch low_max_wait_ms.
+# KEYS: four per receiving lane, highest lane first: stream, deadline, delayed, dead (the one dead list each
+# time). ARGV consumer vis_ms max_deliveries rescan_ms batch low_max_wait_ms normal_at low_at (the normal and
+# low lanes' places among KEYS' lanes, 1-based; 0 for a lane this consumer does not receive from).
 # Per lane in serving order: a stale delivery of the lane (reclaimed), else a new entry of the lane
 # (XREADGROUP, which a script runs without blocking). The order is high, normal, low, except that low goes
 # before normal when its oldest new entry waited low_max_wait_ms and is older than normal's (anti-starvation).
@@ -219,8 +221,10 @@ for lane = 1, lanes do
 end
 local order = {}
 for lane = 1, lanes do order[lane] = lane end
-if lanes == 3 and oldest[3] and now - oldest[3] >= low_wait_ms and (not oldest[2] or oldest[3] < oldest[2]) then
-  order = {1, 3, 2}
+local normal_at, low_at = tonumber(ARGV[7]), tonumber(ARGV[8])
+if normal_at > 0 and low_at > 0 and oldest[low_at] and now - oldest[low_at] >= low_wait_ms
+   and (not oldest[normal_at] or oldest[low_at] < oldest[normal_at]) then
+  order[normal_at], order[low_at] = low_at, normal_at
 end
 for _, lane in ipairs(order) do
   use(lane)
@@ -327,7 +331,9 @@ class RedisBroker:
                    f"{prefix}:dead"]
             for lane, infix in ((Priority.HIGH, ":high"), (Priority.NORMAL, ""), (Priority.LOW, ":low"))
         }
-        self._all_keys = [key for lane in PRIORITIES for key in self._lanes[lane]]
+        #: the lanes receive takes from (URL option `lanes`), in serving order, and their keys for NEXT
+        self._receive_lanes: tuple[Priority, ...] = opts.lanes
+        self._receive_keys = [key for lane in self._receive_lanes for key in self._lanes[lane]]
         self._dead = f"{prefix}:dead"
         #: one consumer per instance; a reclaimed delivery names its new holder
         self._consumer = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
@@ -386,9 +392,9 @@ class RedisBroker:
         loop = asyncio.get_running_loop()
         give_up = loop.time() + wait_s
         args: list[str | int] = [self._consumer, vis_ms, self._max_deliveries, round(RESCAN_S * 1000), BATCH,
-                round(self._low_max_wait_s * 1000)]
+                round(self._low_max_wait_s * 1000), self._place(Priority.NORMAL), self._place(Priority.LOW)]
         while True:
-            found = [str(v) for v in await self._next(self._all_keys, args)]
+            found = [str(v) for v in await self._next(self._receive_keys, args)]
             if found[0] == "m":
                 return self._message(found[1:])
             # nothing now: wait for a new entry in any lane (XREAD past each group's last-delivered id takes
@@ -397,15 +403,19 @@ class RedisBroker:
             woke = False
             if block_ms >= 1:
                 streams: dict[bytes | str | memoryview, int | bytes | str | memoryview] = {
-                    self._lanes[lane][0]: cursor for lane, cursor in zip(PRIORITIES, found[2:], strict=True)
+                    self._lanes[lane][0]: cursor for lane, cursor in zip(self._receive_lanes, found[2:], strict=True)
                 }
                 woke = bool(await self._client.xread(streams, count=1, block=block_ms))
             if not woke and loop.time() >= give_up:
                 return None
 
+    def _place(self, lane: Priority) -> int:
+        """The lane's 1-based place among the receiving lanes (NEXT's KEYS), 0 when not among them."""
+        return self._receive_lanes.index(lane) + 1 if lane in self._receive_lanes else 0
+
     def _message(self, found: list[str]) -> Message:
         lane, entry_id, job_id, deliveries, count = found
-        priority = PRIORITIES[int(lane) - 1]
+        priority = self._receive_lanes[int(lane) - 1]
         suffix = "" if priority is Priority.NORMAL else f"|{priority.value}"
         return Message(receipt=f"{entry_id}|{count}|{self._consumer}{suffix}", job_id=job_id,
                        deliveries=int(deliveries))

@@ -37,9 +37,9 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 #: a queue table made before lanes gets the column (SQLite has no ADD COLUMN IF NOT EXISTS)
 _ADD_PRIORITY = "ALTER TABLE queue ADD COLUMN priority INTEGER NOT NULL DEFAULT 1"
 
-#: the next visible message: the highest lane (Priority.rank, 0 high), a low one (2) that waited
-#: :max_wait seconds ranking as normal (1), then the oldest
-_NEXT = """SELECT id, job_id, deliveries FROM queue WHERE visible_at_s <= :now
+#: the next visible message of the receiving lanes ({lanes}: their ranks): the highest lane (Priority.rank,
+#: 0 high), a low one (2) that waited :max_wait seconds ranking as normal (1), then the oldest
+_NEXT = """SELECT id, job_id, deliveries FROM queue WHERE visible_at_s <= :now AND priority IN ({lanes})
            ORDER BY CASE WHEN priority = 2 AND enqueued_at_s <= :now - :max_wait THEN 1 ELSE priority END, id
            LIMIT 1"""
 
@@ -59,6 +59,9 @@ class SQLiteBroker:
         self._db: Database = database(opts.server_url)
         self._max_deliveries = opts.max_deliveries
         self._low_max_wait_s = opts.low_max_wait_s
+        #: the receiving lanes' ranks, as SQL (integers only: no injection)
+        self._lane_ranks = ", ".join(str(lane.rank) for lane in opts.lanes)
+        self._next_sql = _NEXT.format(lanes=self._lane_ranks)
         self._clock = clock
         self._closed = threading.Event()
         try:
@@ -100,12 +103,13 @@ class SQLiteBroker:
     def _take(self, visibility_s: float) -> Message | None:
         now_s = self._clock()
         # a cheap read first: an idle worker polling must not take the write lock each time
-        if self._db.conn().execute("SELECT 1 FROM queue WHERE visible_at_s <= ? LIMIT 1", (now_s,)).fetchone() is None:
+        look = f"SELECT 1 FROM queue WHERE visible_at_s <= ? AND priority IN ({self._lane_ranks}) LIMIT 1"
+        if self._db.conn().execute(look, (now_s,)).fetchone() is None:
             return None
         receipt = secrets.token_hex(8)
         with self._db.write() as conn:
             while True:
-                row = conn.execute(_NEXT, {"now": now_s, "max_wait": self._low_max_wait_s}).fetchone()
+                row = conn.execute(self._next_sql, {"now": now_s, "max_wait": self._low_max_wait_s}).fetchone()
                 if row is None:
                     return None
                 if row["deliveries"] < self._max_deliveries:

@@ -1,4 +1,4 @@
-"""Broker URL options shared by every backend: `?queue=NAME&max_deliveries=N&low_max_wait_s=S`."""
+"""Broker URL options shared by every backend: `?queue=NAME&max_deliveries=N&low_max_wait_s=S&lanes=L,L`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from framequeue.errors import InvalidParams
-from framequeue.jobs import DEFAULT_LOW_MAX_WAIT_S
+from framequeue.jobs import DEFAULT_LOW_MAX_WAIT_S, PRIORITIES, Priority
 
 DEFAULT_QUEUE = "framequeue"
 #: a message handed out this many times is dead-lettered; above any job's max_attempts on purpose
@@ -25,6 +25,9 @@ class BrokerURL:
     low_max_wait_s: float
     #: query parameters framequeue does not know, left for the backend
     extra: dict[str, str]
+    #: the lanes `receive` takes from (`lanes=high` or `lanes=normal,low`), in serving order; default all.
+    #: Publishing is never restricted: a worker group's broker may publish (requeue) in any lane
+    lanes: tuple[Priority, ...] = PRIORITIES
 
 
 def parse_broker_url(url: str) -> BrokerURL:
@@ -45,8 +48,21 @@ def parse_broker_url(url: str) -> BrokerURL:
         raise InvalidParams("low_max_wait_s must be a number of seconds") from None
     if not low_max_wait_s >= 0:  # NaN fails too
         raise InvalidParams("low_max_wait_s must be >= 0")
+    lanes = parse_lanes(query.pop("lanes", ""))
     # rebuilt by hand: urlunsplit would turn sqlite:////abs into sqlite://abs
     base = url.split("?", 1)[0].split("#", 1)[0]
     server = base + (f"?{urlencode(query)}" if query else "")
     return BrokerURL(server_url=server, queue=queue, max_deliveries=max_deliveries,
-                     low_max_wait_s=low_max_wait_s, extra=query)
+                     low_max_wait_s=low_max_wait_s, extra=query, lanes=lanes)
+
+
+def parse_lanes(text: str) -> tuple[Priority, ...]:
+    """`high`, `normal,low`, ... as lanes in serving order; "" (or "all") is every lane. InvalidParams for an
+    unknown lane."""
+    names = {part.strip().lower() for part in text.split(",") if part.strip()}
+    if not names or names == {"all"}:
+        return PRIORITIES
+    unknown = names - {lane.value for lane in PRIORITIES}
+    if unknown:
+        raise InvalidParams(f"unknown lane(s) {', '.join(sorted(unknown))}: use high, normal and low, comma-separated")
+    return tuple(lane for lane in PRIORITIES if lane.value in names)

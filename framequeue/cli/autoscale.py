@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from framequeue.cli.common import reports_errors
+from framequeue.cli.common import lanes_option, reports_errors
 
 log = logging.getLogger("framequeue.autoscale")
 
@@ -72,12 +72,13 @@ def _root_obj(ctx: click.Context) -> dict[str, Any]:
               help="JSON lines file every decision is appended to. [default: <home>/autoscale.jsonl]")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               envvar="FQ_AUTOSCALE_PLOT", show_envvar=True, help="Write a PNG of backlog and workers here on exit.")
+@lanes_option
 @click.pass_context
 def autoscale(ctx: click.Context, interval_s: float, min_workers: int, max_workers: int | None,
               target_jobs_per_worker: float, tolerance: float, scale_out_cooldown_s: float,
               scale_in_cooldown_s: float, idle_to_zero_s: float, activation_jobs: int, floors: tuple[Any, ...],
               tz: str, workers_per_endpoint: float, kill_grace_s: float, decisions_path: Path | None,
-              plot_path: Path | None) -> None:
+              plot_path: Path | None, lanes: str) -> None:
     """Start and stop local worker processes with the queue: the scaling policy, run every --interval-s against
     the queue's statistics. Scale-in sends SIGTERM (a worker finishes its job first); SIGTERM or Ctrl-C here
     drains every worker and exits."""
@@ -93,7 +94,7 @@ def autoscale(ctx: click.Context, interval_s: float, min_workers: int, max_worke
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s",
                         stream=sys.stderr)
     home = obj.get("home")
-    settings = Settings.from_env(home=Path(home) if home else None)
+    settings = Settings.from_env(home=Path(home) if home else None, lanes=lanes)
     if max_workers is None:
         max_workers = max(min_workers, os.cpu_count() or 1)
     if min_workers > max_workers:
@@ -136,7 +137,11 @@ def _run(settings: Any, config: Any, log_level: str, interval_s: float, kill_aft
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    scaler = Autoscaler(config, QueueObserver(broker, store), worker_launcher(worker_env, log_level),
+    from framequeue.brokers.urls import parse_lanes
+
+    # a group's supervisor: its workers receive from its lanes (FQ_LANES, in worker_env) and it scales on theirs
+    observer = QueueObserver(broker, store, lanes=parse_lanes(settings.lanes))
+    scaler = Autoscaler(config, observer, worker_launcher(worker_env, log_level),
                         decisions_path=decisions, kill_after_s=kill_after_s)
     log.info("framequeue autoscale: %d..%d workers, every %g s, home %s, decisions in %s", config.min_workers,
              config.max_workers, interval_s, settings.home, decisions)

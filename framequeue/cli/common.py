@@ -1,5 +1,6 @@
 """What every subcommand shares: the named exit codes, the one way a FrameQueueError ends a command
-(`reports_errors`), the settings and logging of the server commands, and the client commands' HTTP client."""
+(`reports_errors`), the settings, logging and --lanes of the server commands, and the client commands' HTTP
+client."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
 
-from framequeue.config import Settings
+from framequeue.config import Settings, env_var
 from framequeue.errors import FrameQueueError, ServiceUnavailable
 
 #: named exit codes
@@ -62,6 +63,27 @@ def settings_of(ctx: click.Context, **overrides: Any) -> Settings:
     """Settings from the environment, with the root's --home and the command's own flags on top."""
     home = ctx.obj["home"]
     return Settings.from_env(home=Path(home) if home else None, **overrides)
+
+
+LANES_HELP = (
+    "Lanes the worker(s) receive from, comma-separated: high, normal, low (e.g. --lanes high for a group that "
+    "serves only urgent jobs, --lanes normal,low for the bulk one; anti-starvation applies among the lanes "
+    "given). Empty: every lane."
+)
+
+
+def _check_lanes(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from framequeue.brokers.urls import parse_lanes
+    from framequeue.errors import InvalidParams
+
+    try:
+        return ",".join(lane.value for lane in parse_lanes(value)) if value else ""
+    except InvalidParams as exc:
+        raise click.BadParameter(exc.message) from exc
+
+
+lanes_option = click.option("--lanes", envvar=env_var("lanes"), show_envvar=True, default="", callback=_check_lanes,
+                            help=LANES_HELP)
 
 
 # -- client commands -----------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from framequeue.cli.common import settings_of, setup_logging
+from framequeue.cli.common import lanes_option, settings_of, setup_logging
 from framequeue.config import Settings, env_var
 
 log = logging.getLogger("framequeue.up")
@@ -30,11 +30,12 @@ _port = click.option("--port", envvar=env_var("port"), show_envvar=True, default
               help="Worker processes (one job each).")
 @click.option("--worker-threads", envvar=env_var("worker_threads"), show_envvar=True, default=1, type=int,
               help=THREADS_HELP)
+@lanes_option
 @click.pass_context
-def up(ctx: click.Context, host: str, port: int, workers: int, worker_threads: int) -> None:
+def up(ctx: click.Context, host: str, port: int, workers: int, worker_threads: int, lanes: str) -> None:
     """Start the API and a pool of workers (the embedded deployment by default)."""
     setup_logging(ctx.obj["log_level"])
-    settings = settings_of(ctx, host=host, port=port, workers=workers, worker_threads=worker_threads)
+    settings = settings_of(ctx, host=host, port=port, workers=workers, worker_threads=worker_threads, lanes=lanes)
     sys.exit(run_up(settings, ctx.obj["log_level"]))
 
 
@@ -58,11 +59,12 @@ def api(ctx: click.Context, host: str, port: int) -> None:
               help=THREADS_HELP)
 @click.option("--max-jobs", default=0, type=int,
               help="Exit after this many jobs (a Kubernetes Job per video: 1); 0 runs until SIGTERM.")
+@lanes_option
 @click.pass_context
-def worker(ctx: click.Context, worker_threads: int, max_jobs: int) -> None:
+def worker(ctx: click.Context, worker_threads: int, max_jobs: int, lanes: str) -> None:
     """Run one worker: take jobs until SIGTERM, then finish or hand back the current one and exit."""
     setup_logging(ctx.obj["log_level"])
-    settings = settings_of(ctx, worker_threads=worker_threads)
+    settings = settings_of(ctx, worker_threads=worker_threads, lanes=lanes)
     from framequeue.runtime import open_runtime
     from framequeue.worker.loop import Worker
 

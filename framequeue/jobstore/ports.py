@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from framequeue.endpoints.async_endpoints import Endpoint
 from framequeue.endpoints.routing import ModelEndpoint, State
 from framequeue.errors import IdempotencyConflict
-from framequeue.jobs import Job, JobError, JobProgress, JobStatus, RunTotals
+from framequeue.jobs import Job, JobError, JobProgress, JobStatus, LaneBacklog, RunTotals
 from framequeue.notify.outbox import Delivery, DisabledWebhook, OutboxStore
 from framequeue.tenants.auth import ApiKey
 
@@ -59,6 +59,11 @@ class JobStateStore(Protocol):
 
     def count_queued(self, tenant: str) -> int:
         """How many of the tenant's jobs are queued (its quota counts them)."""
+        ...
+
+    def lane_backlog(self) -> list[LaneBacklog]:
+        """Queued and running jobs counted per (priority, tenant), one entry per pair that has any, in no set
+        order; with each pair's oldest queued created_at_s. One grouped read."""
         ...
 
     def claim(self, job_id: str, owner: str, lease_s: float, now_s: float) -> Job | None:

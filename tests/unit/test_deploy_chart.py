@@ -414,3 +414,118 @@ def test_scaling_counts_waiting_plus_in_flight(helm: Path) -> None:
     worker = _by_name(redis, "Deployment", "-worker")["spec"]["template"]["spec"]
     assert worker["terminationGracePeriodSeconds"] > 900  # FQ_MAX_RUNTIME_S
     assert "preStop" in worker["containers"][0]["lifecycle"]
+
+
+# -- worker groups: lanes scaled apart (values.yaml workerGroups) ---------------------------------------------
+
+GROUPS = CHART / "ci" / "worker-groups-values.yaml"
+
+
+def _workers(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in docs
+            if d["kind"] == "Deployment" and "-worker" in d["metadata"]["name"]}
+
+
+def _scaled(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in docs
+            if d["kind"] == "ScaledObject" and "-worker" in d["metadata"]["name"]}
+
+
+def _groups(tmp_path: Path, broker: str, groups: list[dict[str, Any]]) -> Path:
+    path = tmp_path / f"{broker}-groups.yaml"
+    path.write_text(yaml.safe_dump({"broker": broker, "workerGroups": groups}))
+    return path
+
+
+TWO_GROUPS = [{"name": "urgent", "lanes": ["high"]}, {"name": "bulk", "lanes": ["normal", "low"]}]
+
+
+def test_by_default_one_worker_group_serves_and_counts_every_lane(helm: Path) -> None:
+    docs = _render(helm)
+    assert list(_workers(docs)) == ["fq-framequeue-worker"]
+    worker = _workers(docs)["fq-framequeue-worker"]
+    assert worker["spec"]["template"]["spec"]["containers"][0]["args"] == ["worker"]
+    so = _scaled(docs)["fq-framequeue-worker"]
+    streams = {t["metadata"]["stream"] for t in so["spec"]["triggers"] if t["type"] == "redis-streams"}
+    # the broker's keys (framequeue.brokers.redis): one stream per lane, the queue name as a hash tag
+    assert streams == {"fq:{jobs}:stream", "fq:{jobs}:high:stream", "fq:{jobs}:low:stream"}
+    formula = so["spec"]["advanced"]["scalingModifiers"]["formula"]
+    assert formula == "max(lag + pending + lag_high + pending_high + lag_low + pending_low, business_hours * 1)"
+
+
+def test_two_worker_groups_run_and_scale_their_own_lanes(helm: Path) -> None:
+    docs = _render(helm, GROUPS)
+    workers = _workers(docs)
+    assert set(workers) == {"fq-framequeue-worker-urgent", "fq-framequeue-worker-bulk"}
+    for name, lanes in (("urgent", "high"), ("bulk", "normal,low")):
+        deployment = workers[f"fq-framequeue-worker-{name}"]
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        ctx = _parse(container["args"])
+        assert ctx.params["lanes"] == lanes  # what the real CLI makes of the args
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        assert selector["framequeue.dev/worker-group"] == name
+        assert deployment["spec"]["template"]["metadata"]["labels"].items() >= selector.items()
+        pdb = _by_name(docs, "PodDisruptionBudget", f"-worker-{name}")
+        assert pdb["spec"]["selector"]["matchLabels"] == selector
+    urgent, bulk = (_scaled(docs)[f"fq-framequeue-worker-{n}"]["spec"] for n in ("urgent", "bulk"))
+    assert urgent["scaleTargetRef"]["name"] == "fq-framequeue-worker-urgent"
+    assert (urgent["minReplicaCount"], urgent["maxReplicaCount"]) == (1, 20)
+    assert urgent["advanced"]["scalingModifiers"]["formula"] == "max(lag_high + pending_high, business_hours * 1)"
+    assert {t["metadata"].get("stream") for t in urgent["triggers"]} == {"fq:{jobs}:high:stream", None}  # + cron
+    assert bulk["advanced"]["scalingModifiers"]["formula"] == "lag + pending + lag_low + pending_low"
+    assert bulk["advanced"]["scalingModifiers"]["target"] == "4"
+    assert {t["metadata"]["stream"] for t in bulk["triggers"]} == {"fq:{jobs}:stream", "fq:{jobs}:low:stream"}
+    assert not [t for t in bulk["triggers"] if t["type"] == "cron"]  # a named group has no floors unless given
+
+
+@pytest.mark.parametrize(("broker", "urgent", "bulk"), [
+    ("rabbitmq", {"queueName": "jobs.high"}, {"queueName": "jobs"}),
+    ("nats-jetstream", {"consumer": "workers-high"}, {"consumer": "workers"}),
+    ("postgresql", {"query": "SELECT count(*) FROM public.jobs WHERE status IN ('queued', 'running') "
+                             "AND priority IN ('high')"},
+     {"query": "SELECT count(*) FROM public.jobs WHERE status IN ('queued', 'running') "
+               "AND priority IN ('normal', 'low')"}),
+    # each API replica exports the same numbers: max over replicas per lane, then the lanes summed
+    ("prometheus", {"query": 'sum(max by (priority) (framequeue_outstanding_by_priority_jobs{priority=~"high"}))'},
+     {"query": 'sum(max by (priority) (framequeue_outstanding_by_priority_jobs{priority=~"normal|low"}))'}),
+])
+def test_each_brokers_trigger_reads_the_groups_lanes(
+    helm: Path, tmp_path: Path, broker: str, urgent: dict[str, str], bulk: dict[str, str],
+) -> None:
+    scaled = _scaled(_render(helm, _groups(tmp_path, broker, TWO_GROUPS)))
+    for name, expected in (("urgent", urgent), ("bulk", bulk)):
+        first = scaled[f"fq-framequeue-worker-{name}"]["spec"]["triggers"][0]["metadata"]
+        assert first.items() >= expected.items(), (name, first)
+    bulk_triggers = scaled["fq-framequeue-worker-bulk"]["spec"]["triggers"]
+    if broker in ("rabbitmq", "nats-jetstream"):  # one queue per lane, summed
+        assert len(bulk_triggers) == 2
+        formula = scaled["fq-framequeue-worker-bulk"]["spec"]["advanced"]["scalingModifiers"]["formula"]
+        assert formula == "queue + queue_low"
+    else:  # one query counts both lanes
+        assert len(bulk_triggers) == 1
+
+
+@pytest.mark.parametrize(("groups", "message"), [
+    ([{"name": "urgent", "lanes": ["high"]}], "no group serves the normal lane"),
+    ([{"name": "all", "lanes": ["high", "normal", "urgent"]}], 'unknown lane "urgent"'),
+    ([{"name": "Bad_Name", "lanes": ["high", "normal", "low"]}], "must be 1-20 lowercase"),
+    ([{"name": "none", "lanes": []}, *TWO_GROUPS], "name its lanes"),
+])
+def test_worker_groups_that_would_strand_jobs_are_refused(
+    helm: Path, tmp_path: Path, groups: list[dict[str, Any]], message: str,
+) -> None:
+    proc = subprocess.run(
+        [str(helm), "template", "fq", str(CHART), "-f", str(_groups(tmp_path, "redis-streams", groups))],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-500:]
+
+
+def test_worker_groups_without_keda_carry_their_replicas(helm: Path, tmp_path: Path) -> None:
+    values = tmp_path / "plain.yaml"
+    values.write_text(yaml.safe_dump({"keda": {"enabled": False}, "worker": {"replicas": 3},
+                                      "workerGroups": [{**TWO_GROUPS[0], "replicas": 1}, TWO_GROUPS[1]]}))
+    docs = _render(helm, values)
+    assert not _scaled(docs)
+    assert {n: d["spec"]["replicas"] for n, d in _workers(docs).items()} == {
+        "fq-framequeue-worker-urgent": 1, "fq-framequeue-worker-bulk": 3}

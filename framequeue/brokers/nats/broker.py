@@ -104,11 +104,13 @@ class NatsBroker:
         self._receiving: set[asyncio.Task[Any]] = set()
         self._background: set[asyncio.Task[Any]] = set()
         self._low_max_wait_s = opts.low_max_wait_s
+        #: the lanes receive pulls from (URL option `lanes`), in serving order
+        self._receive_lanes: tuple[Priority, ...] = opts.lanes
         #: set when a publisher says (on the wake subject) that it stored messages in some lane
         self._published = asyncio.Event()
         #: when the lanes' order was last worked out (loop clock), and that order
         self._order_checked = -1e9
-        self._order: tuple[Priority, ...] = PRIORITIES
+        self._order: tuple[Priority, ...] = self._receive_lanes
         self._reply_to = ""
         #: serialises restoring the streams and the consumer; when a pull last triggered a check (loop clock)
         self._restore_lock = asyncio.Lock()
@@ -250,7 +252,7 @@ class NatsBroker:
             self._published.clear()
             for lane in await self._lanes_in_order():
                 if message := await self._pull_one(lane, visibility_s):
-                    if lane is Priority.LOW and self._order[1] is Priority.LOW:
+                    if lane is Priority.LOW and self._low_promoted():
                         self._order_checked = -1e9  # a promoted low one went: is the next one overdue too?
                     return message
             left_s = give_up - loop.time()
@@ -292,15 +294,22 @@ class NatsBroker:
         if loop.time() - self._order_checked < LANE_CHECK_S:
             return self._order
         self._order_checked = loop.time()
-        low = await self._oldest_waiting(Priority.LOW)
-        now = datetime.datetime.now(datetime.UTC)
-        order = PRIORITIES
-        if low is not None and (now - low).total_seconds() >= self._low_max_wait_s:
-            normal = await self._oldest_waiting(Priority.NORMAL)
-            if normal is None or low < normal:
-                order = (Priority.HIGH, Priority.LOW, Priority.NORMAL)
+        order = self._receive_lanes
+        if Priority.NORMAL in order and Priority.LOW in order:
+            low = await self._oldest_waiting(Priority.LOW)
+            now = datetime.datetime.now(datetime.UTC)
+            if low is not None and (now - low).total_seconds() >= self._low_max_wait_s:
+                normal = await self._oldest_waiting(Priority.NORMAL)
+                if normal is None or low < normal:
+                    order = (*order[:-2], Priority.LOW, Priority.NORMAL)  # normal, low: the last two
         self._order = order
         return order
+
+    def _low_promoted(self) -> bool:
+        """Whether the lanes' order serves low before normal now (anti-starvation)."""
+        order = self._order
+        return Priority.NORMAL in order and Priority.LOW in order and order.index(Priority.LOW) < order.index(
+            Priority.NORMAL)
 
     async def _oldest_waiting(self, lane: Priority) -> datetime.datetime | None:
         """When the lane's oldest never-delivered message was published (server clock); None when none."""

@@ -14,7 +14,9 @@ from framequeue.jobs import (
     Job,
     JobProgress,
     JobStatus,
+    LaneBacklog,
     Outcome,
+    Priority,
     attempt_ended,
     expired_error,
     lease_expired_verdict,
@@ -85,6 +87,23 @@ class MemoryJobs(MemoryBase):
             return sum(
                 e.job.tenant == tenant and e.job.status is JobStatus.QUEUED for e in self._state.jobs.values()
             )
+
+    def lane_backlog(self) -> list[LaneBacklog]:
+        groups: dict[tuple[Priority, str], LaneBacklog] = {}
+        with self._state.lock:
+            for e in self._state.jobs.values():
+                job = e.job
+                if job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
+                    continue
+                key = (job.priority, job.tenant)
+                g = groups.get(key) or LaneBacklog(job.priority, job.tenant, 0, 0)
+                if job.status is JobStatus.QUEUED:
+                    oldest = job.created_at_s if g.oldest_queued_at_s is None else min(g.oldest_queued_at_s,
+                                                                                        job.created_at_s)
+                    groups[key] = replace(g, queued=g.queued + 1, oldest_queued_at_s=oldest)
+                else:
+                    groups[key] = replace(g, running=g.running + 1)
+        return list(groups.values())
 
     def cancel(self, job_id: str, now_s: float) -> Job:
         with self._state.lock:

@@ -11,7 +11,9 @@ from framequeue.jobs import (
     DEAD_LETTERED,
     Job,
     JobStatus,
+    LaneBacklog,
     Outcome,
+    Priority,
     attempt_ended,
     expired_error,
     lease_expired_verdict,
@@ -63,6 +65,17 @@ class SqlJobs(SqlBase):
             return int(row["n"])
 
         return self._engine.read(work)
+
+    def lane_backlog(self) -> list[LaneBacklog]:
+        text = """SELECT priority, tenant, SUM(CASE WHEN status = 'queued' THEN 1 ELSE 0 END) AS queued,
+                         SUM(CASE WHEN status = 'running' THEN 1 ELSE 0 END) AS running,
+                         MIN(CASE WHEN status = 'queued' THEN created_at_s END) AS oldest
+                  FROM {s}.jobs WHERE status IN ('queued', 'running') GROUP BY priority, tenant"""
+        return self._engine.read(lambda tx: [
+            LaneBacklog(Priority(r["priority"]), r["tenant"], int(r["queued"]), int(r["running"]),
+                        None if r["oldest"] is None else float(r["oldest"]))
+            for r in tx.all(text, ())
+        ])
 
     def cancel(self, job_id: str, now_s: float) -> Job:
         def work(tx: Tx) -> Job:

@@ -85,11 +85,17 @@ affinity:
 {{- end }}
 {{- end -}}
 
-{{/* pod metadata: selector labels, component, annotations */}}
+{{/* a named worker group's pod label (framequeue.workerGroups); nothing for the one default group */}}
+{{- define "framequeue.groupLabel" -}}
+{{- if .name }}framequeue.dev/worker-group: {{ .name }}{{ end -}}
+{{- end -}}
+
+{{/* pod metadata: selector labels, component, a worker group's label (with "group"), annotations */}}
 {{- define "framequeue.podMetadata" -}}
 labels:
   {{- include "framequeue.selector" .root | nindent 2 }}
   app.kubernetes.io/component: {{ .name }}
+  {{- if and .group (.group | default dict).name }}{{ include "framequeue.groupLabel" .group | nindent 2 }}{{ end }}
 {{- with .root.Values.podAnnotations }}
 annotations:
   {{- toYaml . | nindent 2 }}
