@@ -481,9 +481,9 @@ def test_two_worker_groups_run_and_scale_their_own_lanes(helm: Path) -> None:
 @pytest.mark.parametrize(("broker", "urgent", "bulk"), [
     ("rabbitmq", {"queueName": "jobs.high"}, {"queueName": "jobs"}),
     ("nats-jetstream", {"consumer": "workers-high"}, {"consumer": "workers"}),
-    ("postgresql", {"query": "SELECT count(*) FROM public.jobs WHERE status IN ('queued', 'running') "
+    ("postgresql", {"query": "SELECT count(*) FROM framequeue.jobs WHERE status IN ('queued', 'running') "
                              "AND priority IN ('high')"},
-     {"query": "SELECT count(*) FROM public.jobs WHERE status IN ('queued', 'running') "
+     {"query": "SELECT count(*) FROM framequeue.jobs WHERE status IN ('queued', 'running') "
                "AND priority IN ('normal', 'low')"}),
     # each API replica exports the same numbers: max over replicas per lane, then the lanes summed
     ("prometheus", {"query": 'sum(max by (priority) (framequeue_outstanding_by_priority_jobs{priority=~"high"}))'},
