@@ -28,6 +28,13 @@ _PROGRESS = """UPDATE {s}.jobs SET frames_done = %s, frames_total = %s, fps = %s
 #: the same, returning the whole row: an event's payload renders the job
 _PROGRESS_EVENT = _PROGRESS.replace("RETURNING cancel_requested", "RETURNING *")
 
+#: transitions.locked, saying too whether another tenant has jobs waiting in the job's lane: two probes of the
+#: jobs_waiting index, either side of the job's tenant (so a long backlog of its own is never walked)
+_LOCKED_FAIR = """SELECT j.*, ((SELECT MAX(o.tenant) FROM {s}.jobs o WHERE o.status = 'queued'
+        AND o.published_at_s IS NOT NULL AND o.priority = j.priority AND o.tenant < j.tenant) IS NOT NULL
+    OR (SELECT MIN(o.tenant) FROM {s}.jobs o WHERE o.status = 'queued'
+        AND o.published_at_s IS NOT NULL AND o.priority = j.priority AND o.tenant > j.tenant) IS NOT NULL
+    ) AS contended FROM {s}.jobs j WHERE j.id = %s{for_update}"""
 #: the tenants with jobs waiting in a lane (queued, message published), each with its fair-share tag, and
 #: the lane's clock: a skip scan of the jobs_waiting index, one probe per tenant whatever the backlog
 _WAITING = """
@@ -65,9 +72,13 @@ class SqlLeases(SqlBase):
         self, job_id: str, owner: str, lease_s: float, now_s: float, weights: Mapping[str, float]
     ) -> Job | None:
         def work(tx: Tx) -> Job | None:
-            job = _claimable(tx, self._render, job_id, now_s)
-            if job is None:
+            row = tx.one(_LOCKED_FAIR, (job_id,))
+            if row is None:
                 return None
+            contended = bool(row.pop("contended"))
+            job = _judged(tx, self._render, row, now_s)
+            if job is None or not contended:  # one tenant waiting in the lane: nothing to share, nothing to charge
+                return None if job is None else _take(tx, job, owner, lease_s, now_s)
             lane = job.priority.value
             rows = tx.all(_WAITING, (lane, lane, lane, lane, CLOCK_KEY))
             clock = next((float(r["vtime"]) for r in rows if r["tenant"] == CLOCK_KEY), 0.0)
