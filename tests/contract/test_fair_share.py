@@ -229,3 +229,26 @@ def test_competing_workers_lose_nothing_and_run_nothing_twice(make_runtime: Call
     assert all(api.store.get(job_id).attempts == 1 for job_id in ids)
     b_at = [i for i, job_id in enumerate(finished) if job_id.startswith("b-")]
     assert b_at[-1] < 80, "b's backlog was held back behind a's"
+
+
+def test_a_worker_killed_running_another_tenants_job_loses_nothing(make_runtime: Callable[..., Runtime]) -> None:
+    api, dying = make_runtime(), make_runtime()
+    ids = submit(api, "a", 3) + submit(api, "b", 1)
+    first = dying.broker.receive(visibility_s=1.0, wait_s=5.0)
+    assert first is not None and first.job_id == "a-0000"
+    claimed = claim_for(dying, first, "dying", 1.0, time.time(), EQUAL)
+    assert claimed is not None and claimed.job.id == "a-0000"
+    dying.store.finish("a-0000", claimed.job.lease_token, JobStatus.SUCCEEDED, time.time())
+    dying.broker.ack(first)
+    held = dying.broker.receive(visibility_s=1.0, wait_s=5.0)
+    assert held is not None and held.job_id == "a-0001"
+    swapped = claim_for(dying, held, "dying", 1.0, time.time(), EQUAL)
+    assert swapped is not None and swapped.job.id == "b-0000"  # b's turn: a-0001 was published again
+    dying.broker.close()  # killed mid-run: no end, no ack (RabbitMQ hands the message back on the close)
+    time.sleep(1.5)
+    assert api.service.reap() == ["b-0000"]  # its lease ran out: queued and published again
+    finished = work(api, EQUAL, lambda done: len(done) >= 3)
+    assert sorted(finished) == sorted(set(ids) - {"a-0000"})
+    assert {job_id: api.store.get(job_id).status for job_id in ids} == dict.fromkeys(ids, JobStatus.SUCCEEDED)
+    assert api.store.get("b-0000").attempts == 2
+    assert api.store.get("a-0001").attempts == 1
