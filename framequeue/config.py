@@ -91,6 +91,9 @@ class Settings:
     rate_limit_per_s: float = 0.0
     #: the bucket's size (a burst allowed at once); 0: max(1, rate_limit_per_s)
     rate_burst: int = 0
+    #: tenants' weights in the fair share of each lane's workers, "tenantA=3,tenantB=1"; a tenant not named
+    #: weighs 1 (framequeue.tenants.fairshare)
+    tenant_weights: str = ""
     #: queued jobs a tenant may have at once; a submit past it answers 429 quota_exceeded. 0: no quota
     max_queued_per_tenant: int = 0
     #: a worker serves Prometheus /metrics on this port (0: not at all); the API serves them at /metrics

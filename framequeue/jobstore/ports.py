@@ -72,6 +72,17 @@ class JobStateStore(Protocol):
         None when the job is not claimable (ended, leased, cancelled, exhausted)."""
         ...
 
+    def claim_fair(
+        self, job_id: str, owner: str, lease_s: float, now_s: float, weights: Mapping[str, float]
+    ) -> Job | None:
+        """`claim`, with the job's lane shared among tenants by weight (framequeue.tenants.fairshare, one
+        transaction): when `job_id` is claimable, the job claimed is it if its tenant's turn has come, else
+        the oldest waiting job (queued, its message published) of the tenant whose turn it is; the lane's clock
+        and that tenant's tag move with the claim (not when the lane has only one waiting tenant). `weights`
+        names tenants' weights (others weigh 1). None, as for `claim`, when `job_id` is not claimable: the
+        caller runs whichever job it gets, and a job it did not get keeps needing a message of its own."""
+        ...
+
     def renew(self, job_id: str, token: int, lease_s: float, now_s: float) -> bool:
         """Push the lease deadline; returns whether a cancel was requested. LeaseLost if token is stale."""
         ...

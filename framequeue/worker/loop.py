@@ -23,7 +23,9 @@ from framequeue.errors import LeaseLost
 from framequeue.jobs import Job
 from framequeue.metrics import WorkerMetrics
 from framequeue.runtime import Runtime
+from framequeue.tenants.fairshare import parse_weights
 from framequeue.worker.attempt import Attempts, Outcome
+from framequeue.worker.claiming import claim_for
 from framequeue.worker.heartbeat import Heartbeat
 from framequeue.worker.warm_child import WarmChild
 
@@ -102,22 +104,26 @@ class Worker:
             log.info("reaper returned %d job(s) with expired leases to the queue", len(requeued))
 
     def handle(self, message: Message) -> Outcome:
-        job = self.rt.store.claim(message.job_id, self.owner, self.settings.lease_s, self._clock())
-        if job is None:
+        weights = parse_weights(self.settings.tenant_weights)
+        claimed = claim_for(self.rt, message, self.owner, self.settings.lease_s, self._clock(), weights)
+        if claimed is None:
             # ended, cancelled, or leased by another worker: the job row says so, the message is spent
             self.rt.broker.ack(message)
             self.metrics.jobs.labels("skipped").inc()
             return Outcome(message.job_id, "skipped")
+        job = claimed.job
         self.metrics.busy.set(1)
         self.metrics.backlog_s.observe(max(0.0, self._clock() - job.created_at_s))
         claimed_at = time.monotonic()
         try:
-            return self._handle_claimed(job, message)
+            return self._handle_claimed(job, message, spent=claimed.spent)
         finally:
             self.metrics.busy.set(0)
             self.metrics.processing_s.observe(time.monotonic() - claimed_at)
 
-    def _handle_claimed(self, job: Job, message: Message) -> Outcome:
+    def _handle_claimed(self, job: Job, message: Message, *, spent: bool = True) -> Outcome:
+        """Run the claimed job (another tenant's than the message's when the fair share says so), then ack the
+        message, or nack it when its own job still waits without another message (claiming.Claimed.spent)."""
         log.info("job %s: claimed (attempt %d/%d, token %d)", job.id, job.attempts, job.max_attempts, job.lease_token)
         crashpoint(self.settings, "after_claim")
         scratch = Path(self.settings.scratch_dir) / f"{job.id}-{job.lease_token}"
@@ -131,7 +137,10 @@ class Worker:
             shutil.rmtree(scratch, ignore_errors=True)
         crashpoint(self.settings, "before_ack")
         with contextlib.suppress(Exception):
-            self.rt.broker.ack(message)
+            if spent:
+                self.rt.broker.ack(message)
+            else:
+                self.rt.broker.nack(message)
         self.metrics.jobs.labels(outcome.status).inc()
         log.info("job %s: %s %s", job.id, outcome.status, outcome.detail)
         return outcome

@@ -19,33 +19,62 @@ from framequeue.jobs import (
     claim_verdict,
 )
 from framequeue.jobstore.memory import transitions
-from framequeue.jobstore.memory.state import MemoryBase
+from framequeue.jobstore.memory.state import JobEntry, MemoryBase
 from framequeue.notify.events import progress_event_prefix, progress_row
+from framequeue.tenants.fairshare import CLOCK_KEY, next_turn, turn_of
 
 
 class MemoryLeases(MemoryBase):
     def claim(self, job_id: str, owner: str, lease_s: float, now_s: float) -> Job | None:
         with self._state.lock:
-            found = self._state.jobs.get(job_id)
+            found = self._claimable(job_id, now_s)
+            return None if found is None else _take(found, owner, lease_s, now_s)
+
+    def claim_fair(
+        self, job_id: str, owner: str, lease_s: float, now_s: float, weights: Mapping[str, float]
+    ) -> Job | None:
+        state = self._state
+        with state.lock:
+            found = self._claimable(job_id, now_s)
             if found is None:
                 return None
-            job = found.job
-            verdict = claim_verdict(job, now_s)
-            if verdict.action == "end":
-                assert verdict.status is not None
-                transitions.end(
-                    self._state, self._render, found, verdict.status, now_s, verdict.error, outcome=Outcome.LEASE_LOST
-                )
-            if verdict.action != "claim":
-                return None
-            found.job = replace(
-                job, status=JobStatus.RUNNING, attempts=job.attempts + 1, lease_token=job.lease_token + 1,
-                lease_owner=owner, lease_deadline_s=now_s + lease_s,
-                started_at_s=now_s if job.started_at_s is None else job.started_at_s, updated_at_s=now_s,
-                progress=replace(job.progress, frames_done=0, fps=0.0, eta_s=None),
-                attempt_history=attempt_begun(job, owner, now_s),
+            lane = found.job.priority.value
+            oldest: dict[str, JobEntry] = {}  # per waiting tenant of the lane
+            for entry in state.jobs.values():
+                job = entry.job
+                if job.status is JobStatus.QUEUED and entry.published_at_s is not None and job.priority.value == lane:
+                    first = oldest.get(job.tenant)
+                    if first is None or (job.created_at_s, entry.seq) < (first.job.created_at_s, first.seq):
+                        oldest[job.tenant] = entry
+            tags = {t: state.fair_share.get((lane, t)) for t in oldest}
+            tags.setdefault(found.job.tenant, None)  # its message may have come before mark_published
+            clock = state.fair_share.get((lane, CLOCK_KEY), 0.0)
+            turn = next_turn(tags, clock, weights, found.job.tenant)
+            chosen = found
+            if turn.tenant != found.job.tenant:
+                other = self._claimable(oldest[turn.tenant].job.id, now_s)
+                if other is None:  # just ended past its TTL: the job in hand runs
+                    turn = turn_of(found.job.tenant, tags, clock, weights, charge=True)
+                else:
+                    chosen = other
+            if turn.charge:
+                state.fair_share[(lane, CLOCK_KEY)] = max(clock, turn.start)
+                state.fair_share[(lane, turn.tenant)] = turn.finish
+            return _take(chosen, owner, lease_s, now_s)
+
+    def _claimable(self, job_id: str, now_s: float) -> JobEntry | None:
+        """The entry, when claim_verdict lets a worker take it now; a job past its TTL or out of attempts is
+        ended on the way. The caller holds the lock."""
+        found = self._state.jobs.get(job_id)
+        if found is None:
+            return None
+        verdict = claim_verdict(found.job, now_s)
+        if verdict.action == "end":
+            assert verdict.status is not None
+            transitions.end(
+                self._state, self._render, found, verdict.status, now_s, verdict.error, outcome=Outcome.LEASE_LOST
             )
-            return found.job
+        return found if verdict.action == "claim" else None
 
     def renew(self, job_id: str, token: int, lease_s: float, now_s: float) -> bool:
         with self._state.lock:
@@ -109,3 +138,16 @@ class MemoryLeases(MemoryBase):
             )
             found.published_at_s = None
             return found.job
+
+
+def _take(found: JobEntry, owner: str, lease_s: float, now_s: float) -> Job:
+    """Claim an entry found claimable under the lock: running, attempts + 1, a new fencing token."""
+    job = found.job
+    found.job = replace(
+        job, status=JobStatus.RUNNING, attempts=job.attempts + 1, lease_token=job.lease_token + 1,
+        lease_owner=owner, lease_deadline_s=now_s + lease_s,
+        started_at_s=now_s if job.started_at_s is None else job.started_at_s, updated_at_s=now_s,
+        progress=replace(job.progress, frames_done=0, fps=0.0, eta_s=None),
+        attempt_history=attempt_begun(job, owner, now_s),
+    )
+    return found.job

@@ -64,6 +64,8 @@ class State:
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
     model_endpoints: dict[str, ModelEndpoint] = field(default_factory=dict)
     api_keys: dict[str, ApiKey] = field(default_factory=dict)
+    #: (lane, tenant) -> fair-share tag; (lane, CLOCK_KEY) -> the lane's clock (framequeue.tenants.fairshare)
+    fair_share: dict[tuple[str, str], float] = field(default_factory=dict)
 
 
 _states: dict[str, State] = {}

@@ -144,6 +144,16 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(11, "the lane a job waits in: high, normal or low", """
         ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS priority text NOT NULL DEFAULT 'normal';
     """),
+    Migration(12, "per-tenant fair share: each lane's virtual clock and tenants' tags; the waiting jobs' index", """
+        CREATE TABLE IF NOT EXISTS {s}.fair_share (
+            priority text NOT NULL,
+            tenant text NOT NULL,
+            vtime double precision NOT NULL,
+            PRIMARY KEY (priority, tenant)
+        );
+        CREATE INDEX IF NOT EXISTS jobs_waiting ON {s}.jobs (priority, tenant, created_at_s, seq)
+            WHERE status = 'queued' AND published_at_s IS NOT NULL;
+    """),
 )
 
 

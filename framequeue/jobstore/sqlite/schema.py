@@ -139,6 +139,16 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE jobs ADD COLUMN priority TEXT NOT NULL DEFAULT 'normal';
     """,
+    """
+    CREATE TABLE IF NOT EXISTS fair_share (
+        priority TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        vtime REAL NOT NULL,
+        PRIMARY KEY (priority, tenant)
+    );
+    CREATE INDEX IF NOT EXISTS jobs_waiting ON jobs (priority, tenant, created_at_s, seq)
+        WHERE status = 'queued' AND published_at_s IS NOT NULL;
+    """,
 )
 
 
