@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from framequeue.cli.common import lanes_option, settings_of, setup_logging
+from framequeue.cli.common import lanes_option, reports_errors, settings_of, setup_logging
 from framequeue.config import Settings, env_var
 
 log = logging.getLogger("framequeue.up")
@@ -61,6 +61,7 @@ def api(ctx: click.Context, host: str, port: int) -> None:
               help="Exit after this many jobs (a Kubernetes Job per video: 1); 0 runs until SIGTERM.")
 @lanes_option
 @click.pass_context
+@reports_errors
 def worker(ctx: click.Context, worker_threads: int, max_jobs: int, lanes: str) -> None:
     """Run one worker: take jobs until SIGTERM, then finish or hand back the current one and exit."""
     setup_logging(ctx.obj["log_level"])

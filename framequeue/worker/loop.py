@@ -50,6 +50,9 @@ class Worker:
         self._next_reap = 0.0
         self._child = WarmChild(self.settings)
         self.metrics = WorkerMetrics()
+        #: FQ_TENANT_WEIGHTS, parsed once: a malformed value stops the worker at start (InvalidParams), not
+        #: every receive after it
+        self._weights = parse_weights(self.settings.tenant_weights)
 
     def run(self) -> None:
         """Take jobs until drain() is called; the job in hand is finished or handed back first."""
@@ -104,8 +107,7 @@ class Worker:
             log.info("reaper returned %d job(s) with expired leases to the queue", len(requeued))
 
     def handle(self, message: Message) -> Outcome:
-        weights = parse_weights(self.settings.tenant_weights)
-        claimed = claim_for(self.rt, message, self.owner, self.settings.lease_s, self._clock(), weights)
+        claimed = claim_for(self.rt, message, self.owner, self.settings.lease_s, self._clock(), self._weights)
         if claimed is None:
             # ended, cancelled, or leased by another worker: the job row says so, the message is spent
             self.rt.broker.ack(message)

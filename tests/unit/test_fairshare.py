@@ -100,3 +100,14 @@ def test_parse_weights_refuses_anything_but_positive_weights(text: str) -> None:
 def test_next_turn_needs_a_waiting_tenant() -> None:
     with pytest.raises(ValueError):
         next_turn({}, 0.0, NO_WEIGHTS, "a")
+
+
+def test_a_malformed_weight_stops_the_worker_at_start_with_the_error(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from framequeue.cli import main
+
+    monkeypatch.setenv("FQ_TENANT_WEIGHTS", "acme=3,globex=zero")
+    result = CliRunner().invoke(main, ["--home", str(tmp_path), "worker"])
+    assert result.exit_code == 1
+    assert "invalid_params" in result.output and "'globex=zero'" in result.output
