@@ -362,6 +362,7 @@ def job_record(job: Job, *, output_location: str, failure_location: str) -> dict
         "segment_index": job.segment_index,
         "segments_total": job.segments_total,
         "segments_done": job.segments_done,
+        "segments": None,
     }
 
 

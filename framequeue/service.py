@@ -26,7 +26,7 @@ from framequeue.errors import (
     QuotaExceeded,
     ServiceUnavailable,
 )
-from framequeue.jobs import Job, JobStatus, Priority, failure_key, job_record, output_prefix
+from framequeue.jobs import Job, JobStatus, Priority, failure_key, job_record, output_prefix, split_view
 from framequeue.jobstore import JobStore
 from framequeue.models.repository import ModelRepository
 from framequeue.notify.deliveries import check_not_disabled
@@ -399,6 +399,8 @@ class JobService:
             output_location=self.objects.url(output_prefix(job.id)),
             failure_location=self.objects.url(failure_key(job.id)),
         )
+        if job.segments_total is not None:  # a split parent: its segments' states and summed progress
+            record.update(split_view(job, self.store.segments(job.id)))
         # where a browser fetches each output: presigned on S3 (fresh with every read of the record), else the
         # API's own Range-capable route (output_route), relative to the API's base URL
         route = self.output_route
