@@ -14,6 +14,7 @@ logic as a `FrameSink`; everything else (threads, queues, progress, the video an
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
@@ -127,6 +128,30 @@ class FrameSink(Protocol):
     def abort(self) -> None:
         """The run failed or stopped: release files; no output is kept."""
         ...
+
+
+def warm_sink(sink: FrameSink, frame: Frame, results: Sequence[Any] | None) -> None:
+    """A segment's lead-in frame (RunContext.segment): a sink with a `warm(frame, results)` method takes its
+    state from it (the last boxes, a tracker's tracks) without drawing or writing; any other sink skips it."""
+    warm = getattr(sink, "warm", None)
+    if warm is not None:
+        warm(frame, results)
+
+
+def global_frames(frames: Iterator[Frame], info: VideoInfo, ctx: RunContext) -> Iterator[Frame]:
+    """A segment's frames numbered as the whole video's (index and pts), ending after its last output frame;
+    a whole video's as they are."""
+    span = ctx.segment
+    if span is None:
+        yield from frames
+        return
+    index0 = span.first_frame - span.lead_in_frames
+    pts0 = round(span.lead_in_start_s / info.time_base)
+    end = span.first_frame + span.frames
+    for frame in frames:
+        if frame.index + index0 >= end:
+            return
+        yield dataclasses.replace(frame, index=frame.index + index0, pts=frame.pts + pts0)
 
 
 #: builds the sink once the output folder exists: (output key -> .part path it must write) -> sink
@@ -276,7 +301,7 @@ class _StagedRun:
             self.flow.start("infer", self._infer_stage),
             self.flow.start("output", self._output_stage),
         ]
-        total = self.info.frames_declared
+        total = self.info.frames_declared if self.ctx.segment is None else self.ctx.segment.frames
         reported = -1
         try:
             while any(t.is_alive() for t in threads):
@@ -314,7 +339,8 @@ class _StagedRun:
 
     def _decode_stage(self) -> None:
         clock = SampleClock(self.job.sample_fps)
-        frames = decode_frames(self.ctx.input_path, self.info, self.threads.decode)
+        decoded = decode_frames(self.ctx.input_path, self.info, self.threads.decode)
+        frames = global_frames(decoded, self.info, self.ctx)
         cpu0 = time.thread_time()
         try:
             while True:
@@ -329,7 +355,7 @@ class _StagedRun:
                 self.frames_decoded += 1
                 self.flow.put(self.frames, (frame, clock.take(frame.time)))
         finally:
-            frames.close()
+            decoded.close()
             self.stats["decode_cpu_s"] = time.thread_time() - cpu0
         self.flow.put(self.frames, END)
 
@@ -463,27 +489,38 @@ class _StagedRun:
         except BaseException:
             encoder.abort()
             raise
+        span = self.ctx.segment
+        first_frame = 0 if span is None else span.first_frame
+        #: a segment's video starts at 0 (the stitch puts it in its place); its lead-in is not written
+        pts0: int | None = None if span is not None else 0
+        lead_in = 0
         try:
             while True:
                 item = self.flow.get(self.boxed)
                 if item is END:
                     break
                 frame, results = item
+                if frame.index < first_frame:
+                    warm_sink(sink, frame, results)
+                    lead_in += 1
+                    continue
+                if pts0 is None:
+                    pts0 = frame.pts
                 if results is not None:
                     self.frames_inferred += 1
                 t0 = time.monotonic()
                 sink.frame(frame, results)
                 sheet.offer(frame, frame.image)
                 t1 = time.monotonic()
-                encoder.write(frame.image, frame.pts)
+                encoder.write(frame.image, frame.pts - pts0)
                 self.stats["render_s"] += t1 - t0
                 self.stats["encode_s"] += time.monotonic() - t1
                 self.frames_done += 1
             t0 = time.monotonic()
             encoder.close()
             self.stats["encode_s"] += time.monotonic() - t0
-            if self.frames_done != self.frames_decoded:
-                raise RuntimeError(f"encoded {self.frames_done} frames of {self.frames_decoded} decoded")
+            if self.frames_done + lead_in != self.frames_decoded:
+                raise RuntimeError(f"encoded {self.frames_done} frames of {self.frames_decoded - lead_in} decoded")
             found = sink.finish(self._video_summary())
             self.events = [dict(e) for e in found or ()]
             self.events_total = None if found is None else len(self.events)
