@@ -474,7 +474,9 @@ class _StagedRun:
 
     def _output_loop(self) -> None:
         info = self.info
-        sheet = ContactSheet(info.frames_declared)
+        # a segment's frames are numbered as the whole video's: its sheet keeps every k-th (the stitch draws
+        # the whole video's own)
+        sheet = ContactSheet(info.frames_declared if self.ctx.segment is None else None)
         encoder = VideoEncoder(
             self.parts[VIDEO_OUTPUT],
             info.resolution_wh,

@@ -1,0 +1,135 @@
+"""The stitch of a split parent (framequeue.worker.split): its segments' outputs joined into one output set,
+identical in form to an unsplit run's, committed by one fenced `finish` (one webhook). The annotated MP4s
+are concatenated by packet remux (no re-encode; each segment's starts at 0 and the join makes the timestamps
+continuous); the per-frame JSON records (already numbered as the whole video's) follow one another under the
+first segment's head; the contact sheet is drawn from the whole joined video."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from framequeue.config import crashpoint
+from framequeue.errors import LeaseLost
+from framequeue.jobs import Job, JobProgress, JobStatus, RunTotals, attempt_output_key, output_prefix
+from framequeue.media import remux
+from framequeue.media.decode import decode_frames
+from framequeue.media.limits import MediaLimits
+from framequeue.media.probe import probe
+from framequeue.media.sheet import ContactSheet
+from framequeue.pipelines.outputs import JsonStream
+from framequeue.runtime import Runtime
+from framequeue.worker.attempt import COPY_CHUNK_BYTES, Outcome
+
+log = logging.getLogger("framequeue.worker")
+
+#: output name -> file name, as the detect pipeline writes them (framequeue.pipelines.detect.OUTPUTS)
+VIDEO, FRAMES, SHEET = "video", "detections", "contact_sheet"
+
+
+class Stitcher:
+    def __init__(self, rt: Runtime, *, clock: Callable[[], float]) -> None:
+        self.rt, self.settings = rt, rt.settings
+        self._clock = clock
+
+    def stitch(self, job: Job, scratch: Path, lost: threading.Event) -> Outcome:
+        crashpoint(self.settings, "before_stitch")
+        started = time.monotonic()
+        segments = self.rt.store.segments(job.id)
+        if len(segments) != job.segments_total or any(s.status is not JobStatus.SUCCEEDED for s in segments):
+            raise LeaseLost(f"job {job.id}: claimed for its stitch before its segments all succeeded")
+        out = scratch / "out"
+        out.mkdir(parents=True, exist_ok=True)
+        names = segments[0].outputs
+        videos = [self._download(s, VIDEO, scratch) for s in segments]
+        files: dict[str, Path] = {}
+        files[VIDEO] = out / Path(names[VIDEO]).name
+        frames_total = remux.concat(videos, files[VIDEO])
+        files[FRAMES] = out / Path(names[FRAMES]).name
+        join_frames([self._download(s, FRAMES, scratch) for s in segments], files[FRAMES], frames_total)
+        files[SHEET] = out / Path(names[SHEET]).name
+        draw_sheet(files[VIDEO], files[SHEET], frames_total)
+        if lost.is_set():
+            raise LeaseLost(f"job {job.id}: lease expired while stitching")
+        outputs: dict[str, str] = {}
+        for name, path in files.items():
+            key = attempt_output_key(job.id, job.lease_token, path.name)
+            with open(path, "rb") as src, self.rt.objects.open_write(key) as dst:
+                shutil.copyfileobj(src, dst, COPY_CHUNK_BYTES)
+            outputs[name] = key
+        events = [e for s in segments for e in s.events]
+        self.rt.store.finish(
+            job.id, job.lease_token, JobStatus.SUCCEEDED, self._clock(), outputs=outputs,
+            progress=JobProgress(frames_total, frames_total, 0.0, 0.0), events=events, totals=joined_totals(segments),
+        )
+        self._drop_leftovers(job, keep=set(outputs.values()))
+        took_s = time.monotonic() - started
+        return Outcome(job.id, "succeeded", f"stitched {len(segments)} segments, {frames_total} frames, {took_s:.2f} s")
+
+    def _download(self, segment: Job, name: str, scratch: Path) -> Path:
+        key = segment.outputs[name]
+        path = scratch / f"{segment.segment_index:04d}-{Path(key).name}"
+        with self.rt.objects.open_read(key) as src, open(path, "wb") as dst:
+            shutil.copyfileobj(src, dst, COPY_CHUNK_BYTES)
+        return path
+
+    def _drop_leftovers(self, job: Job, keep: set[str]) -> None:
+        """The segments' inputs, and outputs of earlier stitch attempts (a worker that died after uploading)."""
+        for prefix in (f"segments/{job.id}/", output_prefix(job.id)):
+            for key in self.rt.objects.list(prefix):
+                if key not in keep:
+                    self.rt.objects.delete(key)
+
+
+def joined_totals(segments: Sequence[Job]) -> RunTotals:
+    """The whole video's totals: the segments' sums (None where any segment has none)."""
+    def total(values: list[Any]) -> Any:
+        return None if any(v is None for v in values) else sum(values)
+
+    return RunTotals(
+        total([s.totals.video_s for s in segments]),
+        total([s.totals.events_total for s in segments]),
+        total([s.totals.detections_total for s in segments]),
+    )
+
+
+def join_frames(parts: Sequence[Path], dst: Path, frames_total: int) -> None:
+    """One per-frame JSON from the segments' (each `{...head, "frames": [...], "video": {...}}`, records
+    numbered as the whole video's): the first head, every record in order, the video summary with the whole
+    frame count and duration."""
+    docs = [json.loads(p.read_text(encoding="utf-8")) for p in parts]
+    head = {k: v for k, v in docs[0].items() if k not in ("frames", "video")}
+    video = dict(docs[0].get("video", {}))
+    video["frames"] = frames_total
+    durations = [d.get("video", {}).get("duration_s") for d in docs]
+    fps = video.get("fps")
+    video["duration_s"] = frames_total / fps if fps else (None if None in durations else sum(durations))
+    stream = JsonStream(dst, head)
+    try:
+        for doc in docs:
+            for record in doc["frames"]:
+                stream.write(record)
+    except BaseException:
+        stream.abort()
+        raise
+    stream.finish({"video": video})
+
+
+def draw_sheet(video: Path, dst: Path, frames_total: int) -> None:
+    """The contact sheet of the whole joined video, picked as an unsplit run picks it."""
+    info = probe(video, MediaLimits())
+    sheet = ContactSheet(frames_total)
+    frames = decode_frames(video, info, 1)
+    try:
+        for frame in frames:
+            if sheet.wants(frame.index):
+                sheet.offer(frame, frame.image)
+    finally:
+        frames.close()
+    sheet.save(dst)
