@@ -29,12 +29,17 @@ PRESETS: Final = (
 DEFAULT_PRESET: Final = "veryfast"
 #: libx264 constant-rate factor: 0 lossless .. 51 worst; 23 is x264's default
 DEFAULT_CRF: Final = 23
+#: x264 options of a segment of a split job: headers that do not depend on the content (so every segment
+#: has the same SPS/PPS) and closed GOPs (no frame refers across a keyframe), so segments join by remux
+STITCHABLE_X264_PARAMS: Final = "stitchable=1:open-gop=0"
 
 
 class VideoEncoder:
     """Write BGR frames with their input pts; one output frame per `write` call.
 
-    yuv420p needs even sides, so an odd width or height loses its last column or row.
+    yuv420p needs even sides, so an odd width or height loses its last column or row. `stitchable` is for the
+    segments of a split job: outputs of encoders with the same arguments then join seamlessly by
+    `remux.concat`; it is off for a whole video, whose output it leaves unchanged.
     """
 
     def __init__(
@@ -46,6 +51,7 @@ class VideoEncoder:
         preset: str = DEFAULT_PRESET,
         crf: int = DEFAULT_CRF,
         threads: int = 1,
+        stitchable: bool = False,
     ) -> None:
         if preset not in PRESETS:
             raise ValueError(f"unknown x264 preset {preset!r}")
@@ -58,9 +64,10 @@ class VideoEncoder:
             str(path), "w", format="mp4", options={"movflags": "+faststart"}
         )
         try:
-            stream = self._container.add_stream(
-                "libx264", rate=rate, options={"preset": preset, "crf": str(crf)}
-            )
+            options = {"preset": preset, "crf": str(crf)}
+            if stitchable:
+                options["x264-params"] = STITCHABLE_X264_PARAMS
+            stream = self._container.add_stream("libx264", rate=rate, options=options)
             stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
             # the input's time base, so its pts (and VFR timing) pass through unchanged
             stream.time_base = time_base
