@@ -485,6 +485,7 @@ class _StagedRun:
             preset=self.job.encode_preset,
             crf=self.job.crf,
             threads=self.threads.encode,
+            stitchable=self.ctx.segment is not None,  # the stitch concatenates the segments' MP4s
         )
         try:
             sink = self.job.sink({k: p for k, p in self.parts.items() if k not in (VIDEO_OUTPUT, SHEET_OUTPUT)})

@@ -5,6 +5,7 @@ timestamps), one webhook, and its segments show in its record, not in the listin
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -98,7 +99,7 @@ def test_a_split_run_equals_the_whole_run(splitting: Deployment, long_clip: Path
     # one MP4 with continuous timestamps: one frame period apart from first to last
     pts, time_base = video_pts(splitting, split["id"], tmp_path)
     assert len(pts) == round(SECONDS * 10)
-    steps = {round((q - p) * time_base, 6) for p, q in zip(pts, pts[1:], strict=False)}
+    steps = {round((q - p) * time_base, 6) for p, q in itertools.pairwise(pts)}
     assert steps == {0.1}, sorted(steps)[:5]
 
     # one webhook, the parent's; none for a segment
