@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from framequeue.config import crashpoint
-from framequeue.errors import LeaseLost
+from framequeue.errors import LeaseLost, ObjectExists
 from framequeue.jobs import Job, JobProgress, JobStatus, RunTotals, attempt_output_key, output_prefix
 from framequeue.media import remux
 from framequeue.media.decode import decode_frames
@@ -63,6 +63,8 @@ class Stitcher:
             with open(path, "rb") as src, self.rt.objects.open_write(key) as dst:
                 shutil.copyfileobj(src, dst, COPY_CHUNK_BYTES)
             outputs[name] = key
+        if job.output_uri:
+            self._deliver(job, files[FRAMES])
         events = [e for s in segments for e in s.events]
         self.rt.store.finish(
             job.id, job.lease_token, JobStatus.SUCCEEDED, self._clock(), outputs=outputs,
@@ -71,6 +73,16 @@ class Stitcher:
         self._drop_leftovers(job, keep=set(outputs.values()))
         took_s = time.monotonic() - started
         return Outcome(job.id, "succeeded", f"stitched {len(segments)} segments, {frames_total} frames, {took_s:.2f} s")
+
+    def _deliver(self, job: Job, path: Path) -> None:
+        """The job's answer (detect's primary output, its per-frame JSON) to its output location, once."""
+        assert job.output_uri is not None
+        objects, key = self.rt.service.locations.resolve(job.output_uri)
+        try:
+            with open(path, "rb") as src, objects.open_write(key, create_only=True) as dst:
+                shutil.copyfileobj(src, dst, COPY_CHUNK_BYTES)
+        except ObjectExists:
+            log.info("job %s: %s was written by an earlier stitch; kept", job.id, job.output_uri)
 
     def _download(self, segment: Job, name: str, scratch: Path) -> Path:
         key = segment.outputs[name]
