@@ -83,14 +83,15 @@ def test_cut_follows_a_plan_with_b_frames(tmp_path: Path) -> None:
     assert len(plans) >= 2
     got = 0
     for p in plans:
-        end_s = None if p.index == len(plans) - 1 else p.end_s
-        result = cut(src, tmp_path / f"s{p.index}.mp4", p.start_s, end_s)
+        # the last plan's end_s is the video's duration: cut reads to the end
+        result = cut(src, tmp_path / f"s{p.index}.mp4", p.start_s, p.end_s)
         assert result.frames == p.frames
         images, _ = decode(tmp_path / f"s{p.index}.mp4")
         for j, image in enumerate(images):
             np.testing.assert_array_equal(image, whole[p.first_frame + j])
         got += len(images)
     assert got == index.frames == 90
+    assert result.end_s == pytest.approx(index.duration_s)
 
 
 def test_cut_drops_audio(tmp_path: Path) -> None:
