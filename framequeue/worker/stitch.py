@@ -6,7 +6,6 @@ first segment's head; the contact sheet is drawn from the whole joined video."""
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import threading
@@ -23,7 +22,7 @@ from framequeue.media.decode import decode_frames
 from framequeue.media.limits import MediaLimits
 from framequeue.media.probe import probe
 from framequeue.media.sheet import ContactSheet
-from framequeue.pipelines.outputs import JsonStream
+from framequeue.pipelines.join import concat_frames_json, merge_events, read_tail
 from framequeue.runtime import Runtime
 from framequeue.worker.attempt import COPY_CHUNK_BYTES, Outcome
 
@@ -65,7 +64,8 @@ class Stitcher:
             outputs[name] = key
         if job.output_uri:
             self._deliver(job, files[FRAMES])
-        events = [e for s in segments for e in s.events]
+        # an event that crosses a boundary is one event (detect has none; a pipeline with events joins here)
+        events = merge_events([s.events for s in segments], [s.params["segment"]["start_s"] for s in segments[1:]])
         self.rt.store.finish(
             job.id, job.lease_token, JobStatus.SUCCEEDED, self._clock(), outputs=outputs,
             progress=JobProgress(frames_total, frames_total, 0.0, 0.0), events=events, totals=joined_totals(segments),
@@ -112,25 +112,16 @@ def joined_totals(segments: Sequence[Job]) -> RunTotals:
 
 
 def join_frames(parts: Sequence[Path], dst: Path, frames_total: int) -> None:
-    """One per-frame JSON from the segments' (each `{...head, "frames": [...], "video": {...}}`, records
-    numbered as the whole video's): the first head, every record in order, the video summary with the whole
-    frame count and duration."""
-    docs = [json.loads(p.read_text(encoding="utf-8")) for p in parts]
-    head = {k: v for k, v in docs[0].items() if k not in ("frames", "video")}
-    video = dict(docs[0].get("video", {}))
+    """One per-frame JSON from the segments' (JsonStream files whose records are already numbered as the
+    whole video's: no offsets, no track ids to map for detect), streamed: the first head, every record in
+    order, the first segment's video summary with the whole frame count and duration."""
+    video = dict(read_tail(parts[0]).get("video", {}))
     video["frames"] = frames_total
-    durations = [d.get("video", {}).get("duration_s") for d in docs]
     fps = video.get("fps")
+    durations = [read_tail(p).get("video", {}).get("duration_s") for p in parts]
     video["duration_s"] = frames_total / fps if fps else (None if None in durations else sum(durations))
-    stream = JsonStream(dst, head)
-    try:
-        for doc in docs:
-            for record in doc["frames"]:
-                stream.write(record)
-    except BaseException:
-        stream.abort()
-        raise
-    stream.finish({"video": video})
+    zeros = [0] * len(parts)
+    concat_frames_json(parts, dst, zeros, [0.0] * len(parts), [None] * len(parts), tail={"video": video})
 
 
 def draw_sheet(video: Path, dst: Path, frames_total: int) -> None:
