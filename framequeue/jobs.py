@@ -537,7 +537,7 @@ def split_view(parent: Job, segments: Sequence[Job]) -> dict[str, Any]:
     total = None if any(t is None for t in totals) else sum(t or 0 for t in totals)
     fps = sum(s.progress.fps for s in segments if s.status is JobStatus.RUNNING)
     progress = parent.progress
-    if parent.parked or parent.status is JobStatus.QUEUED:
+    if not parent.status.terminal:  # parked, queued for its stitch, or stitching: the segments' sum
         progress = JobProgress(done, total, fps, None if total is None or fps <= 0 else max(0, total - done) / fps)
     return {
         "progress": progress.to_dict(),

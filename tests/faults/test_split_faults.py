@@ -102,3 +102,19 @@ def test_kill_9_of_the_worker_stitching(dep: Deployment, long_clip: Path, receiv
     check_once(dep, record, receiver)
     assert [a["outcome"] for a in record["attempt_history"]] == ["split", "lease_lost", "succeeded"]
     assert record["attempt_history"][-1]["worker"] != record["attempt_history"][0]["worker"]
+
+
+def test_kill_9_of_the_whole_service_between_segment_commits(
+    dep: Deployment, long_clip: Path, receiver: Receiver
+) -> None:
+    dep.start("w1", "worker")
+    job = dep.submit_file(long_clip, PARAMS, webhook={"url": receiver.url})
+    dep.wait_for(job["id"], lambda r: 1 <= (r.get("segments_done") or 0) < 4)
+    dep.signal("w1", signal.SIGKILL, group=True)
+    dep.signal("api", signal.SIGKILL, group=True)
+    dep.procs["api"].wait(10)
+    dep.start("api2", "api")
+    dep.wait_ready()
+    dep.start("w2", "worker")
+    record = dep.wait_done(job["id"], timeout_s=300)
+    check_once(dep, record, receiver)
