@@ -307,6 +307,11 @@ def output_prefix(job_id: str) -> str:
     return f"outputs/{job_id}/"
 
 
+def segments_prefix(job_id: str) -> str:
+    """Where a split job's segment inputs live (framequeue.worker.split); deleted once it ends."""
+    return f"segments/{job_id}/"
+
+
 def failure_key(job_id: str) -> str:
     return f"failures/{job_id}/error.json"
 

@@ -22,7 +22,7 @@ from typing import Any
 from framequeue.brokers.base import Message
 from framequeue.config import Settings
 from framequeue.errors import FrameQueueError, LeaseLost
-from framequeue.jobs import CANCELLED_WITH_PARENT, Job, JobStatus, segment_job
+from framequeue.jobs import CANCELLED_WITH_PARENT, Job, JobStatus, segment_job, segments_prefix
 from framequeue.media import keyframes, remux
 from framequeue.runtime import Runtime
 from framequeue.worker.attempt import COPY_CHUNK_BYTES, Outcome
@@ -33,11 +33,6 @@ log = logging.getLogger("framequeue.worker")
 
 #: the pipelines whose segments the stitch knows how to join (an annotated MP4, per-frame JSON, a sheet)
 SPLITTABLE = frozenset({"detect"})
-
-
-def segments_prefix(parent_id: str) -> str:
-    """Where a parent's segment inputs live (deleted once it is stitched)."""
-    return f"segments/{parent_id}/"
 
 
 def may_split(job: Job, settings: Settings) -> bool:
@@ -61,6 +56,12 @@ def segment_block(plan: keyframes.SegmentPlan) -> dict[str, Any]:
         "index": plan.index, "start_s": plan.start_s, "end_s": plan.end_s, "first_frame": plan.first_frame,
         "frames": plan.frames, "lead_in_start_s": plan.lead_in_start_s, "lead_in_frames": plan.lead_in_frames,
     }
+
+
+def drop_segments(rt: Runtime, parent_id: str) -> None:
+    """Delete a parent's segment inputs (it ended: stitched, failed or cancelled)."""
+    for key in rt.objects.list(segments_prefix(parent_id)):
+        rt.objects.delete(key)
 
 
 class SplitPhases:
@@ -90,10 +91,12 @@ class SplitPhases:
     def after_attempt(self, job: Job, outcome: Outcome) -> None:
         """A segment that succeeded may have queued its parent for the stitch: publish it (a duplicate is
         turned away at its claim; a publish lost here the reaper makes)."""
-        if job.parent_id is None or outcome.status != "succeeded":
+        if job.parent_id is None or outcome.status in ("retry", "handed_back"):
             return
         parent = self.rt.store.get(job.parent_id)
-        if parent.status is JobStatus.QUEUED:
+        if parent.status.terminal:  # this segment's end failed it, or it was cancelled: no stitch will come
+            drop_segments(self.rt, parent.id)
+        elif parent.status is JobStatus.QUEUED:
             self.rt.service.publish(parent.id, parent.priority)
             log.info("job %s: all %s segments done; queued for its stitch", parent.id, parent.segments_total)
 
@@ -102,6 +105,7 @@ class SplitPhases:
         if not self.rt.store.get(job.parent_id).status.terminal:
             return None
         self.rt.store.finish(job.id, job.lease_token, JobStatus.CANCELLED, self._clock(), error=CANCELLED_WITH_PARENT)
+        drop_segments(self.rt, job.parent_id)
         return Outcome(job.id, "cancelled", f"its parent {job.parent_id} ended")
 
     def _split(self, job: Job, scratch: Path) -> Outcome | None:

@@ -16,7 +16,15 @@ from typing import Any
 
 from framequeue.config import crashpoint
 from framequeue.errors import LeaseLost, ObjectExists
-from framequeue.jobs import Job, JobProgress, JobStatus, RunTotals, attempt_output_key, output_prefix
+from framequeue.jobs import (
+    Job,
+    JobProgress,
+    JobStatus,
+    RunTotals,
+    attempt_output_key,
+    output_prefix,
+    segments_prefix,
+)
 from framequeue.media import remux
 from framequeue.media.decode import decode_frames
 from framequeue.media.limits import MediaLimits
@@ -93,7 +101,7 @@ class Stitcher:
 
     def _drop_leftovers(self, job: Job, keep: set[str]) -> None:
         """The segments' inputs, and outputs of earlier stitch attempts (a worker that died after uploading)."""
-        for prefix in (f"segments/{job.id}/", output_prefix(job.id)):
+        for prefix in (segments_prefix(job.id), output_prefix(job.id)):
             for key in self.rt.objects.list(prefix):
                 if key not in keep:
                     self.rt.objects.delete(key)

@@ -108,3 +108,26 @@ def test_a_split_run_equals_the_whole_run(splitting: Deployment, long_clip: Path
     assert len(receiver.received) == 1
     payload = json.loads(receiver.received[0][1])
     assert payload["type"] == "job.succeeded" and payload["data"]["id"] == split["id"]
+
+
+def test_cancel_of_a_split_job_cascades_to_its_segments(splitting: Deployment, long_clip: Path,
+                                                         receiver: Receiver) -> None:
+    job = splitting.submit_file(long_clip, {"split": True, "segment_s": 20}, webhook={"url": receiver.url})
+
+    def a_segment_runs(r: dict[str, Any]) -> bool:
+        return any(s["status"] == "running" and s["frames_done"] > 0 for s in r.get("segments") or [])
+
+    splitting.wait_for(job["id"], a_segment_runs)
+    answer = splitting.client.cancel(job["id"])
+    assert answer["status"] == "cancelled"
+
+    def all_ended(r: dict[str, Any]) -> bool:
+        return all(s["status"] in {"cancelled", "succeeded"} for s in r["segments"])
+
+    record = splitting.wait_for(job["id"], all_ended, timeout_s=60)
+    assert record["status"] == "cancelled" and record["error"]["code"] == "cancelled"
+    assert any(s["status"] == "cancelled" for s in record["segments"])
+    assert not list((splitting.home / "objects" / "segments" / job["id"]).rglob("*.mp4"))
+    receiver.wait(1)
+    time.sleep(2)
+    assert [json.loads(body)["type"] for _, body in receiver.received] == ["job.cancelled"]
