@@ -294,9 +294,10 @@ class SegmentStore(Protocol):
     def split(self, parent_id: str, token: int, segments: Sequence[Job], now_s: float) -> Job:
         """In ONE transaction fenced by the parent's lease token (else LeaseLost): insert `segments`
         (framequeue.jobs.segment_job, indexes 0..n-1, queued and unpublished), set the parent's
-        segments_total, and park it: still running, no lease (not reapable), its attempt ended `split`
-        and not counted. A parent whose cancel was asked ends cancelled instead (and no segment is made).
-        InvalidTransition for a parent split already, a segment, or no segments."""
+        segments_total, and park it: still running, no lease (not reapable), a new lease token (the splitting
+        worker's heartbeat is fenced off), its attempt ended `split` and not counted. A parent whose cancel
+        was asked ends cancelled instead (and no segment is made). InvalidTransition for a parent split
+        already, a segment, or no segments."""
         ...
 
     def segments(self, parent_id: str) -> list[Job]:

@@ -21,7 +21,7 @@ from typing import Any
 
 from framequeue.brokers.base import Message
 from framequeue.config import Settings
-from framequeue.errors import FrameQueueError, LeaseLost
+from framequeue.errors import FrameQueueError
 from framequeue.jobs import CANCELLED_WITH_PARENT, Job, JobStatus, segment_job, segments_prefix
 from framequeue.media import keyframes, remux
 from framequeue.runtime import Runtime
@@ -82,11 +82,9 @@ class SplitPhases:
             return self._stop_if_parent_ended(job)
         if not may_split(job, self.settings):
             return None
-        with self._heartbeat.tracking(job, message) as beat:
-            outcome = self._split(job, scratch)
-            if outcome is not None and beat.lost.is_set():
-                raise LeaseLost(f"job {job.id}: lease expired while splitting")
-            return outcome
+        with self._heartbeat.tracking(job, message):
+            # the split commits under the claim's token or raises LeaseLost; it fences that token off
+            return self._split(job, scratch)
 
     def after_attempt(self, job: Job, outcome: Outcome) -> None:
         """A segment that succeeded may have queued its parent for the stitch: publish it (a duplicate is

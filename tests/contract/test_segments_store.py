@@ -51,6 +51,12 @@ def test_split_parks_the_parent_and_makes_queued_segments(store: JobStore) -> No
     assert parked.lease_owner is None and parked.lease_deadline_s is None
     assert parked.attempts == 0  # the split attempt is not counted against the stitch
     assert parked.attempt_history[-1].outcome is Outcome.SPLIT
+    # the splitting worker's heartbeat and writes are fenced off: no lease comes back to the parked parent
+    with pytest.raises(LeaseLost):
+        store.renew("parent", parked.lease_token - 1, LEASE_S, T0 + 3)
+    with pytest.raises(LeaseLost):
+        store.finish("parent", parked.lease_token - 1, JobStatus.SUCCEEDED, T0 + 3)
+    assert store.get("parent").parked
     segments = store.segments("parent")
     assert [s.id for s in segments] == [s.id for s in made]
     assert [s.segment_index for s in segments] == [0, 1, 2]

@@ -33,6 +33,7 @@ class MemorySegments(MemoryBase):
                 state.jobs[segment.id] = JobEntry(fresh, next(state.seq), None)
             found.job = replace(
                 parent, segments_total=len(segments), segments_done=0, lease_owner=None, lease_deadline_s=None,
+                lease_token=parent.lease_token + 1,  # the splitting worker's heartbeat is fenced off
                 attempts=parent.attempts - 1, updated_at_s=now_s,
                 attempt_history=attempt_ended(parent.attempt_history, Outcome.SPLIT, now_s),
             )

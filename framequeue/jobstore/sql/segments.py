@@ -29,10 +29,11 @@ class SqlSegments(SqlBase):
                 tx.run("UPDATE {s}.jobs SET parent_id = %s, segment_index = %s WHERE id = %s",
                        (parent_id, index, segment.id))
             history = attempt_ended(parent.attempt_history, Outcome.SPLIT, now_s)
+            # a new token: the splitting worker's heartbeat can no longer give the parked parent a lease
             row = tx.one(
                 """UPDATE {s}.jobs SET segments_total = %s, segments_done = 0, lease_owner = NULL,
-                   lease_deadline_s = NULL, attempts = attempts - 1, updated_at_s = %s, attempt_history = %s
-                   WHERE id = %s RETURNING *""",
+                   lease_deadline_s = NULL, lease_token = lease_token + 1, attempts = attempts - 1,
+                   updated_at_s = %s, attempt_history = %s WHERE id = %s RETURNING *""",
                 (len(segments), now_s, transitions.history_json(tx, history), parent_id),
             )
             assert row is not None
