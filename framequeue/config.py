@@ -109,9 +109,18 @@ class Settings:
     #: how often the API's sweeper looks for jobs due, and how many it handles per pass
     retention_sweep_interval_s: float = 60.0
     retention_batch: int = 100
+    #: a long video (framequeue.worker.split): a job whose input runs longer than split_min_s is split into
+    #: segments of about segment_s, each decoded from split_lead_in_s before its start, when split_workers
+    #: (the workers the deployment expects to share a job; 1: splitting gains nothing, so only a job whose
+    #: params say `split: true` is split) is more than one. A job's `split: false` never splits
+    split_min_s: float = 120.0
+    segment_s: float = 60.0
+    split_lead_in_s: float = 1.0
+    split_workers: int = 1
     #: fault injection for the fault tests only: the process exits (status 137, like kill -9) when it
     #: reaches this point of the lifecycle (after_insert, after_claim, after_upload, after_commit, before_ack,
-    #: before_webhook: the API, about to deliver a webhook event)
+    #: before_webhook: the API, about to deliver a webhook event; before_stitch: a worker that claimed a split
+    #: parent to join its segments)
     crash_at: str = ""
 
     @classmethod

@@ -282,6 +282,13 @@ class AttemptsExhausted(FrameQueueError):
     code = "attempts_exhausted"
 
 
+class SegmentFailed(FrameQueueError):
+    """A segment job of a split long video ended without success (its attempts exhausted, or it was
+    cancelled or expired): its parent fails with this error, naming the segment and its error."""
+
+    code = "segment_failed"
+
+
 class WorkerCrashed(FrameQueueError):
     """The media child died without an answer (signal, out of memory): another attempt may succeed."""
 

@@ -8,7 +8,14 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Literal
 
-from framequeue.errors import AttemptsExhausted, InvalidTransition, JobCancelled, JobExpired, JobTimeout
+from framequeue.errors import (
+    AttemptsExhausted,
+    InvalidTransition,
+    JobCancelled,
+    JobExpired,
+    JobTimeout,
+    SegmentFailed,
+)
 
 
 class JobStatus(StrEnum):
@@ -117,6 +124,8 @@ class Outcome(StrEnum):
     LEASE_LOST = "lease_lost"
     #: the worker drained and gave the job back to the queue
     HANDED_BACK = "handed_back"
+    #: the worker split a long video into segment jobs and parked the parent until they end (not counted)
+    SPLIT = "split"
 
 
 @dataclass(frozen=True)
@@ -222,10 +231,27 @@ class Job:
     events_truncated: bool = False
     #: what the successful run amounted to (video seconds, event and detection counts); empty until then
     totals: RunTotals = field(default_factory=RunTotals)
+    #: a segment job's parent, and its position (0-based) among the parent's segments; None for any other job
+    parent_id: str | None = None
+    segment_index: int | None = None
+    #: a parent's count of segment jobs (None until it was split) and of those that succeeded
+    segments_total: int | None = None
+    segments_done: int = 0
 
     @property
     def ttl_s(self) -> float:
         return self.expires_at_s - self.created_at_s
+
+    @property
+    def is_segment(self) -> bool:
+        return self.parent_id is not None
+
+    @property
+    def parked(self) -> bool:
+        """A split parent waiting for its segments: running to users, no lease, not reapable."""
+        return (
+            self.status is JobStatus.RUNNING and self.segments_total is not None and self.lease_deadline_s is None
+        )
 
 
 def job_from_columns(row: Mapping[str, Any]) -> Job:
@@ -270,11 +296,20 @@ def job_from_columns(row: Mapping[str, Any]) -> Job:
         events=row["events"],
         events_truncated=bool(row["events_truncated"]),
         totals=RunTotals(row["video_s"], row["events_total"], row["detections_total"]),
+        parent_id=row["parent_id"],
+        segment_index=row["segment_index"],
+        segments_total=row["segments_total"],
+        segments_done=row["segments_done"],
     )
 
 
 def output_prefix(job_id: str) -> str:
     return f"outputs/{job_id}/"
+
+
+def segments_prefix(job_id: str) -> str:
+    """Where a split job's segment inputs live (framequeue.worker.split); deleted once it ends."""
+    return f"segments/{job_id}/"
 
 
 def failure_key(job_id: str) -> str:
@@ -293,7 +328,8 @@ def iso(ts_s: float | None) -> str | None:
 
 
 def job_record(job: Job, *, output_location: str, failure_location: str) -> dict[str, Any]:
-    """The job as clients see it (API, CLI, webhook payloads). Secrets never appear here."""
+    """The job as clients see it (API, CLI, webhook payloads). Secrets never appear here. A split parent's
+    record gets its `segments` and summed progress from framequeue.jobs.split_view (the service adds them)."""
     return {
         "id": job.id,
         "pipeline": job.pipeline,
@@ -327,6 +363,11 @@ def job_record(job: Job, *, output_location: str, failure_location: str) -> dict
         "video_s": job.totals.video_s,
         "events_total": job.totals.events_total,
         "detections_total": job.totals.detections_total,
+        "parent_id": job.parent_id,
+        "segment_index": job.segment_index,
+        "segments_total": job.segments_total,
+        "segments_done": job.segments_done,
+        "segments": None,
     }
 
 
@@ -464,3 +505,66 @@ class LaneBacklog:
     running: int
     #: created_at_s of the group's oldest queued job (None when none is queued)
     oldest_queued_at_s: float | None = None
+
+
+# -- split jobs (pure: framequeue.jobstore.*.segments carry these out in the transition's own transaction) --
+
+#: a parent cancelled or failed: its segments not yet ended stop with this
+CANCELLED_WITH_PARENT = JobError(JobCancelled.code, "cancelled with its parent job")
+
+
+def segment_job(
+    parent: Job, index: int, job_id: str, input_key: str, segment: Mapping[str, Any], now_s: float
+) -> Job:
+    """The queued segment job `index` of `parent`: its pipeline and params plus a `segment` block (the
+    segment's place in the whole video), its tenant, lane, timeout and attempts; no webhook, no delivery
+    location; the parent's queue TTL counted from now."""
+    return Job(
+        id=job_id, pipeline=parent.pipeline, pipeline_version=parent.pipeline_version, input_key=input_key,
+        params={**parent.params, "segment": dict(segment)}, status=JobStatus.QUEUED, created_at_s=now_s,
+        updated_at_s=now_s, expires_at_s=now_s + parent.ttl_s, timeout_s=parent.timeout_s,
+        max_attempts=parent.max_attempts, tenant=parent.tenant, retention_s=parent.retention_s,
+        priority=parent.priority, parent_id=parent.id, segment_index=index,
+    )
+
+
+def segment_failed_error(segment: Job) -> JobError:
+    """The parent's error when `segment` ended without success."""
+    why = "no error" if segment.error is None else f"{segment.error.code}: {segment.error.message}"
+    return JobError(
+        SegmentFailed.code,
+        f"segment {segment.segment_index} ({segment.id}) ended {segment.status.value}: {why}",
+    )
+
+
+def stitch_expiry_s(parent: Job, now_s: float) -> float:
+    """A parent queued again for its stitch waits at most its queue TTL from now (never less than before)."""
+    return max(parent.expires_at_s, now_s + parent.ttl_s)
+
+
+def split_view(parent: Job, segments: Sequence[Job]) -> dict[str, Any]:
+    """What a split parent's record adds: progress summed over its segments (frames done of the total) and
+    each segment's state. A parent not (yet) split, or stitching with no segments read, adds nothing."""
+    if parent.segments_total is None or not segments:
+        return {}
+    totals = [s.progress.frames_total for s in segments]
+    done = sum(
+        (s.progress.frames_total or s.progress.frames_done) if s.status is JobStatus.SUCCEEDED
+        else s.progress.frames_done for s in segments
+    )
+    total = None if any(t is None for t in totals) else sum(t or 0 for t in totals)
+    fps = sum(s.progress.fps for s in segments if s.status is JobStatus.RUNNING)
+    progress = parent.progress
+    if not parent.status.terminal:  # parked, queued for its stitch, or stitching: the segments' sum
+        progress = JobProgress(done, total, fps, None if total is None or fps <= 0 else max(0, total - done) / fps)
+    return {
+        "progress": progress.to_dict(),
+        "segments": [
+            {
+                "id": s.id, "index": s.segment_index, "status": s.status.value, "attempts": s.attempts,
+                "frames_done": s.progress.frames_done, "frames_total": s.progress.frames_total,
+                "error": None if s.error is None else {"code": s.error.code, "message": s.error.message},
+            }
+            for s in segments
+        ],
+    }

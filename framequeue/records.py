@@ -17,7 +17,7 @@ JobStatusName = Literal["queued", "running", "succeeded", "failed", "cancelled",
 #: framequeue.jobs.Priority's values, highest lane first (a test pins them)
 PriorityName = Literal["high", "normal", "low"]
 #: framequeue.jobs.Outcome's values (a test pins them)
-OutcomeName = Literal["succeeded", "failed", "timeout", "cancelled", "lease_lost", "handed_back"]
+OutcomeName = Literal["succeeded", "failed", "timeout", "cancelled", "lease_lost", "handed_back", "split"]
 #: framequeue.tenants.auth.Scope
 ScopeName = Literal["read", "submit", "admin"]
 
@@ -88,6 +88,18 @@ class JobEvent(Record):
     duration_s: float
 
 
+class SegmentRecord(Record):
+    """One segment job of a split parent, as the parent's record lists it."""
+
+    id: str
+    index: int
+    status: JobStatusName
+    attempts: int
+    frames_done: int
+    frames_total: int | None
+    error: ErrorInfo | None
+
+
 class JobRecord(Record):
     id: str
     pipeline: str
@@ -133,6 +145,14 @@ class JobRecord(Record):
     events_total: int | None
     #: boxes over every inferred frame; None where the pipeline does not count them (only `detect` does)
     detections_total: int | None
+    #: a segment job's parent and place (0-based); None for any other job. Segment jobs are not listed
+    parent_id: str | None = None
+    segment_index: int | None = None
+    #: a split parent's segment count (None: not split) and how many succeeded; its `progress` sums theirs
+    segments_total: int | None = None
+    segments_done: int = 0
+    #: a split parent's segments, by index (absent for any other job)
+    segments: list[SegmentRecord] | None = None
 
 
 class BatchItem(Record):

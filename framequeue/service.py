@@ -26,7 +26,16 @@ from framequeue.errors import (
     QuotaExceeded,
     ServiceUnavailable,
 )
-from framequeue.jobs import Job, JobStatus, Priority, failure_key, job_record, output_prefix
+from framequeue.jobs import (
+    Job,
+    JobStatus,
+    Priority,
+    failure_key,
+    job_record,
+    output_prefix,
+    segments_prefix,
+    split_view,
+)
 from framequeue.jobstore import JobStore
 from framequeue.models.repository import ModelRepository
 from framequeue.notify.deliveries import check_not_disabled
@@ -361,7 +370,11 @@ class JobService:
 
     def cancel(self, job_id: str, caller: Principal) -> dict[str, Any]:
         self.owned(job_id, caller)  # a job's tenant never changes, so checking first is enough
-        return self.record(self.store.cancel(job_id, self._clock()))
+        job = self.store.cancel(job_id, self._clock())
+        if job.segments_total is not None and job.status.terminal:  # a split job: its segments stopped with it
+            for key in self.objects.list(segments_prefix(job.id)):
+                self.objects.delete(key)
+        return self.record(job)
 
     def output_key(self, job_id: str, name: str, caller: Principal) -> str:
         job = self.owned(job_id, caller)
@@ -399,6 +412,8 @@ class JobService:
             output_location=self.objects.url(output_prefix(job.id)),
             failure_location=self.objects.url(failure_key(job.id)),
         )
+        if job.segments_total is not None:  # a split parent: its segments' states and summed progress
+            record.update(split_view(job, self.store.segments(job.id)))
         # where a browser fetches each output: presigned on S3 (fresh with every read of the record), else the
         # API's own Range-capable route (output_route), relative to the API's base URL
         route = self.output_route

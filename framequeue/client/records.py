@@ -30,6 +30,18 @@ class InputRef(TypedDict):
     key: str
 
 
+class SegmentState(TypedDict):
+    """One segment job of a split parent, as the parent's record lists it."""
+
+    id: str
+    index: int
+    status: JobStatus
+    attempts: int
+    frames_done: int
+    frames_total: int | None
+    error: ErrorInfo | None
+
+
 class JobRecord(TypedDict):
     """A job as GET /v1/jobs/{id} answers it; times are ISO 8601 UTC strings."""
 
@@ -69,6 +81,13 @@ class JobRecord(TypedDict):
     detections_total: NotRequired[int | None]
     #: high, normal or low (servers before lanes omit it)
     priority: NotRequired[Literal["high", "normal", "low"]]
+    #: a long video split into segment jobs (servers before issue 17 omit these): a segment's parent and
+    #: place; a parent's segment count, successes, and each segment's state (its progress sums theirs)
+    parent_id: NotRequired[str | None]
+    segment_index: NotRequired[int | None]
+    segments_total: NotRequired[int | None]
+    segments_done: NotRequired[int]
+    segments: NotRequired[list[SegmentState]]
 
 
 class JobPage(TypedDict):

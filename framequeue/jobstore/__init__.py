@@ -17,6 +17,7 @@ from framequeue.jobstore.ports import (
     ModelEndpointStore,
     OutboxStore,
     RetentionStore,
+    SegmentStore,
 )
 from framequeue.notify.events import PayloadRenderer
 
@@ -30,6 +31,7 @@ __all__ = [
     "ModelEndpointStore",
     "OutboxStore",
     "RetentionStore",
+    "SegmentStore",
     "open_jobstore",
 ]
 

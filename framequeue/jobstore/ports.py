@@ -28,6 +28,7 @@ __all__ = [
     "ModelEndpointStore",
     "OutboxStore",
     "RetentionStore",
+    "SegmentStore",
 ]
 
 
@@ -294,11 +295,37 @@ class RetentionStore(Protocol):
         ...
 
 
+class SegmentStore(Protocol):
+    """A long video split into segment jobs (framequeue.worker.split) and joined again, exactly once, through
+    the same leases and fencing as any job.
+
+    A segment job carries `parent_id` and `segment_index`; it runs, retries and ends as any job, hidden from
+    list_jobs and count_queued. Every terminal write of the JobStateStore (finish, reap, a claim's verdict,
+    cancel, fail_dead_lettered) applies, in its own transaction: a segment's success adds one to its
+    parent's segments_done, and the one that makes it segments_total puts the parked parent back in the
+    queue (unpublished: the caller publishes it, else the reaper's `unpublished` does) for its stitch; a
+    segment that ends otherwise ends its parent `failed: segment_failed`; a parent that ends otherwise
+    cancels its queued segments and asks its running ones to stop. Cancelling a parked parent ends it at once."""
+
+    def split(self, parent_id: str, token: int, segments: Sequence[Job], now_s: float) -> Job:
+        """In ONE transaction fenced by the parent's lease token (else LeaseLost): insert `segments`
+        (framequeue.jobs.segment_job, indexes 0..n-1, queued and unpublished), set the parent's
+        segments_total, and park it: still running, no lease (not reapable), a new lease token (the splitting
+        worker's heartbeat is fenced off), its attempt ended `split` and not counted. A parent whose cancel
+        was asked ends cancelled instead (and no segment is made). InvalidTransition for a parent split
+        already, a segment, or no segments."""
+        ...
+
+    def segments(self, parent_id: str) -> list[Job]:
+        """The parent's segment jobs, by index (none for a job not split)."""
+        ...
+
+
 class JobStore(
     JobStateStore, OutboxStore, DeliveryStore, EndpointStore, ModelEndpointStore, ApiKeyStore, RetentionStore,
-    Protocol,
+    SegmentStore, Protocol,
 ):
-    """All seven concerns in one store (they share its transactions: a terminal state writes its
+    """All eight concerns in one store (they share its transactions: a terminal state writes its
     outbox rows atomically), and the store's own life."""
 
     def ping(self) -> None:

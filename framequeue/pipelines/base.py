@@ -24,6 +24,24 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class SegmentSpan:
+    """A segment job's place in the whole video (framequeue.worker.split, from its params' `segment` block):
+    its input starts `lead_in_frames` frames before its first output frame, at `lead_in_start_s` of the
+    whole video. The staged run decodes and infers the lead-in (warming what carries state across frames)
+    but neither draws nor writes it, and numbers frames and times as the whole video does."""
+
+    first_frame: int
+    frames: int
+    lead_in_frames: int
+    lead_in_start_s: float
+
+    @classmethod
+    def from_params(cls, block: Mapping[str, Any]) -> SegmentSpan:
+        return cls(int(block["first_frame"]), int(block["frames"]), int(block["lead_in_frames"]),
+                   float(block["lead_in_start_s"]))
+
+
+@dataclass(frozen=True)
 class RunContext:
     input_path: Path
     #: the pipeline writes its outputs here; RunResult.outputs names them
@@ -40,6 +58,8 @@ class RunContext:
     #: where the job's model runs this attempt: None in-process, else the base URL of an OIP v2 server
     #: (chosen from the model endpoint registry when the worker claimed the job)
     model_url: str | None = None
+    #: a segment job's span of the whole video; None for a whole video
+    segment: SegmentSpan | None = None
 
 
 @dataclass(frozen=True)

@@ -149,6 +149,11 @@ class _DetectSink:
         if self._image_path is not None:
             self._last = frame.image
 
+    def warm(self, frame: Frame, results: Sequence[Any] | None) -> None:
+        """A segment's lead-in frame: its boxes stay on screen into the segment, as in the unsplit run."""
+        if results is not None:
+            (self._current,) = results
+
     def finish(self, video: Mapping[str, Any]) -> None:
         if self._image_path is not None:
             ok, png = cv2.imencode(".png", self._last) if self._last is not None else (False, None)

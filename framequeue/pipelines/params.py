@@ -49,6 +49,23 @@ def boolean(value: Any, field: str) -> bool:
     return value
 
 
+#: params any pipeline takes for a long video (framequeue.worker.split): `split` true splits it whatever its
+#: length (false: never), `segment_s` the segments' length; None: the deployment's settings decide
+SPLIT_DEFAULTS: Final[dict[str, Any]] = {"split": None, "segment_s": None}
+#: the block a segment job's params carry (framequeue.jobs.segment_job); never a submit's
+SEGMENT_PARAM: Final = "segment"
+#: the shortest segment_s a job may ask for
+MIN_SEGMENT_S: Final = 2.0
+
+
+def check_split(params: Mapping[str, Any]) -> None:
+    """`split` and `segment_s`, when a submit names them."""
+    if params.get("split") is not None:
+        boolean(params["split"], "split")
+    if params.get("segment_s") is not None:
+        number(params["segment_s"], "segment_s", low=MIN_SEGMENT_S)
+
+
 def mapping(value: Any, field: str, known: Mapping[str, Any] | set[str]) -> dict[str, Any]:
     """`value` as a dict whose keys are all in `known`."""
     if not isinstance(value, Mapping):
@@ -60,9 +77,11 @@ def mapping(value: Any, field: str, known: Mapping[str, Any] | set[str]) -> dict
 
 
 def check_unknown(params: Mapping[str, Any], known: Mapping[str, Any]) -> None:
-    unknown = sorted(set(params) - set(known))
+    """Every name in `params` is the pipeline's (`known`) or a long video's (SPLIT_DEFAULTS, checked here)."""
+    unknown = sorted(set(params) - set(known) - set(SPLIT_DEFAULTS))
     if unknown:
-        raise InvalidParams(f"{unknown[0]}: unknown parameter; known: {', '.join(known)}")
+        raise InvalidParams(f"{unknown[0]}: unknown parameter; known: {', '.join([*known, *SPLIT_DEFAULTS])}")
+    check_split(params)
 
 
 def model_version(

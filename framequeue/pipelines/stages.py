@@ -14,6 +14,7 @@ logic as a `FrameSink`; everything else (threads, queues, progress, the video an
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
@@ -127,6 +128,30 @@ class FrameSink(Protocol):
     def abort(self) -> None:
         """The run failed or stopped: release files; no output is kept."""
         ...
+
+
+def warm_sink(sink: FrameSink, frame: Frame, results: Sequence[Any] | None) -> None:
+    """A segment's lead-in frame (RunContext.segment): a sink with a `warm(frame, results)` method takes its
+    state from it (the last boxes, a tracker's tracks) without drawing or writing; any other sink skips it."""
+    warm = getattr(sink, "warm", None)
+    if warm is not None:
+        warm(frame, results)
+
+
+def global_frames(frames: Iterator[Frame], info: VideoInfo, ctx: RunContext) -> Iterator[Frame]:
+    """A segment's frames numbered as the whole video's (index and pts), ending after its last output frame;
+    a whole video's as they are."""
+    span = ctx.segment
+    if span is None:
+        yield from frames
+        return
+    index0 = span.first_frame - span.lead_in_frames
+    pts0 = round(span.lead_in_start_s / info.time_base)
+    end = span.first_frame + span.frames
+    for frame in frames:
+        if frame.index + index0 >= end:
+            return
+        yield dataclasses.replace(frame, index=frame.index + index0, pts=frame.pts + pts0)
 
 
 #: builds the sink once the output folder exists: (output key -> .part path it must write) -> sink
@@ -276,7 +301,7 @@ class _StagedRun:
             self.flow.start("infer", self._infer_stage),
             self.flow.start("output", self._output_stage),
         ]
-        total = self.info.frames_declared
+        total = self.info.frames_declared if self.ctx.segment is None else self.ctx.segment.frames
         reported = -1
         try:
             while any(t.is_alive() for t in threads):
@@ -314,7 +339,13 @@ class _StagedRun:
 
     def _decode_stage(self) -> None:
         clock = SampleClock(self.job.sample_fps)
-        frames = decode_frames(self.ctx.input_path, self.info, self.threads.decode)
+        span = self.ctx.segment
+        if span is not None and span.lead_in_start_s > 0 and self.info.rate > 0:
+            # the whole run's clock as it stood after the frame before this segment's first (a constant rate)
+            first = round(span.lead_in_start_s / self.info.time_base) * self.info.time_base
+            clock.take(first - 1 / self.info.rate)
+        decoded = decode_frames(self.ctx.input_path, self.info, self.threads.decode)
+        frames = global_frames(decoded, self.info, self.ctx)
         cpu0 = time.thread_time()
         try:
             while True:
@@ -329,7 +360,7 @@ class _StagedRun:
                 self.frames_decoded += 1
                 self.flow.put(self.frames, (frame, clock.take(frame.time)))
         finally:
-            frames.close()
+            decoded.close()
             self.stats["decode_cpu_s"] = time.thread_time() - cpu0
         self.flow.put(self.frames, END)
 
@@ -448,7 +479,9 @@ class _StagedRun:
 
     def _output_loop(self) -> None:
         info = self.info
-        sheet = ContactSheet(info.frames_declared)
+        # a segment's frames are numbered as the whole video's: its sheet keeps every k-th (the stitch draws
+        # the whole video's own)
+        sheet = ContactSheet(info.frames_declared if self.ctx.segment is None else None)
         encoder = VideoEncoder(
             self.parts[VIDEO_OUTPUT],
             info.resolution_wh,
@@ -457,33 +490,45 @@ class _StagedRun:
             preset=self.job.encode_preset,
             crf=self.job.crf,
             threads=self.threads.encode,
+            stitchable=self.ctx.segment is not None,  # the stitch concatenates the segments' MP4s
         )
         try:
             sink = self.job.sink({k: p for k, p in self.parts.items() if k not in (VIDEO_OUTPUT, SHEET_OUTPUT)})
         except BaseException:
             encoder.abort()
             raise
+        span = self.ctx.segment
+        first_frame = 0 if span is None else span.first_frame
+        #: a segment's video starts at 0 (the stitch puts it in its place); its lead-in is not written
+        pts0: int | None = None if span is not None else 0
+        lead_in = 0
         try:
             while True:
                 item = self.flow.get(self.boxed)
                 if item is END:
                     break
                 frame, results = item
+                if frame.index < first_frame:
+                    warm_sink(sink, frame, results)
+                    lead_in += 1
+                    continue
+                if pts0 is None:
+                    pts0 = frame.pts
                 if results is not None:
                     self.frames_inferred += 1
                 t0 = time.monotonic()
                 sink.frame(frame, results)
                 sheet.offer(frame, frame.image)
                 t1 = time.monotonic()
-                encoder.write(frame.image, frame.pts)
+                encoder.write(frame.image, frame.pts - pts0)
                 self.stats["render_s"] += t1 - t0
                 self.stats["encode_s"] += time.monotonic() - t1
                 self.frames_done += 1
             t0 = time.monotonic()
             encoder.close()
             self.stats["encode_s"] += time.monotonic() - t0
-            if self.frames_done != self.frames_decoded:
-                raise RuntimeError(f"encoded {self.frames_done} frames of {self.frames_decoded} decoded")
+            if self.frames_done + lead_in != self.frames_decoded:
+                raise RuntimeError(f"encoded {self.frames_done} frames of {self.frames_decoded - lead_in} decoded")
             found = sink.finish(self._video_summary())
             self.events = [dict(e) for e in found or ()]
             self.events_total = None if found is None else len(self.events)

@@ -27,6 +27,7 @@ from framequeue.tenants.fairshare import parse_weights
 from framequeue.worker.attempt import Attempts, Outcome
 from framequeue.worker.claiming import claim_for
 from framequeue.worker.heartbeat import Heartbeat
+from framequeue.worker.split import SplitPhases
 from framequeue.worker.warm_child import WarmChild
 
 log = logging.getLogger("framequeue.worker")
@@ -60,6 +61,7 @@ class Worker:
         heartbeat = Heartbeat(self.rt, self._clock)
         self._attempts = Attempts(self.rt, self._child, heartbeat, self.metrics, clock=self._clock,
                                   draining=self.draining)
+        self._phases = SplitPhases(self.rt, heartbeat, clock=self._clock)
         if self.settings.metrics_port:
             self.metrics.serve(self.settings.metrics_port, self.settings.metrics_host)
         self.metrics.up.set(1)
@@ -130,7 +132,11 @@ class Worker:
         crashpoint(self.settings, "after_claim")
         scratch = Path(self.settings.scratch_dir) / f"{job.id}-{job.lease_token}"
         try:
-            outcome = self._attempts.run(job, message, scratch)
+            # a long video's split or stitch, or a segment whose parent ended; else the ordinary attempt
+            phase = self._phases.run(job, message, scratch)
+            outcome = phase if phase is not None else self._attempts.run(job, message, scratch)
+            if phase is None:
+                self._phases.after_attempt(job, outcome)
         except LeaseLost as exc:
             log.warning("job %s: %s; this attempt's results are dropped", job.id, exc)
             self._attempts.drop_outputs(job)

@@ -24,7 +24,8 @@ from typing import Any
 
 from framequeue.errors import FrameQueueError, ResourceExhausted
 from framequeue.models.repository import ModelRepository
-from framequeue.pipelines.base import RunContext
+from framequeue.pipelines.base import RunContext, SegmentSpan
+from framequeue.pipelines.params import SEGMENT_PARAM
 from framequeue.pipelines.registry import get_pipeline
 from framequeue.worker.messages import ChildMessage, ChildSpec, Done, Failed, Progress, Run
 
@@ -133,16 +134,19 @@ def _malloc_trim() -> Any:
 def _run_pipeline(spec: ChildSpec, stop: threading.Event, send: Send) -> Done | Failed:
     try:
         pipeline = get_pipeline(spec.pipeline)
+        params = dict(spec.params)
+        block = params.pop(SEGMENT_PARAM, None)  # a segment job's place in the whole video
         ctx = RunContext(
             input_path=spec.input_path,
             output_dir=spec.output_dir,
-            params=spec.params,
+            params=params,
             models=ModelRepository(spec.model_repo),
             threads=spec.threads,
             on_progress=lambda p: send(Progress.of(p.frames_done, p.frames_total)),
             stop=stop,
             limits=spec.limits,
             model_url=spec.model_url,
+            segment=None if block is None else SegmentSpan.from_params(block),
         )
         return Done.of(pipeline.run(ctx))
     except FrameQueueError as exc:

@@ -14,11 +14,12 @@ from framequeue.jobstore.memory.leases import MemoryLeases
 from framequeue.jobstore.memory.model_endpoints import MemoryModelEndpoints
 from framequeue.jobstore.memory.outbox import MemoryOutbox
 from framequeue.jobstore.memory.retention import MemoryRetention
+from framequeue.jobstore.memory.segments import MemorySegments
 
 
 class MemoryJobStore(
     MemoryJobs, MemoryLeases, MemoryOutbox, MemoryDeliveries, MemoryEndpoints, MemoryModelEndpoints, MemoryApiKeys,
-    MemoryRetention,
+    MemoryRetention, MemorySegments,
 ):
     def ping(self) -> None:
         """Always answers: the store is this process's memory."""

@@ -80,12 +80,14 @@ class MemoryJobs(MemoryBase):
             return [
                 e.job for e in entries
                 if (status is None or e.job.status is status) and (tenant is None or e.job.tenant == tenant)
+                and e.job.parent_id is None  # segment jobs show in their parent's record
             ][:limit]
 
     def count_queued(self, tenant: str) -> int:
         with self._state.lock:
             return sum(
-                e.job.tenant == tenant and e.job.status is JobStatus.QUEUED for e in self._state.jobs.values()
+                e.job.tenant == tenant and e.job.status is JobStatus.QUEUED and e.job.parent_id is None
+                for e in self._state.jobs.values()
             )
 
     def lane_backlog(self) -> list[LaneBacklog]:
@@ -109,7 +111,7 @@ class MemoryJobs(MemoryBase):
         with self._state.lock:
             found = transitions.entry(self._state, job_id)
             job = found.job
-            if job.status is JobStatus.QUEUED:
+            if job.status is JobStatus.QUEUED or job.parked:  # parked: a split parent no worker holds
                 return transitions.end(self._state, self._render, found, JobStatus.CANCELLED, now_s,
                                        CANCELLED_BY_REQUEST)
             if job.status is JobStatus.RUNNING:

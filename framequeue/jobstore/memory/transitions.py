@@ -19,6 +19,7 @@ from framequeue.jobs import (
     check_transition,
     history_at_end,
 )
+from framequeue.jobstore.memory import cascade
 from framequeue.jobstore.memory.state import JobEntry, OutboxEntry, State
 from framequeue.notify.events import OutboxRow, PayloadRenderer, progress_event_prefix, superseded_error, terminal_rows
 from framequeue.notify.outbox import ENDPOINT_DISABLED
@@ -73,6 +74,7 @@ def end(
             row.dead, row.last_error = True, superseded_error(status)
     for outbox_row in terminal_rows(ended, render):
         write_row(state, ended, outbox_row, now_s)
+    cascade.after_end(state, render, ended, now_s)  # a split's parent or segments, under this lock
     return ended
 
 

@@ -154,6 +154,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX IF NOT EXISTS jobs_waiting ON {s}.jobs (priority, tenant, created_at_s, seq)
             WHERE status = 'queued' AND published_at_s IS NOT NULL;
     """),
+    Migration(13, "a long video split into segment jobs: each segment's parent and place, a parent's count", """
+        ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS parent_id text;
+        ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS segment_index integer;
+        ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS segments_total integer;
+        ALTER TABLE {s}.jobs ADD COLUMN IF NOT EXISTS segments_done integer NOT NULL DEFAULT 0;
+        CREATE INDEX IF NOT EXISTS jobs_parent ON {s}.jobs (parent_id, segment_index) WHERE parent_id IS NOT NULL;
+    """),
 )
 
 

@@ -11,10 +11,11 @@ from framequeue.jobstore.sql.leases import SqlLeases
 from framequeue.jobstore.sql.model_endpoints import SqlModelEndpoints
 from framequeue.jobstore.sql.outbox import SqlOutbox
 from framequeue.jobstore.sql.retention import SqlRetention
+from framequeue.jobstore.sql.segments import SqlSegments
 
 
 class SqlJobStore(SqlJobs, SqlLeases, SqlOutbox, SqlDeliveries, SqlEndpoints, SqlModelEndpoints, SqlApiKeys,
-                  SqlRetention):
+                  SqlRetention, SqlSegments):
     """framequeue.jobstore.JobStore on an Engine; a backend only builds the engine and its schema."""
 
     def ping(self) -> None:

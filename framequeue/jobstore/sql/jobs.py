@@ -44,7 +44,7 @@ class SqlJobs(SqlBase):
     def list_jobs(
         self, status: JobStatus | None = None, limit: int = 50, after: str | None = None, tenant: str | None = None
     ) -> list[Job]:
-        clauses, args = [], []
+        clauses, args = ["parent_id IS NULL"], []  # segment jobs show in their parent's record
         if tenant is not None:
             clauses.append("tenant = %s")
             args.append(tenant)
@@ -60,7 +60,10 @@ class SqlJobs(SqlBase):
 
     def count_queued(self, tenant: str) -> int:
         def work(tx: Tx) -> int:
-            row = tx.one("SELECT COUNT(*) AS n FROM {s}.jobs WHERE tenant = %s AND status = 'queued'", (tenant,))
+            row = tx.one(
+                "SELECT COUNT(*) AS n FROM {s}.jobs WHERE tenant = %s AND status = 'queued' AND parent_id IS NULL",
+                (tenant,),
+            )
             assert row is not None
             return int(row["n"])
 
@@ -83,7 +86,7 @@ class SqlJobs(SqlBase):
             if row is None:
                 raise JobNotFound(f"no job {job_id}")
             job = transitions.job(tx, row)
-            if job.status is JobStatus.QUEUED:
+            if job.status is JobStatus.QUEUED or job.parked:  # parked: a split parent no worker holds
                 return transitions.end(tx, self._render, job, JobStatus.CANCELLED, now_s, CANCELLED_BY_REQUEST)
             if job.status is JobStatus.RUNNING:
                 updated = tx.one(

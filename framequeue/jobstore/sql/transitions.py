@@ -20,6 +20,7 @@ from framequeue.jobs import (
     history_at_end,
     job_from_columns,
 )
+from framequeue.jobstore.sql import cascade
 from framequeue.jobstore.sql.dialect import Row, Tx
 from framequeue.notify.events import OutboxRow, PayloadRenderer, progress_event_prefix, superseded_error, terminal_rows
 from framequeue.notify.outbox import ENDPOINT_DISABLED
@@ -110,6 +111,7 @@ def end(
     )
     for outbox_row in terminal_rows(ended, render):
         write_row(tx, ended, outbox_row, now_s)
+    cascade.after_end(tx, render, ended, now_s)  # a split's parent or segments, in this transaction
     return ended
 
 

@@ -149,6 +149,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX IF NOT EXISTS jobs_waiting ON jobs (priority, tenant, created_at_s, seq)
         WHERE status = 'queued' AND published_at_s IS NOT NULL;
     """,
+    """
+    ALTER TABLE jobs ADD COLUMN parent_id TEXT;
+    ALTER TABLE jobs ADD COLUMN segment_index INTEGER;
+    ALTER TABLE jobs ADD COLUMN segments_total INTEGER;
+    ALTER TABLE jobs ADD COLUMN segments_done INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX IF NOT EXISTS jobs_parent ON jobs (parent_id, segment_index) WHERE parent_id IS NOT NULL;
+    """,
 )
 
 
