@@ -32,7 +32,7 @@ from framequeue.worker.stitch import Stitcher
 log = logging.getLogger("framequeue.worker")
 
 #: the pipelines whose segments the stitch knows how to join (an annotated MP4, per-frame JSON, a sheet)
-SPLITTABLE = frozenset({"detect"})
+SPLITTABLE = frozenset({"detect", "road"})
 
 
 def may_split(job: Job, settings: Settings) -> bool:

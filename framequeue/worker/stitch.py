@@ -2,15 +2,18 @@
 identical in form to an unsplit run's, committed by one fenced `finish` (one webhook). The annotated MP4s
 are concatenated by packet remux (no re-encode; each segment's starts at 0 and the join makes the timestamps
 continuous); the per-frame JSON records (already numbered as the whole video's) follow one another under the
-first segment's head; the contact sheet is drawn from the whole joined video."""
+first segment's head; the contact sheet is drawn from the whole joined video. The road pipeline's per-frame
+JSON, events, summary and timeline are joined by framequeue.pipelines.road.join (track ids mapped across each
+boundary)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, cast
@@ -34,6 +37,8 @@ from framequeue.media import remux
 from framequeue.media.frames import Frame
 from framequeue.media.sheet import ContactSheet, sheet_indexes
 from framequeue.pipelines.join import concat_frames_json, merge_events, read_tail
+from framequeue.pipelines.road.join import RoadPart, join_road
+from framequeue.pipelines.road.pipeline import OVERLAP_OUTPUT
 from framequeue.runtime import Runtime
 from framequeue.worker.attempt import COPY_CHUNK_BYTES, Outcome
 
@@ -41,6 +46,10 @@ log = logging.getLogger("framequeue.worker")
 
 #: output name -> file name, as the detect pipeline writes them (framequeue.pipelines.detect.OUTPUTS)
 VIDEO, FRAMES, SHEET = "video", "detections", "contact_sheet"
+#: the road pipeline's (framequeue.pipelines.road.pipeline.OUTPUTS)
+ROAD, TIMELINE = "road", "timeline"
+#: each pipeline's answer, delivered to the job's output location
+PRIMARY: Mapping[str, str] = {"detect": FRAMES, "road": ROAD}
 
 
 class Stitcher:
@@ -61,8 +70,22 @@ class Stitcher:
         files: dict[str, Path] = {}
         files[VIDEO] = out / Path(names[VIDEO]).name
         frames_total = remux.concat(videos, files[VIDEO])
-        files[FRAMES] = out / Path(names[FRAMES]).name
-        join_frames([self._download(s, FRAMES, scratch) for s in segments], files[FRAMES], frames_total)
+        boundaries_s = [s.params["segment"]["start_s"] for s in segments[1:]]
+        events_total: int | None = None
+        if job.pipeline == "road":
+            files[ROAD], files[TIMELINE] = out / Path(names[ROAD]).name, out / Path(names[TIMELINE]).name
+            parts = [
+                RoadPart(self._download(s, ROAD, scratch), self._download(s, OVERLAP_OUTPUT, scratch), s.events,
+                         s.params["segment"]["start_s"])
+                for s in segments
+            ]
+            events = join_road(parts, files[ROAD], files[TIMELINE], frames_total)
+            events_total = len(events)
+        else:
+            files[FRAMES] = out / Path(names[FRAMES]).name
+            join_frames([self._download(s, FRAMES, scratch) for s in segments], files[FRAMES], frames_total)
+            # an event that crosses a boundary is one event (detect has none)
+            events = merge_events([s.events for s in segments], boundaries_s)
         files[SHEET] = out / Path(names[SHEET]).name
         draw_sheet(files[VIDEO], files[SHEET], frames_total)
         if lost.is_set():
@@ -74,12 +97,13 @@ class Stitcher:
                 shutil.copyfileobj(src, dst, COPY_CHUNK_BYTES)
             outputs[name] = key
         if job.output_uri:
-            self._deliver(job, files[FRAMES])
-        # an event that crosses a boundary is one event (detect has none; a pipeline with events joins here)
-        events = merge_events([s.events for s in segments], [s.params["segment"]["start_s"] for s in segments[1:]])
+            self._deliver(job, files[PRIMARY.get(job.pipeline, FRAMES)])
+        totals = joined_totals(segments)
+        if events_total is not None:
+            totals = dataclasses.replace(totals, events_total=events_total)
         self.rt.store.finish(
             job.id, job.lease_token, JobStatus.SUCCEEDED, self._clock(), outputs=outputs,
-            progress=JobProgress(frames_total, frames_total, 0.0, 0.0), events=events, totals=joined_totals(segments),
+            progress=JobProgress(frames_total, frames_total, 0.0, 0.0), events=events, totals=totals,
         )
         self._drop_leftovers(job, keep=set(outputs.values()))
         took_s = time.monotonic() - started

@@ -30,7 +30,7 @@ def test_a_job_is_split_when_asked_or_long_with_several_workers() -> None:
     assert may_split(PARENT, two)
     assert may_split(replace(PARENT, params={"split": True}), one)
     assert not may_split(replace(PARENT, params={"split": False}), two)
-    assert not may_split(replace(PARENT, pipeline="road"), two)
+    assert not may_split(replace(PARENT, pipeline="driver"), two)
     assert not may_split(replace(PARENT, parent_id="x", segment_index=0), two)
     assert not may_split(replace(PARENT, segments_total=3), two)
     assert should_split(PARENT, 121.0, two) and not should_split(PARENT, 120.0, two)

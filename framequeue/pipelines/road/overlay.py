@@ -66,6 +66,8 @@ class RoadView:
     lead: LeadView | None = None
     #: texts of the events in progress
     banners: Sequence[str] = field(default_factory=tuple)
+    #: draw track ids; a split job's segments draw none (their ids are joined only after drawing)
+    show_ids: bool = True
 
 
 def gap_colour(time_gap_s: float | None) -> tuple[int, int, int]:
@@ -76,7 +78,7 @@ def gap_colour(time_gap_s: float | None) -> tuple[int, int, int]:
     return GAP_AMBER if time_gap_s >= GAP_RED_S else GAP_RED
 
 
-def lead_segments(lead: LeadView) -> list[str]:
+def lead_segments(lead: LeadView, show_id: bool = True) -> list[str]:
     """The lead's label, segment by segment: distance, time gap, TTC (each when known)."""
     parts = []
     if lead.distance_m is not None:
@@ -85,7 +87,7 @@ def lead_segments(lead: LeadView) -> list[str]:
         parts.append(f"{lead.time_gap_s:.1f} s")
     if lead.ttc_s is not None:
         parts.append(f"TTC {lead.ttc_s:.1f} s")
-    return parts or [f"#{lead.track_id}"]
+    return parts or [f"#{lead.track_id}" if show_id else "lead"]
 
 
 def format_clock(t_s: float) -> str:
@@ -111,12 +113,13 @@ def draw_road(scene: npt.NDArray[np.uint8], view: RoadView) -> npt.NDArray[np.ui
             continue
         x1, y1, x2, y2 = (round(v) for v in track.box_xyxy)
         cv2.rectangle(scene, (x1, y1), (x2, y2), TRACK_BOX, thin, cv2.LINE_AA)
-        draw_segments(scene, [f"{track.class_name} #{track.track_id}"], (x1, y1), TRACK_BOX, 0.85 * font)
+        label = f"{track.class_name} #{track.track_id}" if view.show_ids else track.class_name
+        draw_segments(scene, [label], (x1, y1), TRACK_BOX, 0.85 * font)
     if view.lead is not None:
         colour = gap_colour(view.lead.time_gap_s)
         x1, y1, x2, y2 = (round(v) for v in view.lead.box_xyxy)
         cv2.rectangle(scene, (x1, y1), (x2, y2), colour, 3 * thin, cv2.LINE_AA)
-        draw_segments(scene, lead_segments(view.lead), (x1, y1), colour, font)
+        draw_segments(scene, lead_segments(view.lead, view.show_ids), (x1, y1), colour, font)
     speed = "speed n/a" if view.speed_mps is None else f"{view.speed_mps:.1f} m/s ({3.6 * view.speed_mps:.0f} km/h)"
     draw_segments(
         scene, [speed, format_clock(view.t_s)], (round(8 * scale), round(8 * scale)), (40, 40, 40), font, below=True

@@ -27,6 +27,7 @@ from framequeue.pipelines.outputs import JsonStream
 from framequeue.pipelines.road import params as road_params
 from framequeue.pipelines.road.events import COLLISION, FOLLOWING, FrameValues, RoadEvents
 from framequeue.pipelines.road.geometry import Camera, camera_for, distance_from_width_m, ground_distance_m
+from framequeue.pipelines.road.join import write_overlap
 from framequeue.pipelines.road.kinematics import (
     DISTANCE_WINDOW_S,
     HISTORY_S,
@@ -39,7 +40,7 @@ from framequeue.pipelines.road.kinematics import (
 from framequeue.pipelines.road.lanes import EgoLane, LaneSmoother
 from framequeue.pipelines.road.lead import Candidate, LeadConfig, LeadSelector, in_path, is_candidate
 from framequeue.pipelines.road.overlay import LeadView, RoadView, TrackView, draw_road
-from framequeue.pipelines.road.timeline import Series, plot_timeline
+from framequeue.pipelines.road.summary import RoadTally
 from framequeue.pipelines.stages import Predictor, StagedJob, opened_backends, run_stages, stage_threads
 from framequeue.tracking import ByteTracker, Track, TrackerConfig
 
@@ -49,6 +50,9 @@ OUTPUTS: Final = {
     "contact_sheet": "contact_sheet.png",
     "timeline": "timeline.png",
 }
+#: a split job's segment also writes what its stitch needs (framequeue.pipelines.road.join): never a job's output
+OVERLAP_OUTPUT: Final = "overlap"
+SEGMENT_OUTPUTS: Final = {**OUTPUTS, OVERLAP_OUTPUT: "overlap.json"}
 #: detections down to this score reach the tracker (its second association uses the low ones)
 DETECTOR_MIN_SCORE: Final = 0.1
 #: a new track needs this much more score than the lead threshold (ByteTrack's high + 0.1)
@@ -80,7 +84,7 @@ class RoadPipeline:
             head = self._head(p, ctx, info, detector_version, lanes_version)
             job = StagedJob(
                 name=self.name,
-                outputs=OUTPUTS,
+                outputs=OUTPUTS if ctx.segment is None else SEGMENT_OUTPUTS,
                 primary="road",
                 predictors=self._predictors(p, detector_version, lanes_version, detector, lanes_model),
                 sink=lambda parts: RoadSink(parts, head, p, info, detector_version.classes),
@@ -243,21 +247,60 @@ class RoadSink:
         self.period_s = period_s
         self.histories: dict[int, WidthHistory] = {}
         self.tracks: list[Track] = []
-        #: ids run 1..N, so the largest seen is the number of confirmed tracks
-        self.max_track_id = 0
-        self.series = Series(("distance_m", "time_gap_s", "ttc_s"))
-        self.counts = dict.fromkeys(("frames", "two_lanes", "ego_lane", "lead", "time_gap"), 0)
+        self.tally = RoadTally()
         self.last_t_s = 0.0
         self.timeline_part = parts["timeline"]
+        self.rules = head["rules"]
         self.json = JsonStream(parts["road"], head)
+        #: a segment's run (framequeue.pipelines.stages.warm_sink): its lead-in's tracked boxes, for the stitch
+        self.overlap_part = parts.get(OVERLAP_OUTPUT)
+        self.lead_in: list[dict[str, Any]] = []
+
+    def warm(self, frame: Frame, results: Sequence[Any] | None) -> None:
+        """A segment's lead-in frame: tracker, lanes, lead and event rules take it in; nothing is drawn,
+        written or counted, but its tracked boxes are kept for the stitch to map track ids by."""
+        self._step(frame, results)
+        self.lead_in.append({"index": frame.index, "tracks": self._tracks_json()})
 
     def frame(self, frame: Frame, results: Sequence[Any] | None) -> None:
-        t_s = frame.time_s
         t0 = time.monotonic()
+        smooth_lanes, ego, lead, speed, values, (t1, t2, t3) = self._step(frame, results)
+        gap, ttc = values.time_gap_s, values.ttc_s
+        if lead is not None:
+            lead["time_gap_s"] = _num(gap, 3)
+        banners = self._banners(gap, ttc)
+        view = RoadView(
+            t_s=values.t_s,
+            speed_mps=speed,
+            lanes=[lane.points for lane in smooth_lanes],
+            ego_polygon=ego.polygon if ego is not None else None,
+            tracks=[TrackView(tr.track_id, self._class(tr), _box4(tr.box_xyxy)) for tr in self.tracks],
+            lead=None
+            if lead is None
+            else LeadView(lead["track_id"], _box4(lead["box_xyxy"]), lead["distance_m"], gap, ttc),
+            banners=banners,
+            show_ids=self.overlap_part is None,
+        )
+        draw_road(frame.image, view)
+        t4 = time.monotonic()
+        record = self._record(frame, results is not None, smooth_lanes, ego, lead, speed)
+        self.tally.add(record)
+        self.json.write(record)
+        self.last_t_s = values.t_s
+        self.stats["track_s"] += t1 - t0
+        self.stats["lanes_s"] += t2 - t1
+        self.stats["geometry_s"] += t3 - t2
+        self.stats["draw_s"] += t4 - t3
+        self.stats["json_s"] += time.monotonic() - t4
+
+    def _step(
+        self, frame: Frame, results: Sequence[Any] | None
+    ) -> tuple[list[Any], EgoLane | None, dict[str, Any] | None, float | None, FrameValues, tuple[float, ...]]:
+        """The domain's state carried to `frame`: tracks, lanes, the lead, the event rules."""
+        t_s = frame.time_s
         if results is not None:
             detections, lanes = results
             self.tracks = self.tracker.update_detections(t_s, detections)
-            self.max_track_id = max([self.max_track_id, *(tr.track_id for tr in self.tracks)])
             for track in self.tracks:
                 if track.det_box_xyxy is not None:
                     box = track.det_box_xyxy
@@ -279,32 +322,7 @@ class RoadSink:
             t_s, lead["track_id"] if lead else None, lead["distance_m"] if lead else None, gap, ttc, speed
         )
         self.events.update(values)
-        t3 = time.monotonic()
-        if lead is not None:
-            lead["time_gap_s"] = _num(gap, 3)
-        self._count(smooth_lanes, ego, lead, gap)
-        self.series.append(t_s, (values.distance_m, gap, ttc))
-        banners = self._banners(gap, ttc)
-        view = RoadView(
-            t_s=t_s,
-            speed_mps=speed,
-            lanes=[lane.points for lane in smooth_lanes],
-            ego_polygon=ego.polygon if ego is not None else None,
-            tracks=[TrackView(tr.track_id, self._class(tr), _box4(tr.box_xyxy)) for tr in self.tracks],
-            lead=None
-            if lead is None
-            else LeadView(lead["track_id"], _box4(lead["box_xyxy"]), lead["distance_m"], gap, ttc),
-            banners=banners,
-        )
-        draw_road(frame.image, view)
-        t4 = time.monotonic()
-        self.json.write(self._record(frame, results is not None, smooth_lanes, ego, lead, speed))
-        self.last_t_s = t_s
-        self.stats["track_s"] += t1 - t0
-        self.stats["lanes_s"] += t2 - t1
-        self.stats["geometry_s"] += t3 - t2
-        self.stats["draw_s"] += t4 - t3
-        self.stats["json_s"] += time.monotonic() - t4
+        return smooth_lanes, ego, lead, speed, values, (t1, t2, time.monotonic())
 
     def _class(self, track: Track) -> str:
         cid = track.class_id
@@ -373,14 +391,6 @@ class RoadSink:
                 out.append("FORWARD COLLISION WARNING" + (f"  TTC {ttc:.1f} s" if ttc is not None else ""))
         return out
 
-    def _count(self, lanes: Sequence[Any], ego: EgoLane | None, lead: Any, gap: float | None) -> None:
-        c = self.counts
-        c["frames"] += 1
-        c["two_lanes"] += len(lanes) >= 2
-        c["ego_lane"] += ego is not None
-        c["lead"] += lead is not None
-        c["time_gap"] += gap is not None
-
     def _record(
         self, frame: Frame, inferred: bool, lanes: Sequence[Any], ego: EgoLane | None, lead: Any, speed: float | None
     ) -> dict[str, Any]:
@@ -388,15 +398,7 @@ class RoadSink:
             "index": frame.index,
             "t_s": round(frame.time_s, 6),
             "inferred": inferred,
-            "tracks": [
-                {
-                    "id": tr.track_id,
-                    "class": self._class(tr),
-                    "score": round(tr.score, 4),
-                    "box_xyxy": _box(tr.box_xyxy),
-                }
-                for tr in self.tracks
-            ],
+            "tracks": self._tracks_json(),
             "lanes": [{"points": np.round(lane.points, 1).tolist(), "score": round(lane.score, 4)} for lane in lanes],
             "ego_lane": (
                 {"source": "lanes", "polygon": np.round(ego.polygon, 1).tolist()}
@@ -407,28 +409,23 @@ class RoadSink:
             "speed_mps": _num(speed, 3),
         }
 
+    def _tracks_json(self) -> list[dict[str, Any]]:
+        return [
+            {"id": tr.track_id, "class": self._class(tr), "score": round(tr.score, 4), "box_xyxy": _box(tr.box_xyxy)}
+            for tr in self.tracks
+        ]
+
     def finish(self, video: Mapping[str, Any]) -> list[dict[str, Any]]:
         t0 = time.monotonic()
         events = self.events.finish(self.last_t_s + self.period_s)
-        frames = max(1, self.counts["frames"])
-        summary = {
-            "frames": self.counts["frames"],
-            "share_two_lanes": round(self.counts["two_lanes"] / frames, 4),
-            "share_ego_lane": round(self.counts["ego_lane"] / frames, 4),
-            "share_lead": round(self.counts["lead"] / frames, 4),
-            "share_time_gap": round(self.counts["time_gap"] / frames, 4),
-            "tracks": self.max_track_id,
-            "events": {kind: sum(e["type"] == kind for e in events) for kind in (FOLLOWING, COLLISION)},
-        }
-        self.json.finish({"events": events, "summary": summary, "video": dict(video)})
-        rule = self.p["following"]
-        title = (
-            f"lead vehicle over {video.get('frames')} frames · following rule '{rule['profile']}': time gap "
-            f"< {rule['max_time_gap_s']:g} s for {rule['min_duration_s']:g} s above {rule['min_speed_mps']:g} m/s"
-        )
-        plot_timeline(self.timeline_part, self.series, events, rule, self.p["collision"], title)
+        self.json.finish({"events": events, "summary": self.tally.summary(events), "video": dict(video)})
+        self.tally.timeline(self.timeline_part, events, self.rules, video)
+        if self.overlap_part is not None:
+            write_overlap(self.overlap_part, self.lead_in, sorted(self.tally.track_ids))
         self.stats["timeline_s"] = time.monotonic() - t0
         return events
 
     def abort(self) -> None:
         self.json.abort()
+        if self.overlap_part is not None:
+            self.overlap_part.unlink(missing_ok=True)

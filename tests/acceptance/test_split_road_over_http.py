@@ -1,0 +1,120 @@
+"""A `road` job split across two workers (issue 17): real `framequeue` processes over HTTP. The dashcam clip
+looped to 30 s (2 s GOP), run split into 10 s segments and run whole: the same frames with the same tracked
+vehicles on every one, track ids that name each vehicle once across the segment boundaries (the same ids as
+the whole run's, up to naming), each event once (a following-too-close interval crossing a boundary is one
+event), and one output set of the same form, without the segments' own overlap files."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+
+from framequeue.pipelines.join import iou
+from tests.acceptance.deployment import Deployment
+from tests.acceptance.splitgen import looped_clip
+from tests.conftest import require_shared
+
+pytestmark = pytest.mark.slow
+
+SECONDS = 30.0
+SEGMENT_S = 10.0
+FPS = 10
+#: 27 m/s and the two-second rule: the dashcam's lead is followed too close for long stretches
+PARAMS: dict[str, Any] = {"speed_mps": 27, "following": {"profile": "two_second_rule"}}
+
+
+@pytest.fixture(scope="module")
+def road_clip(tmp_path_factory: pytest.TempPathFactory, dashcam_video: Path) -> Path:
+    return looped_clip(dashcam_video, tmp_path_factory.mktemp("media") / "road.mp4", seconds=SECONDS, fps=FPS,
+                       width=640, height=360)
+
+
+@pytest.fixture(scope="module")
+def splitting(tmp_path_factory: pytest.TempPathFactory, yolox_model_dir: Path) -> Iterator[Deployment]:
+    """`framequeue up` with two workers, YOLOX-nano and LSTR, told that two workers share a long video."""
+    dep = Deployment(tmp_path_factory.mktemp("split-road"), lease_s=20, heartbeat_s=2, reap_interval_s=1, drain_s=2,
+                     split_workers=2, segment_s=SEGMENT_S, republish_after_s=2)
+    dep.register_yolox(yolox_model_dir)
+    dep.register_lstr(require_shared("models", "lstr"))
+    dep.start("up", "up", "--workers", "2")
+    dep.wait_ready()
+    yield dep
+    dep.stop()
+
+
+def road_of(dep: Deployment, job_id: str, tmp: Path) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(dep.client.download(job_id, "road", tmp / job_id).read_text())
+    return doc
+
+
+def video_frames(dep: Deployment, job_id: str, tmp: Path) -> int:
+    path = dep.client.download(job_id, "video", tmp / f"{job_id}-video")
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(container.streams.video[0]))
+
+
+def without_ids(frame: dict[str, Any]) -> dict[str, Any]:
+    out = dict(frame, tracks=[{k: v for k, v in t.items() if k != "id"} for t in frame["tracks"]])
+    if out["lead"] is not None:
+        out["lead"] = {k: v for k, v in out["lead"].items() if k != "track_id"}
+    return out
+
+
+def id_pairs(whole: list[dict[str, Any]], split: list[dict[str, Any]]) -> dict[int, set[int]]:
+    """Whole-run id -> the split run's ids given to the same box (IoU >= 0.9) on any frame."""
+    pairs: dict[int, set[int]] = defaultdict(set)
+    for a, b in zip(whole, split, strict=True):
+        for ta in a["tracks"]:
+            for tb in b["tracks"]:
+                if ta["class"] == tb["class"] and iou(ta["box_xyxy"], tb["box_xyxy"]) >= 0.9:
+                    pairs[ta["id"]].add(tb["id"])
+    return pairs
+
+
+def test_a_split_road_run_equals_the_whole_run(splitting: Deployment, road_clip: Path, tmp_path: Path) -> None:
+    whole = splitting.submit_file(road_clip, {**PARAMS, "split": False}, pipeline="road")
+    split = splitting.submit_file(road_clip, {**PARAMS, "split": True}, pipeline="road")
+    split_record = splitting.wait_done(split["id"], timeout_s=600)
+    whole_record = splitting.wait_done(whole["id"], timeout_s=600)
+    assert whole_record["status"] == "succeeded", whole_record
+    assert split_record["status"] == "succeeded", (split_record, splitting.log("up")[-4000:])
+    n = round(SECONDS / SEGMENT_S)
+    assert split_record["segments_total"] == n and split_record["segments_done"] == n
+    # one output set of an unsplit job's form: the segments' overlap files stay theirs
+    assert set(split_record["outputs"]) == set(whole_record["outputs"]) == {"video", "road", "contact_sheet",
+                                                                            "timeline"}
+
+    a, b = road_of(splitting, whole["id"], tmp_path), road_of(splitting, split["id"], tmp_path)
+    frames = round(SECONDS * FPS)
+    assert len(a["frames"]) == len(b["frames"]) == frames
+    assert video_frames(splitting, split["id"], tmp_path) == frames
+    assert [f["index"] for f in b["frames"]] == list(range(frames))
+    assert b["video"]["frames"] == a["video"]["frames"] == frames
+    # every frame: the same tracked vehicles, lanes, lead and its numbers (ids aside, checked below)
+    assert [without_ids(f) for f in b["frames"]] == [without_ids(f) for f in a["frames"]]
+    assert sum(len(f["tracks"]) for f in b["frames"]) > frames
+
+    # track ids: each vehicle of the whole run has one id in the split run, across every boundary, and no
+    # two vehicles share one
+    pairs = id_pairs(a["frames"], b["frames"])
+    assert pairs and all(len(ids) == 1 for ids in pairs.values()), dict(pairs)
+    split_ids = [next(iter(ids)) for ids in pairs.values()]
+    assert len(split_ids) == len(set(split_ids))
+    boundaries = [round(k * SEGMENT_S * FPS) for k in range(1, n)]
+    for first in boundaries:
+        before = {t["id"] for t in b["frames"][first - 1]["tracks"]}
+        after = {t["id"] for t in b["frames"][first]["tracks"]}
+        assert before & after, f"no vehicle keeps its id across frame {first}"
+    assert b["summary"] == a["summary"]
+
+    # events: each once, the same as the whole run's, one of them across a boundary
+    assert b["events"] == a["events"] == split_record["events"]
+    assert split_record["events_total"] == whole_record["events_total"] == len(a["events"])
+    crossing = [e for e in b["events"] if any(e["start_s"] < k / FPS < e["end_s"] for k in boundaries)]
+    assert crossing, b["events"]
