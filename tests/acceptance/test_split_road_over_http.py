@@ -1,9 +1,10 @@
 """A `road` job split across two workers (issue 17): real `framequeue` processes over HTTP. A constructed
-30 s scene (tests/roadgen: a real car's rear pasted into the ego lane of a real road, nearing and falling back,
-after a car in the next lane that leaves in the first segment, so the lead's id differs from the id the later
-segments give it; 2 s GOP), run split into 10 s segments and run whole: the same frames with the same tracked vehicles, lanes
-and lead on every one (boxes within a pixel: a track born in a lead-in has a shorter filter history), track ids that name each vehicle once across the segment boundaries (the same ids as
-the whole run's, up to naming), each event once (a following-too-close interval crossing a boundary is one
+30 s scene (tests/roadgen: a real car's rear pasted into the ego lane of a real road, nearing and falling
+back, after a car in the next lane that leaves in the first segment, so the lead's id differs from the id the
+later segments give it; 2 s GOP), run split into 10 s segments and run whole: the same frames with the same
+tracked vehicles, lanes and lead on every one (boxes within a pixel: a track born in a lead-in has a shorter
+filter history), track ids that name each vehicle once across the segment boundaries (the same ids as the
+whole run's, up to naming), each event once (a following-too-close interval crossing a boundary is one
 event), and one output set of the same form, without the segments' own overlap files."""
 
 from __future__ import annotations
