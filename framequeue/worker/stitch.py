@@ -74,11 +74,13 @@ class Stitcher:
         events_total: int | None = None
         if job.pipeline == "road":
             files[ROAD], files[TIMELINE] = out / Path(names[ROAD]).name, out / Path(names[TIMELINE]).name
-            parts = [
-                RoadPart(self._download(s, ROAD, scratch), self._download(s, OVERLAP_OUTPUT, scratch), s.events,
-                         s.params["segment"]["start_s"])
-                for s in segments
-            ]
+            parts = []
+            for s in segments:
+                road = self._download(s, ROAD, scratch)
+                # every event from road.json (a job's record keeps only the first MAX_EVENTS)
+                events_of = read_tail(road).get("events", [])
+                parts.append(RoadPart(road, self._download(s, OVERLAP_OUTPUT, scratch), events_of,
+                                      s.params["segment"]["start_s"]))
             events = join_road(parts, files[ROAD], files[TIMELINE], frames_total)
             events_total = len(events)
         else:

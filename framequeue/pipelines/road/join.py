@@ -40,7 +40,7 @@ class RoadPart:
 
     road_json: Path
     overlap_json: Path
-    #: the segment's events (its RunResult's), its own track ids
+    #: the segment's events, every one (road.json's), its own track ids
     events: Sequence[Mapping[str, Any]]
     #: where the segment's own frames start in the whole video, seconds
     start_s: float
