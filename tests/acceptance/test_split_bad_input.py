@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests import s3server
 from tests.acceptance.deployment import Deployment
 from tests.acceptance.splitclips import damage_packets, frames_of, start_splitting, synthetic_clip
 from tests.acceptance.splitgen import looped_clip
@@ -25,6 +27,8 @@ pytestmark = pytest.mark.slow
 
 #: a 200 s video at 2 fps: longer than split_min_s (120 s), 400 frames only
 GIANT_S, GIANT_FPS = 200.0, 2
+#: where the async endpoints of the delivery test write
+OUT_BUCKET = f"fq-out-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="module")
@@ -121,30 +125,45 @@ def invoke(dep: Deployment, endpoint: str, key: str, name: str) -> tuple[str, st
     return reply.headers["location"].rsplit("/", 1)[-1], reply.headers["x-amzn-sagemaker-outputlocation"]
 
 
-def test_a_split_job_delivers_the_primary_output_an_unsplit_one_does(splitting: Deployment,
+@pytest.fixture(scope="module")
+def delivering(tmp_path_factory: pytest.TempPathFactory, yolox_model_dir: Path) -> Iterator[tuple[Deployment, Any]]:
+    """`framequeue up` with two workers on an S3 store (async endpoints deliver to S3 locations), and a boto3
+    client of that S3 service, with the bucket OUT_BUCKET made."""
+    s3server.require_s3()
+    boto3 = pytest.importorskip("boto3")
+    client = boto3.client("s3", endpoint_url=s3server.endpoint(), region_name=s3server.REGION,
+                          aws_access_key_id=s3server.ACCESS_KEY, aws_secret_access_key=s3server.SECRET_KEY)
+    client.create_bucket(Bucket=OUT_BUCKET)
+    dep = start_splitting(tmp_path_factory.mktemp("splitdeliver"), yolox_model_dir, segment_s=60,
+                          storage_url=s3server.store_url())
+    yield dep, client
+    dep.stop()
+
+
+def test_a_split_job_delivers_the_primary_output_an_unsplit_one_does(delivering: tuple[Deployment, Any],
                                                                       tmp_path: Path) -> None:
+    dep, s3 = delivering
     clip = looped_clip(require_shared("media", "car-detection.mp4"), tmp_path / "long.mp4", seconds=40, fps=5)
-    root = (splitting.home / "objects").resolve().as_uri()
     for name, split in (("whole", False), ("split", True)):
-        splitting.client.create_endpoint({"name": f"detect-{name}", "pipeline": "detect",
-                                          "params": {"split": split, "segment_s": 20},
-                                          "output_path": f"{root}/delivered/{name}"})
-    key = splitting.client.upload(clip)["key"]
-    whole_id, whole_uri = invoke(splitting, "detect-whole", key, "whole-1")
-    split_id, split_uri = invoke(splitting, "detect-split", key, "split-1")
-    split_record = splitting.wait_done(split_id, timeout_s=300)
-    whole_record = splitting.wait_done(whole_id, timeout_s=300)
+        dep.client.create_endpoint({"name": f"detect-{name}", "pipeline": "detect",
+                                    "params": {"split": split, "segment_s": 20},
+                                    "output_path": f"s3://{OUT_BUCKET}/delivered/{name}"})
+    key = dep.client.upload(clip)["key"]
+    whole_id, whole_uri = invoke(dep, "detect-whole", key, "whole-1")
+    split_id, split_uri = invoke(dep, "detect-split", key, "split-1")
+    split_record = dep.wait_done(split_id, timeout_s=300)
+    whole_record = dep.wait_done(whole_id, timeout_s=300)
     assert split_record["status"] == whole_record["status"] == "succeeded", (split_record, whole_record)
     assert split_record["segments_total"] == 2 and whole_record["segments_total"] is None
 
-    def delivered(uri: str) -> bytes:
-        assert uri.startswith(root + "/")
-        return (splitting.home / "objects" / uri[len(root) + 1:]).read_bytes()
+    def delivered(uri: str) -> Any:
+        bucket, key = uri.removeprefix("s3://").split("/", 1)
+        return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
-    whole_doc, split_doc = json.loads(delivered(whole_uri)), json.loads(delivered(split_uri))
-    # the unsplit job delivers its per-frame JSON (detect's primary output); the split one the same
-    assert whole_doc == frames_of(splitting, whole_id, tmp_path)
-    assert split_doc == frames_of(splitting, split_id, tmp_path)
+    whole_doc, split_doc = delivered(whole_uri), delivered(split_uri)
+    # the unsplit job delivers its per-frame JSON (detect's primary output); the split one the same output
+    assert whole_doc == frames_of(dep, whole_id, tmp_path)
+    assert split_doc == frames_of(dep, split_id, tmp_path)
     assert len(split_doc["frames"]) == len(whole_doc["frames"]) == 200
     assert split_doc["frames"] == whole_doc["frames"]
     assert sum(len(f["detections"]) for f in split_doc["frames"]) > 0
