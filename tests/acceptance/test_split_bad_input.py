@@ -69,6 +69,8 @@ def test_a_giant_gop_is_never_cut_mid_gop(splitting: Deployment, tmp_path: Path,
         parts = segment_jobs(splitting, record)
         assert [s["params"]["segment"]["start_s"] for s in parts] == [0.0, 150.0]
         assert [s["params"]["segment"]["frames"] for s in parts] == [300, 100]
+        # the second starts cold at its keyframe: no lead-in re-running the first's whole 150 s GOP
+        assert [s["params"]["segment"]["lead_in_frames"] for s in parts] == [0, 0]
         assert all(s["status"] == "succeeded" for s in parts)
     else:
         assert not any(a["outcome"] == "split" for a in record["attempt_history"])
