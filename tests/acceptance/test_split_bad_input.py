@@ -71,6 +71,10 @@ def test_a_giant_gop_is_never_cut_mid_gop(splitting: Deployment, tmp_path: Path,
         assert [s["params"]["segment"]["frames"] for s in parts] == [300, 100]
         # the second starts cold at its keyframe: no lead-in re-running the first's whole 150 s GOP
         assert [s["params"]["segment"]["lead_in_frames"] for s in parts] == [0, 0]
+        # and gives what the whole run gives, frame by frame
+        whole = splitting.submit_file(clip, {"split": False})
+        assert splitting.wait_done(whole["id"], timeout_s=300)["status"] == "succeeded"
+        assert frames_of(splitting, whole["id"], tmp_path)["frames"] == doc["frames"]
         assert all(s["status"] == "succeeded" for s in parts)
     else:
         assert not any(a["outcome"] == "split" for a in record["attempt_history"])
