@@ -287,7 +287,7 @@ class SplitJob:
     handoff_s: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Fixed:
     workers: int
     name: str = "fixed"
