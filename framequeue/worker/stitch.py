@@ -11,11 +11,16 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+import av
+import numpy as np
+import numpy.typing as npt
 
 from framequeue.config import crashpoint
-from framequeue.errors import LeaseLost, ObjectExists
+from framequeue.errors import CorruptMedia, LeaseLost, ObjectExists
 from framequeue.jobs import (
     Job,
     JobProgress,
@@ -26,10 +31,8 @@ from framequeue.jobs import (
     segments_prefix,
 )
 from framequeue.media import remux
-from framequeue.media.decode import decode_frames
-from framequeue.media.limits import MediaLimits
-from framequeue.media.probe import probe
-from framequeue.media.sheet import ContactSheet
+from framequeue.media.frames import Frame
+from framequeue.media.sheet import ContactSheet, sheet_indexes
 from framequeue.pipelines.join import concat_frames_json, merge_events, read_tail
 from framequeue.runtime import Runtime
 from framequeue.worker.attempt import COPY_CHUNK_BYTES, Outcome
@@ -133,14 +136,23 @@ def join_frames(parts: Sequence[Path], dst: Path, frames_total: int) -> None:
 
 
 def draw_sheet(video: Path, dst: Path, frames_total: int) -> None:
-    """The contact sheet of the whole joined video, picked as an unsplit run picks it."""
-    info = probe(video, MediaLimits())
+    """The contact sheet of the whole joined video, with the frames an unsplit run picks: each found by a
+    seek to the keyframe before it and a decode of at most one GOP (not of the whole video)."""
     sheet = ContactSheet(frames_total)
-    frames = decode_frames(video, info, 1)
-    try:
-        for frame in frames:
-            if sheet.wants(frame.index):
-                sheet.offer(frame, frame.image)
-    finally:
-        frames.close()
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        if stream.time_base is None or not stream.average_rate:
+            raise CorruptMedia(f"{video.name}: the joined video has no time base or frame rate")
+        time_base, rate = Fraction(stream.time_base), Fraction(stream.average_rate)
+        first = next(container.decode(stream))
+        first_pts = first.pts or 0
+        for target in sheet_indexes(frames_total, sheet.cells):
+            container.seek(first_pts + round(target / rate / time_base), stream=stream, backward=True)
+            for av_frame in container.decode(stream):
+                pts = (av_frame.pts or 0) - first_pts
+                index = round(pts * time_base * rate)
+                if index >= target:
+                    image = cast(npt.NDArray[np.uint8], av_frame.to_ndarray(format="bgr24"))
+                    sheet.offer(Frame(target, pts, time_base, image), image)
+                    break
     sheet.save(dst)
