@@ -7,6 +7,7 @@ none). Times are seconds from the source's first frame, as `keyframes.scan` give
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,20 +42,20 @@ class CutResult:
 
 def cut(src: Path, dst: Path, start_s: float, end_s: float | None = None) -> CutResult:
     """Copy to MP4 `dst` the packets of `src`'s video from the keyframe at `start_s` up to, not including, the
-    keyframe at `end_s` (None: to the end). Both must be cut points of `keyframes.scan(src)`: a time that is
-    not a keyframe raises ValueError, so a cut never splits a GOP. Timestamps are rebased: the piece's first
-    frame is at 0, and source time = piece time + `start_s`."""
+    keyframe at `end_s` (None, or the video's duration: to the end). Both must be cut points of
+    `keyframes.scan(src)`: a time that is not a keyframe raises ValueError, so a cut never splits a GOP.
+    Timestamps are rebased: the piece's first frame is at 0, and source time = piece time + `start_s`. The
+    demuxer seeks to the start keyframe (reading from the file's start only where seeking is not exact)."""
     if end_s is not None and end_s <= start_s:
         raise ValueError(f"end_s {end_s} must come after start_s {start_s}")
     with _open_video(src) as (container, stream):
         tb = _time_base(stream, src)
+        origin = _origin(container, stream, src)
         frames, shift, last_s, stop_s = 0, None, 0.0, None
         with av.open(str(dst), "w", format="mp4") as out:
             ostream = out.add_stream_from_template(stream)
-            origin: int | None = None
-            for packet in _demux(container, stream, src):
+            for packet in _packets_from(container, stream, src, origin + math.floor(Fraction(start_s) / tb), origin):
                 assert packet.pts is not None
-                origin = packet.pts if origin is None else min(origin, packet.pts)
                 t_s = float((packet.pts - origin) * tb)
                 if shift is None:
                     if packet.is_keyframe and abs(t_s - start_s) <= KEYFRAME_TOLERANCE_S:
@@ -68,6 +69,8 @@ def cut(src: Path, dst: Path, start_s: float, end_s: float | None = None) -> Cut
                         raise ValueError(f"{src.name}: no keyframe at end_s {end_s} (next one at {t_s:.6f} s)")
                     stop_s = t_s
                     break
+                # before mux, which rescales the packet to the output's time base
+                last_s = max(last_s, t_s + float((packet.duration or 0) * tb))
                 packet.pts -= shift
                 if packet.dts is not None:
                     packet.dts -= shift
@@ -75,12 +78,51 @@ def cut(src: Path, dst: Path, start_s: float, end_s: float | None = None) -> Cut
                 packet.time_base = tb
                 out.mux(packet)
                 frames += 1
-                last_s = max(last_s, t_s + float((packet.duration or 0) * tb))
     if shift is None:
         raise ValueError(f"{src.name}: no keyframe at start_s {start_s}")
     if end_s is not None and stop_s is None and end_s < last_s - KEYFRAME_TOLERANCE_S:
         raise ValueError(f"{src.name}: no keyframe at end_s {end_s}")
     return CutResult(frames, start_s, stop_s if stop_s is not None else last_s)
+
+
+def _origin(container: av.container.InputContainer, stream: av.video.stream.VideoStream, path: Path) -> int:
+    """The first frame's pts: the smallest of the first GOP's (read up to the second keyframe)."""
+    origin: int | None = None
+    for packet in _demux(container, stream, path):
+        assert packet.pts is not None
+        if packet.is_keyframe and origin is not None:
+            break
+        origin = packet.pts if origin is None else min(origin, packet.pts)
+    if origin is None:
+        raise CorruptMedia(f"{path.name}: no video packets")
+    return origin
+
+
+def _packets_from(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    path: Path,
+    target_pts: int,
+    origin: int,
+) -> Iterator[av.packet.Packet[av.video.stream.VideoStream]]:
+    """Packets in decode order from the keyframe at or before `target_pts`; from the file's start where the
+    demuxer cannot seek there (it landed after the target, or on no keyframe)."""
+    if target_pts > origin:
+        try:
+            container.seek(target_pts, stream=stream, backward=True, any_frame=False)
+            packets = _demux(container, stream, path)
+            first = next(packets, None)
+            if first is not None and first.is_keyframe and first.pts is not None and first.pts <= target_pts:
+                yield first
+                yield from packets
+                return
+        except av.error.FFmpegError:
+            pass
+    try:
+        container.seek(0)
+    except av.error.FFmpegError as exc:
+        raise CorruptMedia(f"{path.name}: cannot go back to the start: {exc}") from exc
+    yield from _demux(container, stream, path)
 
 
 @dataclass(frozen=True)

@@ -150,13 +150,18 @@ def merge_events(
     """One list of events from each segment's (global times, mapped track ids; `boundaries_s[k]` is where
     segment k+1 starts). An event of segment k+1 that starts by its boundary (+ tolerance) and an event of
     the same type and track_id up to there that reaches the boundary (- tolerance) are one event: start_s
-    the first's, end_s the last's, min_* the min, max_* the max, mean_* weighted by duration, id lists
-    joined, other *_s totals added less the overlap, other values the longer part's. By start time."""
+    the first's, end_s the last's, min_* the min, max_* the max, mean_* weighted by duration (the overlap
+    once), id lists joined, other *_s totals added less the overlap, other values the longer part's. An event of segment
+    k+1 that ends before its boundary lies in its lead-in and is dropped (segment k reported those frames).
+    By start time."""
     if len(boundaries_s) != max(0, len(events) - 1):
         raise ValueError(f"{len(events)} segments need {max(0, len(events) - 1)} boundaries, got {len(boundaries_s)}")
     merged: list[dict[str, Any]] = [dict(e) for e in events[0]] if events else []
     for b, segment in zip(boundaries_s, events[1:], strict=True):
         for event in segment:
+            if event["end_s"] < b - tolerance_s:
+                # all in segment k+1's lead-in: segment k saw those frames, with more history
+                continue
             into = _joinable(merged, event, b, tolerance_s)
             if into is None:
                 merged.append(dict(event))
@@ -198,7 +203,9 @@ def _combine(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
         elif key.startswith("max_"):
             out[key] = max(x, y)
         elif key.startswith("mean_"):
-            out[key] = round((x * dur_a + y * dur_b) / (dur_a + dur_b), 3) if dur_a + dur_b > 0 else x
+            # the overlap (segment k+1's lead-in) counted once, as the later part saw it
+            union = dur_a + dur_b - overlap
+            out[key] = round((x * (dur_a - overlap) + y * dur_b) / union, 3) if union > 0 else x
         elif key.endswith("_s"):
             out[key] = round(max(0.0, x + y - overlap), 3)
     out["start_s"], out["end_s"] = start, end

@@ -339,6 +339,11 @@ class _StagedRun:
 
     def _decode_stage(self) -> None:
         clock = SampleClock(self.job.sample_fps)
+        span = self.ctx.segment
+        if span is not None and span.lead_in_start_s > 0 and self.info.rate > 0:
+            # the whole run's clock as it stood after the frame before this segment's first (a constant rate)
+            first = round(span.lead_in_start_s / self.info.time_base) * self.info.time_base
+            clock.take(first - 1 / self.info.rate)
         decoded = decode_frames(self.ctx.input_path, self.info, self.threads.decode)
         frames = global_frames(decoded, self.info, self.ctx)
         cpu0 = time.thread_time()

@@ -96,7 +96,8 @@ def test_kill_9_of_the_worker_stitching(dep: Deployment, long_clip: Path, receiv
     dep.start("w1", "worker", crash_at="before_stitch")
     job = dep.submit_file(long_clip, PARAMS, webhook={"url": receiver.url})
     assert dep.procs["w1"].wait(300) == 137  # it split, ran every segment, and died claiming the stitch
-    assert dep.client.job(job["id"])["status"] == "running"
+    # not ended: still held by the dead worker's lease, or back in the queue once the API's reaper saw it expire
+    assert dep.client.job(job["id"])["status"] in {"running", "queued"}
     dep.start("w2", "worker")
     record = dep.wait_done(job["id"], timeout_s=120)
     check_once(dep, record, receiver)

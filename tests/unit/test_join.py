@@ -7,6 +7,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from framequeue.pipelines.join import (
@@ -20,6 +21,8 @@ from framequeue.pipelines.join import (
     remap_ids,
 )
 from framequeue.pipelines.outputs import JsonStream
+from framequeue.pipelines.road.events import COLLISION, FrameValues, RoadEvents
+from framequeue.tracking import ByteTracker
 
 
 def boxes(*items: tuple[int, tuple[float, float, float, float]], label: str | None = None) -> list[TrackBox]:
@@ -118,7 +121,7 @@ LONG = "distraction_long"
                     55.0,
                     64.0,
                     min_time_gap_s=0.6,
-                    mean_time_gap_s=round((1.0 * 5 + 0.7 * 4.5) / 9.5, 3),
+                    mean_time_gap_s=round((1.0 * 4.5 + 0.7 * 4.5) / 9.0, 3),
                     lead_track_ids=[3, 9],
                 )
             ],
@@ -173,6 +176,12 @@ LONG = "distraction_long"
             [[ev(FOLLOW, 50.0, 60.0)], [ev(FOLLOW, 59.0, 120.0)], [ev(FOLLOW, 119.0, 130.0)]],
             [60.0, 120.0],
             [ev(FOLLOW, 50.0, 130.0)],
+        ),
+        # an event all in segment 1's lead-in is segment 0's: dropped
+        (
+            [[ev(FOLLOW, 58.0, 59.2, min_time_gap_s=0.5)], [ev(FOLLOW, 58.1, 59.2, min_time_gap_s=0.7)]],
+            [60.0],
+            [ev(FOLLOW, 58.0, 59.2, min_time_gap_s=0.5)],
         ),
         # events inside segments stay as they are, by start time
         (
@@ -303,3 +312,100 @@ def test_concat_frames_json_streams(tmp_path: Path) -> None:
     assert n == 40_000
     assert peak < size / 10
     assert json.loads((tmp_path / "all.json").read_text())["frames"][-1]["index"] == 39_999
+
+
+def scene(frame: int) -> list[tuple[float, float, float, float]]:
+    """Boxes of one frame: A crosses the whole video, B leaves mid-segment, C enters before a boundary, D
+    enters inside the last segment's lead-in, E only in the last segment."""
+    boxes = [(5.0 + 2 * frame, 20.0, 45.0 + 2 * frame, 60.0)]
+    if 50 <= frame < 180:
+        boxes.append((600.0 - 3 * frame, 100.0, 650.0 - 3 * frame, 150.0))
+    if frame >= 150:
+        boxes.append((100.0, 300.0 + (frame - 150), 140.0, 340.0 + (frame - 150)))
+    if frame >= 195:
+        boxes.append((700.0, 400.0 - (frame - 195), 760.0, 460.0 - (frame - 195)))
+    if frame >= 240:
+        boxes.append((300.0 + frame, 500.0, 340.0 + frame, 540.0))
+    return boxes
+
+
+def track(frames: range, period_s: float = 0.1) -> dict[int, list[TrackBox]]:
+    """A fresh ByteTracker over `frames`: each frame's confirmed tracks."""
+    tracker = ByteTracker()
+    out = {}
+    for f in frames:
+        boxes = np.array(scene(f), np.float32)
+        tracks = tracker.update(f * period_s, boxes, np.full(len(boxes), 0.9), np.zeros(len(boxes), int))
+        out[f] = [TrackBox(t.track_id, [float(v) for v in t.box_xyxy]) for t in tracks]
+    return out
+
+
+def test_split_tracking_ids_equal_the_unsplit_ones_up_to_naming() -> None:
+    # three segments of 100 frames with 10-frame lead-ins, each tracked by its own tracker, as segment jobs do
+    n, seg, lead = 300, 100, 10
+    whole = track(range(n))
+    allocator: IdAllocator | None = None
+    stitched: dict[int, list[TrackBox]] = {}
+    for k in range(n // seg):
+        start = k * seg
+        own = track(range(max(0, start - lead), start + seg))
+        ids = {b.track_id for boxes in own.values() for b in boxes}
+        if allocator is None:
+            allocator, mapping = IdAllocator.after(ids), {i: i for i in ids}
+        else:
+            lead_frames = range(start - lead, start)
+            mapping = map_tracks(
+                {f: stitched[f] for f in lead_frames},
+                {f: own[f] for f in lead_frames},
+                next_ids=ids,
+                allocator=allocator,
+            )
+        for f in range(start, start + seg):
+            stitched[f] = [TrackBox(mapping[b.track_id], b.box_xyxy) for b in own[f]]
+    # the same objects on every frame, and one stitched id for each unsplit id across the whole video
+    pairs: set[tuple[int, int]] = set()
+    for f in range(n):
+        assert len(stitched[f]) == len(whole[f]), f"frame {f}"
+        for w in whole[f]:
+            (s,) = [s for s in stitched[f] if iou(s.box_xyxy, w.box_xyxy) > 0.5]
+            pairs.add((w.track_id, s.track_id))
+    assert len({w for w, _ in pairs}) == len({s for _, s in pairs}) == len(pairs) == 5
+
+
+def road_values(t_s: float) -> FrameValues:
+    """A following event 2-4 s (inside segment 0), 8-13 s (across the 10 s boundary), 19.05-19.6 s (in the
+    20 s boundary's lead-in: segment 2 sees it whole too), 20.8-21.6 s; TTC low 14-16 s and 28.5 s to the end."""
+    close = any(a <= t_s < b for a, b in ((2.0, 4.0), (8.0, 13.0), (19.05, 19.6), (20.8, 21.6)))
+    lead = 1 if t_s < 20.0 else 2
+    ttc = 1.5 if (14.0 <= t_s < 16.0 or t_s >= 28.5) else 9.0
+    return FrameValues(t_s, lead, 10.0 + t_s, 0.5 if close else 3.0, ttc, 20.0)
+
+
+def run_road_events(frames: range, period_s: float) -> list[dict[str, Any]]:
+    rules = RoadEvents(
+        {"max_time_gap_s": 1.0, "min_speed_mps": 5.0, "min_duration_s": 0.5},
+        {"max_ttc_s": 2.0, "min_duration_s": 0.5},
+        period_s,
+    )
+    for f in frames:
+        rules.update(road_values(round(f * period_s, 6)))
+    return rules.finish(round(frames[-1] * period_s + period_s, 6))
+
+
+def test_split_road_events_merge_to_the_unsplit_ones() -> None:
+    # 30 s at 10 fps in three 10 s segments with 1 s lead-ins, each with its own RoadEvents, as segment jobs do
+    period_s, seg, lead = 0.1, 100, 10
+    whole = run_road_events(range(300), period_s)
+    per_segment = [run_road_events(range(max(0, k * seg - lead), (k + 1) * seg), period_s) for k in range(3)]
+    # segment 2 saw the lead-in event whole: it is dropped, not doubled
+    assert (FOLLOW, 19.1, 19.6) in [(e["type"], e["start_s"], e["end_s"]) for e in per_segment[2]]
+    merged = merge_events(per_segment, [10.0, 20.0], tolerance_s=period_s)
+    assert merged == whole
+    assert [(e["type"], e["start_s"], e["end_s"]) for e in merged] == [
+        (FOLLOW, 2.0, 4.0),
+        (FOLLOW, 8.0, 13.0),
+        (COLLISION, 14.0, 16.0),
+        (FOLLOW, 19.1, 19.6),
+        (FOLLOW, 20.8, 21.6),
+        (COLLISION, 28.5, 30.0),
+    ]

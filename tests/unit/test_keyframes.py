@@ -175,3 +175,23 @@ def test_scan_refuses_bad_input(tmp_path: Path) -> None:
     good = make_video(tmp_path / "v.mp4", frames=50)
     with pytest.raises(CorruptMedia):
         scan(truncated(good, tmp_path / "t.mp4", 0.3))
+
+
+def test_giant_gop_video_is_one_segment(tmp_path: Path) -> None:
+    # 20 s at 10 fps with one keyframe (x264 keyint infinite, no scene cuts): never cut mid-GOP
+    path = tmp_path / "giant.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=Fraction(10))
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.options = {"preset": "ultrafast", "x264-params": "keyint=infinite:scenecut=0"}
+        for i in range(200):
+            img = np.full((48, 64, 3), (i * 13) % 256, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    index = scan(path)
+    assert index.keyframes_s == [0.0]
+    (only,) = plan(index, segment_s=5.0)
+    assert (only.start_s, only.first_frame, only.frames) == (0.0, 0, 200)
+    assert only.end_s == pytest.approx(20.0)

@@ -3,6 +3,7 @@ encoded with the project's encoder (stitchable) join into one seamless faststart
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from pathlib import Path
 from typing import cast
@@ -94,6 +95,44 @@ def test_cut_follows_a_plan_with_b_frames(tmp_path: Path) -> None:
     assert result.end_s == pytest.approx(index.duration_s)
 
 
+def remux_to(src: Path, dst: Path, container_format: str) -> Path:
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format=container_format) as out:
+        vin = inp.streams.video[0]
+        vout = out.add_stream_from_template(vin)
+        for packet in inp.demux(vin):
+            if packet.size:
+                packet.stream = vout
+                out.mux(packet)
+    return dst
+
+
+@pytest.mark.parametrize(("container_format", "suffix"), [("mp4", "mp4"), ("matroska", "mkv"), ("mpegts", "ts")])
+def test_cut_every_allowed_container_seeks_to_the_same_frames(
+    tmp_path: Path, container_format: str, suffix: str
+) -> None:
+    # B-frames, a keyframe every 10 frames; the demuxer seeks (or reads from the start where it cannot)
+    encoded = tmp_path / "enc.mp4"
+    with VideoEncoder(encoded, (64, 48), Fraction(25), Fraction(1, 25), preset="medium") as enc:
+        for i in range(100):
+            img = np.zeros((48, 64, 3), np.uint8)
+            img[10:30, (i * 3) % 40 : (i * 3) % 40 + 20] = (i * 2) % 256
+            enc.write(img, i)
+    src = remux_to(encoded, tmp_path / f"src.{suffix}", container_format)
+    index = scan(src)
+    whole, _ = decode(src)
+    assert index.frames == len(whole) == 100
+    plans = plan(index, segment_s=1.2, lead_in_s=0.5, min_segment_s=0.6)
+    assert len(plans) >= 3
+    for p in plans:
+        piece = tmp_path / f"s{p.index}.mp4"
+        result = cut(src, piece, p.lead_in_start_s, p.end_s)
+        images, _ = decode(piece)
+        assert result.frames == len(images) == p.lead_in_frames + p.frames
+        first = p.first_frame - p.lead_in_frames
+        for j, image in enumerate(images):
+            np.testing.assert_array_equal(image, whole[first + j])
+
+
 def test_cut_drops_audio(tmp_path: Path) -> None:
     src = with_audio(make_video(tmp_path / "v.mp4", frames=50), tmp_path / "av.mp4")
     cut(src, tmp_path / "out.mp4", 1.0, None)
@@ -125,6 +164,25 @@ def encode_part(path: Path, first: int, frames: int, **kwargs: object) -> Path:
             img[20:36, x : x + 16] = (0, 0, 250)
             enc.write(img, i)
     return path
+
+
+def x264_options(path: Path) -> str:
+    """The options x264 records in its SEI of the first frame."""
+    found = re.search(rb"options: ([^\x00]*)", path.read_bytes())
+    assert found is not None
+    return found.group(1).decode("ascii", "replace")
+
+
+def test_stitchable_is_asked_for_and_only_then(tmp_path: Path) -> None:
+    stitched = x264_options(encode_part(tmp_path / "s.mp4", 0, 5))
+    assert "stitchable=1" in stitched.split() and "open_gop=0" in stitched.split()
+    with VideoEncoder(tmp_path / "whole.mp4", (96, 64), Fraction(25), Fraction(1, 25)) as enc:
+        for i in range(5):
+            enc.write(np.full((64, 96, 3), 30 * i, np.uint8), i)
+    whole = x264_options(tmp_path / "whole.mp4")
+    assert "stitchable=1" not in whole
+    # nothing else differs: an unsplit job's output keeps its settings
+    assert whole.split() == [o for o in stitched.split() if o != "stitchable=1"]
 
 
 def box_order(path: Path) -> tuple[int, int]:
