@@ -72,7 +72,11 @@ class Deployment:
                     raise RuntimeError(f"{name} of {self.label} exited ({proc.returncode})")
             time.sleep(POLL_S)
         segments = [dict(self.client.job(s["id"])) for s in record.get("segments") or []]
-        return {"job": record, "segments": segments}
+        return {"job": record, "segments": segments, "worker_cores": self.worker_cores()}
+
+    def worker_cores(self) -> dict[str, int]:
+        """Worker pid (the `host:pid` of attempt records ends with it; taskset execs in place) -> its core."""
+        return {str(self.procs[f"worker{core}"].pid): core for core in self.cores}
 
     def stop(self) -> None:
         for proc in self.procs.values():

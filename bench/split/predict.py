@@ -5,11 +5,14 @@ The measured segments are repeated in order to the target's count (a 30-minute m
 30); the split and stitch phases, and the unsplit run, are scaled by target / measured minutes (the split
 scans every packet and remuxes every byte, the stitch remuxes every byte and streams every frame's JSON);
 the hand-off is the mean of the two measured ones. Each worker stands for one one-core machine.
+`at_rate` gives the same job with every segment at one rate (run A's seconds per video second): on a machine
+other work shares, B's two busy cores may run slower per core than A's one, and this shows how much.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 from framequeue.scaling.simulate import SplitJob, split_wall_s
@@ -29,9 +32,16 @@ def split_job(measured: dict[str, Any], measured_minutes: float, target_minutes:
     )
 
 
-def curve(job: SplitJob, unsplit_s: float, sla_s: float) -> dict[str, Any]:
+def at_rate(job: SplitJob, processing_s_per_video_s: float, segment_s: float) -> SplitJob:
+    return replace(job, segments_s=(processing_s_per_video_s * segment_s,) * len(job.segments_s))
+
+
+def curve(job: SplitJob, unsplit_s: float, sla_s: float, at_a_rate: SplitJob | None = None) -> dict[str, Any]:
     count = len(job.segments_s)
-    points = [{"workers": n, "wall_s": split_wall_s(job, n)} for n in sorted({*WORKERS, count})]
+    points: list[dict[str, Any]] = [{"workers": n, "wall_s": split_wall_s(job, n)} for n in sorted({*WORKERS, count})]
+    if at_a_rate is not None:
+        for p in points:
+            p["wall_s_at_a_rate"] = split_wall_s(at_a_rate, p["workers"])
     for p in points:
         p["speedup"] = unsplit_s / p["wall_s"]
         p["meets_sla"] = p["wall_s"] <= sla_s

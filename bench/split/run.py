@@ -41,8 +41,18 @@ def _run(label: str, cores: list[int], path: Path, params: dict[str, Any]) -> di
     return run
 
 
+def _core(result: dict[str, Any], worker: str) -> str:
+    cores: dict[str, int] = result["records"]["B"].get("worker_cores", {})
+    pid = worker.rsplit(":", 1)[-1]
+    return f"core {cores[pid]}" if pid in cores else worker
+
+
 def table(result: dict[str, Any]) -> str:
     a, b, c = result["unsplit"], result["split"], result["curve"]
+    n = len(b["segments"])
+    # n segments on 2 workers: at best n / ceil(n / 2) x, whatever the per-segment speed (1.5x for 3)
+    bound = n / -(-n // 2)
+    load = result["loadavg_1m"]
     lines = [
         f"input: {result['minutes']} min 720p30 ({a['frames']} frames), segments of {result['segment_s']:.0f} s",
         "",
@@ -51,22 +61,27 @@ def table(result: dict[str, Any]) -> str:
         f"| A unsplit | 1 (core 0) | {a['wall_s']:.1f} | 1.00 |",
         f"| B split | 2 (cores 0, 1) | {b['wall_s']:.1f} | {result['speedup']:.2f} (goal >= {GOAL_SPEEDUP}) |",
         "",
+        f"{n} segments on 2 workers bound the speedup at {bound:.2f}x; A ran {a['frames'] / a['processing_s']:.1f} "
+        f"frames/s on its core; machine load (1-min loadavg, {result['machine']['cpus']} CPUs) before/after: "
+        f"A {load['A'][0]:.1f}/{load['A'][1]:.1f}, B {load['B'][0]:.1f}/{load['B'][1]:.1f}",
+        "",
         f"split phase {b['split_s']:.2f} s, stitch phase {b['stitch_s']:.2f} s: {100 * b['overhead_share']:.2f} % "
         f"of B's wall time (goal < {100 * GOAL_OVERHEAD_SHARE:.0f} %); hand-offs: split -> first segment "
         f"{b['split_to_segment_s']:.2f} s, last segment -> stitch {b['segment_to_stitch_s']:.2f} s",
         "",
-        "| segment | worker | frames | processing s |",
-        "|---:|---|---:|---:|",
-        *(f"| {s['index']} | {s['worker']} | {s['frames']} | {s['processing_s']:.1f} |" for s in b["segments"]),
+        "| segment | worker | frames | processing s | frames/s |",
+        "|---:|---|---:|---:|---:|",
+        *(f"| {s['index']} | {_core(result, s['worker'])} | {s['frames']} | {s['processing_s']:.1f} | "
+          f"{s['frames'] / s['processing_s']:.1f} |" for s in b["segments"]),
         "",
         f"predicted for {result['target_minutes']} min ({c['segments']} segments; split {c['split_s']:.1f} s, "
         f"stitch {c['stitch_s']:.1f} s, hand-off {c['handoff_s']:.2f} s; unsplit on one worker "
         f"{c['unsplit_s']:.0f} s), SLA {c['sla_s']:.0f} s:",
         "",
-        "| workers | wall s | speedup vs unsplit | meets SLA |",
-        "|---:|---:|---:|---|",
-        *(f"| {p['workers']} | {p['wall_s']:.1f} | {p['speedup']:.1f} | {'yes' if p['meets_sla'] else 'no'} |"
-          for p in c["points"]),
+        "| workers | wall s | speedup vs unsplit | meets SLA | wall s, segments at A's rate |",
+        "|---:|---:|---:|---|---:|",
+        *(f"| {p['workers']} | {p['wall_s']:.1f} | {p['speedup']:.1f} | {'yes' if p['meets_sla'] else 'no'} | "
+          f"{p.get('wall_s_at_a_rate', float('nan')):.1f} |" for p in c["points"]),
         "",
         f"stops scaling at {c['stops_scaling_at_workers']} workers (one per segment): floor {c['floor_s']:.1f} s "
         f"= split + longest segment + stitch (serial part {c['serial_s']:.1f} s); fewest workers meeting the "
@@ -104,7 +119,10 @@ def main() -> None:
         "unsplit": a, "split": b, "speedup": a["wall_s"] / b["wall_s"],
         "goals": {"speedup": GOAL_SPEEDUP, "overhead_share": GOAL_OVERHEAD_SHARE},
         "loadavg_1m": {"A": run_a["loadavg_1m"], "B": run_b["loadavg_1m"]},
-        "curve": predict.curve(job, a["processing_s"] * args.target_minutes / measured_minutes, args.sla_s),
+        "curve": predict.curve(
+            job, a["processing_s"] * args.target_minutes / measured_minutes, args.sla_s,
+            predict.at_rate(job, a["processing_s"] / a["video_s"], args.segment_s),
+        ),
         "records": {"A": run_a, "B": run_b},
     }
     text = table(result)
