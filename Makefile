@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup constraints demo test lint bench bench-dispatch bench-storage bench-serving bench-road bench-driver clean
+.PHONY: setup constraints demo test lint bench bench-dispatch bench-storage bench-serving bench-road bench-driver bench-split clean
 
 setup: $(STAMP)
 
@@ -72,6 +72,11 @@ bench-road: setup
 # the driver pipeline: fps per clip, stage CPU (FaceMesh per face) and the 2-core ceiling, vs naive, memory (~15 min; BENCH_ARGS=--quick ~3 min)
 bench-driver: setup
 	$(BIN)/python -m bench.driver $(BENCH_ARGS)
+
+# issue 17: a 30-min 720p video unsplit on 1 pinned worker vs split on 2 (one core each), split/stitch overhead,
+# and the predicted scaling to 8-128 workers (~60 min; BENCH_ARGS="--minutes 3" ~8 min)
+bench-split: setup
+	$(BIN)/python -m bench.split.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .framequeue framequeue-demo

@@ -7,6 +7,9 @@ every `tick_s` for the desired worker count; endpoints follow it (ceil(workers /
 the running jobs need). Scale-in removes starting pods first, then idle ones, and lets busy ones drain
 (they finish their video, then go: the worker's SIGTERM drain). Everything is billed from creation to
 removal, start-up included, over [0, day_s); jobs that arrive in the warm-up before 0 are not reported.
+
+`split_wall_s` runs one long video split into segments (issue 17) through the same engine: the split phase,
+then the segments as jobs on a fixed set of ready workers, then the stitch, serial on one worker.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from typing import Protocol
 from framequeue.scaling.arrivals import DAY_S, Video
 from framequeue.scaling.policy import endpoints_for
 
-__all__ = ["Controller", "Infra", "Prices", "Result", "Sample", "View", "percentile", "simulate"]
+__all__ = [
+    "Controller", "Infra", "Prices", "Result", "Sample", "SplitJob", "View", "percentile", "simulate", "split_wall_s",
+]
 
 
 @dataclass(frozen=True)
@@ -266,3 +271,51 @@ def simulate(
         worker_hours=worker_h,
         samples=samples,
     )
+
+
+@dataclass(frozen=True)
+class SplitJob:
+    """One long video split into segments, as measured (or scaled from a measurement)."""
+
+    #: the split phase: scan the packets, remux the segments, create the segment jobs (one worker), s
+    split_s: float
+    #: one worker's processing time of each segment, in segment order, s
+    segments_s: tuple[float, ...]
+    #: the stitch phase: concatenate the segments' outputs, one finish (one worker), s
+    stitch_s: float
+    #: a hand-off's latency: split commit -> a segment's claim, last segment -> the stitch's claim, s
+    handoff_s: float = 0.0
+
+
+@dataclass
+class _Fixed:
+    workers: int
+    name: str = "fixed"
+
+    def desired_workers(self, view: View) -> int:
+        return self.workers
+
+
+def split_wall_s(job: SplitJob, workers: int) -> float:
+    """Seconds from the split's start to the stitch's end with `workers` ready one-job workers.
+
+    The segments arrive together once the split and a hand-off are done, and run in order on whichever
+    worker is free (simulate's FIFO dispatch); the stitch starts a hand-off after the last one ends.
+    More workers than segments gain nothing: the wall time floors at split + longest segment + stitch.
+    """
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
+    if not job.segments_s:
+        raise ValueError("a split job has at least one segment")
+    ready_s = job.split_s + job.handoff_s
+    videos = [Video(ready_s, s) for s in job.segments_s]
+    result = simulate(
+        videos,
+        _Fixed(workers),
+        # one inference slot per worker (the detect pipeline infers in the worker); ticks change nothing
+        Infra(workers_per_endpoint=1.0, tick_s=3600.0),
+        start_s=0.0,
+        day_s=ready_s + 1.0,
+        initial_ready_workers=workers,
+    )
+    return ready_s + max(result.completion_s) + job.handoff_s + job.stitch_s

@@ -11,13 +11,14 @@ segment, whose publish the reaper's `unpublished` redoes when the worker died be
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from framequeue.brokers.base import Message
 from framequeue.config import Settings
@@ -33,6 +34,8 @@ log = logging.getLogger("framequeue.worker")
 
 #: the pipelines whose segments the stitch knows how to join (an annotated MP4, per-frame JSON, a sheet)
 SPLITTABLE = frozenset({"detect", "road"})
+#: a segment's lead-in may run past split_lead_in_s by at most this share of the segment's own length
+MAX_LEAD_IN_SHARE: Final = 0.25
 
 
 def may_split(job: Job, settings: Settings) -> bool:
@@ -48,6 +51,16 @@ def may_split(job: Job, settings: Settings) -> bool:
 def should_split(job: Job, duration_s: float, settings: Settings) -> bool:
     """`split: true` splits any video; else one longer than split_min_s."""
     return job.params.get("split") is True or duration_s > settings.split_min_s
+
+
+def bounded_lead_in(plan: keyframes.SegmentPlan, lead_in_s: float) -> keyframes.SegmentPlan:
+    """`plan`, or, when the keyframe its lead-in starts from lies further back than lead_in_s plus
+    MAX_LEAD_IN_SHARE of the segment (keyframes far apart: a giant GOP), the segment decoded from its own
+    start keyframe without a lead-in, rather than re-running most of the segment before it."""
+    limit_s = lead_in_s + MAX_LEAD_IN_SHARE * (plan.end_s - plan.start_s)
+    if plan.start_s - plan.lead_in_start_s <= limit_s + keyframes.EPS_S:
+        return plan
+    return dataclasses.replace(plan, lead_in_start_s=plan.start_s, lead_in_frames=0)
 
 
 def segment_block(plan: keyframes.SegmentPlan) -> dict[str, Any]:
@@ -124,7 +137,8 @@ class SplitPhases:
         if not should_split(job, index.duration_s, self.settings):
             return None
         segment_s = float(job.params.get("segment_s") or self.settings.segment_s)
-        plans = keyframes.plan(index, segment_s, self.settings.split_lead_in_s)
+        lead_in_s = self.settings.split_lead_in_s
+        plans = [bounded_lead_in(p, lead_in_s) for p in keyframes.plan(index, segment_s, lead_in_s)]
         if len(plans) < 2:  # too few keyframes to cut anywhere: never mid-GOP, so run it whole
             log.info("job %s: %.0f s but no cut point; run whole", job.id, index.duration_s)
             return None

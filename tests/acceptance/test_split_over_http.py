@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import av
 import pytest
 
 from tests.acceptance.deployment import Deployment
+from tests.acceptance.splitclips import frames_of, start_splitting, video_pts
 from tests.acceptance.splitgen import looped_clip
 from tests.acceptance.test_webhooks_over_http import Receiver
 from tests.conftest import require_shared
@@ -34,12 +34,7 @@ def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def splitting(tmp_path_factory: pytest.TempPathFactory, yolox_model_dir: Path) -> Iterator[Deployment]:
-    """`framequeue up` with two workers, told that two workers share a long video."""
-    dep = Deployment(tmp_path_factory.mktemp("split"), lease_s=20, heartbeat_s=2, reap_interval_s=1, drain_s=2,
-                     split_workers=2, segment_s=SEGMENT_S, republish_after_s=2)
-    dep.register_yolox(yolox_model_dir)
-    dep.start("up", "up", "--workers", "2")
-    dep.wait_ready()
+    dep = start_splitting(tmp_path_factory.mktemp("split"), yolox_model_dir, segment_s=SEGMENT_S)
     yield dep
     dep.stop()
 
@@ -49,21 +44,6 @@ def receiver() -> Iterator[Receiver]:
     r = Receiver()
     yield r
     r.close()
-
-
-def frames_of(dep: Deployment, job_id: str, tmp: Path) -> dict[str, Any]:
-    path = dep.client.download(job_id, "detections", tmp / job_id)
-    doc: dict[str, Any] = json.loads(path.read_text())
-    return doc
-
-
-def video_pts(dep: Deployment, job_id: str, tmp: Path) -> tuple[list[int], float]:
-    """Every decoded frame's pts in order, and the stream's time base."""
-    path = dep.client.download(job_id, "video", tmp / f"{job_id}-video")
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        pts = [frame.pts for frame in container.decode(stream)]
-        return pts, float(stream.time_base)
 
 
 def test_a_split_run_equals_the_whole_run(splitting: Deployment, long_clip: Path, receiver: Receiver,
