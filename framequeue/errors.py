@@ -40,6 +40,7 @@
     ├── JobCancelled                   409  cancelled
     ├── JobExpired                     410  expired
     ├── AttemptsExhausted              500  attempts_exhausted
+    ├── SegmentFailed                  500  segment_failed
     ├── WorkerCrashed                  500  worker_crashed
     └── ResourceExhausted              500  resource_exhausted
 
