@@ -109,6 +109,18 @@ def job_error(error: FrameQueueError) -> JobError:
     return JobError(error.code, error.message)
 
 
+def deliver_answer(rt: Runtime, job: Job, path: Path) -> None:
+    """Write the job's answer (the file at `path`) to its output location, once: an earlier attempt or stitch
+    that got there first (it crashed or lost its lease after writing) wrote the same job's answer, which stays."""
+    assert job.output_uri is not None
+    objects, key = rt.service.locations.resolve(job.output_uri)
+    try:
+        with open(path, "rb") as src, objects.open_write(key, create_only=True) as dst:
+            shutil.copyfileobj(src, dst, COPY_CHUNK_BYTES)
+    except ObjectExists:
+        log.info("job %s: %s was written by an earlier attempt; kept", job.id, job.output_uri)
+
+
 class Attempts:
     """Runs the worker's attempts, one job at a time, in its warm media child."""
 
@@ -288,15 +300,7 @@ class Attempts:
         self.metrics.frames.inc(result.frames_total)
 
     def _deliver(self, job: Job, path: Path) -> None:
-        """Write the job's answer to its output location, once: an earlier attempt that got there first
-        (it crashed or lost its lease after writing) wrote the same job's answer, which stays."""
-        assert job.output_uri is not None
-        objects, key = self.rt.service.locations.resolve(job.output_uri)
-        try:
-            with open(path, "rb") as src, objects.open_write(key, create_only=True) as dst:
-                shutil.copyfileobj(src, dst, COPY_CHUNK_BYTES)
-        except ObjectExists:
-            log.info("job %s: %s was written by an earlier attempt; kept", job.id, job.output_uri)
+        deliver_answer(self.rt, job, path)
 
     def _fail(self, job: Job, error: JobError) -> Outcome:
         body = {"job_id": job.id, "attempt": job.attempts, "error": {"code": error.code, "message": error.message}}

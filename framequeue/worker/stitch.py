@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from framequeue.config import crashpoint
-from framequeue.errors import CorruptMedia, LeaseLost, ObjectExists
+from framequeue.errors import CorruptMedia, LeaseLost
 from framequeue.jobs import (
     Job,
     JobProgress,
@@ -40,7 +40,7 @@ from framequeue.pipelines.join import concat_frames_json, merge_events, read_tai
 from framequeue.pipelines.road.join import RoadPart, join_road
 from framequeue.pipelines.road.pipeline import OVERLAP_OUTPUT
 from framequeue.runtime import Runtime
-from framequeue.worker.attempt import COPY_CHUNK_BYTES, Outcome
+from framequeue.worker.attempt import COPY_CHUNK_BYTES, Outcome, deliver_answer
 
 log = logging.getLogger("framequeue.worker")
 
@@ -99,7 +99,7 @@ class Stitcher:
                 shutil.copyfileobj(src, dst, COPY_CHUNK_BYTES)
             outputs[name] = key
         if job.output_uri:
-            self._deliver(job, files[PRIMARY.get(job.pipeline, FRAMES)])
+            deliver_answer(self.rt, job, files[PRIMARY.get(job.pipeline, FRAMES)])
         totals = joined_totals(segments)
         if events_total is not None:
             totals = dataclasses.replace(totals, events_total=events_total)
@@ -110,16 +110,6 @@ class Stitcher:
         self._drop_leftovers(job, keep=set(outputs.values()))
         took_s = time.monotonic() - started
         return Outcome(job.id, "succeeded", f"stitched {len(segments)} segments, {frames_total} frames, {took_s:.2f} s")
-
-    def _deliver(self, job: Job, path: Path) -> None:
-        """The job's answer (detect's primary output, its per-frame JSON) to its output location, once."""
-        assert job.output_uri is not None
-        objects, key = self.rt.service.locations.resolve(job.output_uri)
-        try:
-            with open(path, "rb") as src, objects.open_write(key, create_only=True) as dst:
-                shutil.copyfileobj(src, dst, COPY_CHUNK_BYTES)
-        except ObjectExists:
-            log.info("job %s: %s was written by an earlier stitch; kept", job.id, job.output_uri)
 
     def _download(self, segment: Job, name: str, scratch: Path) -> Path:
         key = segment.outputs[name]
