@@ -1,4 +1,5 @@
 """The worker: receive a job id, claim the job with a lease, run one attempt of it, ack the message.
+The next message is received while the job in hand commits (prefetch 1, framequeue.worker.prefetch).
 
 The worker process holds the lease (framequeue.worker.heartbeat) while a media child does the
 decode/infer/render work (framequeue.worker.attempt). A broker or store that goes away pauses the loop,
@@ -25,10 +26,13 @@ from framequeue.metrics import WorkerMetrics
 from framequeue.runtime import Runtime
 from framequeue.worker.attempt import Attempts, Outcome
 from framequeue.worker.heartbeat import Heartbeat
+from framequeue.worker.prefetch import Prefetch
 from framequeue.worker.warm_child import WarmChild
 
 log = logging.getLogger("framequeue.worker")
 
+#: longest wait of one receive before the loop looks at drain and the reaper again
+RECEIVE_WAIT_S = 1.0
 #: after a backend error, the worker waits this long before it tries again, doubling up to the maximum
 BACKEND_PAUSE_S = 0.5
 MAX_BACKEND_PAUSE_S = 10.0
@@ -53,8 +57,9 @@ class Worker:
         """Take jobs until drain() is called; the job in hand is finished or handed back first."""
         self._child.start()
         heartbeat = Heartbeat(self.rt, self._clock)
+        prefetch = Prefetch(self.rt.broker, self.settings.lease_s, RECEIVE_WAIT_S)
         self._attempts = Attempts(self.rt, self._child, heartbeat, self.metrics, clock=self._clock,
-                                  draining=self.draining)
+                                  draining=self.draining, on_concluding=lambda: self._prefetch(prefetch))
         if self.settings.metrics_port:
             self.metrics.serve(self.settings.metrics_port, self.settings.metrics_host)
         self.metrics.up.set(1)
@@ -64,7 +69,7 @@ class Worker:
             while not self.draining.is_set():
                 try:
                     self.reap_if_due()
-                    message = self.rt.broker.receive(visibility_s=self.settings.lease_s, wait_s=1.0)
+                    message = prefetch.next()
                     if message is not None:
                         self.handle(message)
                         self._handled += 1
@@ -80,10 +85,18 @@ class Worker:
                     log.info("worker %s: handled %d job(s), its --max-jobs; exiting", self.owner, self._handled)
                     break
         finally:
+            prefetch.close()  # a message received ahead and not handled goes back
             self.metrics.up.set(0)
             heartbeat.close()
             self._child.retire()
         log.info("worker %s stopped", self.owner)
+
+    def _prefetch(self, prefetch: Prefetch) -> None:
+        """Receive the next message while the job in hand commits, unless it is the last one this worker
+        takes (drain, or --max-jobs counting the job in hand)."""
+        if self.draining.is_set() or (self.max_jobs and self._handled + 1 >= self.max_jobs):
+            return
+        prefetch.start()
 
     def drain(self) -> None:
         self.draining.set()
@@ -130,8 +143,9 @@ class Worker:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         crashpoint(self.settings, "before_ack")
-        with contextlib.suppress(Exception):
-            self.rt.broker.ack(message)
+        if not outcome.acked:  # else acked in the job's terminal transaction
+            with contextlib.suppress(Exception):
+                self.rt.broker.ack(message)
         self.metrics.jobs.labels(outcome.status).inc()
         log.info("job %s: %s %s", job.id, outcome.status, outcome.detail)
         return outcome
