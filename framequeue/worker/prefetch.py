@@ -1,7 +1,8 @@
 """Prefetch 1: the worker receives its next message while the job in hand commits.
 
-Only the message is taken early (it is invisible to other consumers for its visibility); the job's lease
-is taken at its claim, as for any message. A message received ahead and not handled (drain, --max-jobs
+Only a message already waiting is taken early (the receive ahead does not wait: a message published
+during a long commit goes to an idle worker, not to this busy one); it is invisible to other consumers
+for its visibility, and the job's lease is taken at its claim, as for any message. A message received ahead and not handled (drain, --max-jobs
 reached, the worker stopping) goes back to the queue with a nack.
 """
 
@@ -15,6 +16,9 @@ from framequeue.brokers.base import Broker, Message
 
 log = logging.getLogger("framequeue.worker")
 
+#: how long the receive ahead waits for a message: not at all
+AHEAD_WAIT_S = 0.0
+
 
 class Prefetch:
     """One receive at a time, started ahead (`start`) or on demand (`next`)."""
@@ -27,16 +31,18 @@ class Prefetch:
         self._pending: Future[Message | None] | None = None
 
     def start(self) -> None:
-        """Begin receiving the next message in the background, unless a receive is under way."""
+        """Begin taking a waiting message in the background, unless a receive is under way."""
         if self._pending is None:
-            self._pending = self._pool.submit(self._broker.receive, self._visibility_s, self._wait_s)
+            self._pending = self._pool.submit(self._broker.receive, self._visibility_s, AHEAD_WAIT_S)
 
     def next(self) -> Message | None:
         """The message received ahead, else one received now; None when none came within the wait. A
         receive's error is raised here, as a plain receive's would be."""
         pending, self._pending = self._pending, None
         if pending is not None:
-            return pending.result()
+            message = pending.result()
+            if message is not None:
+                return message
         return self._broker.receive(visibility_s=self._visibility_s, wait_s=self._wait_s)
 
     def give_back(self) -> None:
