@@ -2,8 +2,8 @@
 
 Only a message already waiting is taken early (the receive ahead does not wait: a message published
 during a long commit goes to an idle worker, not to this busy one); it is invisible to other consumers
-for its visibility, and the job's lease is taken at its claim, as for any message. A message received ahead and not handled (drain, --max-jobs
-reached, the worker stopping) goes back to the queue with a nack.
+for its visibility, and the job's lease is taken at its claim, as for any message. A message received
+ahead and not handled (drain, --max-jobs reached, the worker stopping) goes back to the queue with a nack.
 """
 
 from __future__ import annotations
