@@ -110,6 +110,15 @@ def run_totals(result: RunResult) -> RunTotals:
     return RunTotals(result.video_s, result.events_total, None if detections is None else int(detections))
 
 
+def _reads_in_place(pipeline: str) -> bool:
+    """Whether the job's pipeline reads its input in place; False for one this worker cannot load (the
+    media child reports that as the job's error)."""
+    try:
+        return reads_input_in_place(get_pipeline(pipeline))
+    except FrameQueueError:
+        return False
+
+
 def job_error(error: FrameQueueError) -> JobError:
     return JobError(error.code, error.message)
 
@@ -189,7 +198,7 @@ class Attempts:
             objects, key = self.rt.service.locations.resolve(job.input_key)
         else:
             objects, key = self.rt.objects, job.input_key
-        if isinstance(objects, LocalObjectStore) and reads_input_in_place(get_pipeline(job.pipeline)):
+        if isinstance(objects, LocalObjectStore) and _reads_in_place(job.pipeline):
             in_place = objects.path(key)
             if not in_place.is_file():
                 raise NotFound(f"no object {key}")

@@ -3,6 +3,7 @@ input in place skips, on a real embedded deployment (one SQLite file, a local ob
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,3 +118,12 @@ def test_a_missing_input_read_in_place_fails_the_job(rt: Runtime) -> None:
     Worker(rt, max_jobs=1).run()
     job = rt.store.get(job_id)
     assert job.status is JobStatus.FAILED and job.error is not None and job.error.code == "input_not_found"
+
+
+def test_a_pipeline_this_worker_cannot_load_fails_its_job_instead_of_stalling_the_loop(rt: Runtime) -> None:
+    [job_id] = submit(rt, 1)
+    with sqlite3.connect(rt.settings.home / "fq.db") as conn:  # a job queued before its pipeline was removed
+        conn.execute("UPDATE jobs SET pipeline = 'gone' WHERE id = ?", (job_id,))
+    Worker(rt, max_jobs=1).run()
+    job = rt.store.get(job_id)
+    assert job.status is JobStatus.FAILED and job.error is not None and job.error.code == "unknown_pipeline"
