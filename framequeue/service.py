@@ -82,43 +82,48 @@ class SharedDatabase:
 
 
 class PublishedMarks:
-    """mark_published writes coalesced across concurrent submits (group commit, no thread): a submit adds
-    its ids; when no write is under way it writes every id waiting, again until none is left, else it
-    returns at once and the write under way (or the next) carries its ids. A process that dies first leaves
-    rows unmarked: the reaper publishes them once more after republish_after_s, a duplicate its claim turns
-    away."""
+    """mark_published writes coalesced across concurrent submits (group commit, no thread of its own): while
+    one write is under way, the submits that come meanwhile wait for it, and the first of them then writes
+    all their ids in one UPDATE. Each `add` returns once a write carried its ids (as an uncoalesced mark
+    would), after at most the write under way and its own. A write that fails is logged: those rows are
+    published once more by the reaper after republish_after_s, a duplicate its claim turns away."""
 
     def __init__(self, store: JobStore, clock: Callable[[], float]) -> None:
         self._store, self._clock = store, clock
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
         self._waiting: list[str] = []
         self._writing = False
+        #: writes started and finished so far (one at a time, so they finish in the order they start)
+        self._started = self._finished = 0
 
     def add(self, job_ids: Sequence[str]) -> None:
-        with self._lock:
+        with self._cond:
             self._waiting.extend(job_ids)
-            if self._writing:
-                return
+            carrier = self._started + 1  # the next write to start takes every id waiting, these included
+            while self._writing:
+                self._cond.wait()
+                if self._finished >= carrier:
+                    return
+            batch, self._waiting = self._waiting, []
             self._writing = True
+            self._started += 1
         try:
-            while True:
-                with self._lock:
-                    batch, self._waiting = self._waiting, []
-                    if not batch:
-                        self._writing = False
-                        return
-                try:
-                    if len(batch) == 1:
-                        self._store.mark_published(batch[0], self._clock())
-                    else:
-                        self._store.mark_published_many(batch, self._clock())
-                except Exception:
-                    log.warning("jobs %s: published, but not marked so; the reaper may publish them once more",
-                                ", ".join(batch[:5]))
-        except BaseException:
-            with self._lock:
+            self._write(batch)
+        finally:
+            with self._cond:
                 self._writing = False
-            raise
+                self._finished += 1
+                self._cond.notify_all()
+
+    def _write(self, job_ids: list[str]) -> None:
+        try:
+            if len(job_ids) == 1:
+                self._store.mark_published(job_ids[0], self._clock())
+            else:
+                self._store.mark_published_many(job_ids, self._clock())
+        except Exception:
+            log.warning("jobs %s: published, but not marked so; the reaper may publish them once more",
+                        ", ".join(job_ids[:5]))
 
 
 @dataclass(frozen=True)
@@ -337,8 +342,8 @@ class JobService:
         """Publish a just-inserted job. A broker that refuses it gets the row deleted again and the caller a
         503, so a failed submit leaves no job behind to run later (no orphan row); only when the store fails
         too does the row stay, and the reaper publishes it (an idempotency key then finds it on retry). Once
-        the broker has the message the job is accepted: a failed or late mark_published (PublishedMarks
-        coalesces them) costs a turned-away duplicate at most."""
+        the broker has the message the job is accepted: a failed mark_published (PublishedMarks coalesces
+        concurrent ones) costs a turned-away duplicate at most."""
         self._publish_many_new([job])
 
     def _publish_many_new(self, jobs: list[Job]) -> None:

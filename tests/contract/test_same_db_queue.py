@@ -6,6 +6,7 @@ together or not at all, and so do a job's terminal state and the ack of its mess
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -188,11 +189,17 @@ def test_published_marks_coalesce_while_a_write_is_under_way(tmp_path: Path) -> 
         leader = threading.Thread(target=marks.add, args=(ids[:1],))
         leader.start()
         assert writing.wait(10)
-        for job_id in ids[1:]:
-            marks.add([job_id])  # returns at once: the write under way carries it
+        followers = [threading.Thread(target=marks.add, args=([job_id],)) for job_id in ids[1:]]
+        for t in followers:
+            t.start()
+        deadline = time.monotonic() + 10
+        while len(marks._waiting) < len(followers) and time.monotonic() < deadline:  # all came, all wait
+            time.sleep(0.01)
+        assert all(t.is_alive() for t in followers)  # a submit returns only once its mark is written
         assert store.unpublished(T0 + 3600, 100) == ids  # none written yet
         release.set()
-        leader.join(10)
+        for t in [leader, *followers]:
+            t.join(10)
         assert writes == [1, 39]
         assert store.unpublished(T0 + 3600, 100) == []
     finally:
