@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -14,11 +15,13 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
-from framequeue.brokers.base import Broker
+from framequeue.brokers.base import Broker, Message
+from framequeue.brokers.in_tx import InTxQueue
 from framequeue.config import Settings, crashpoint
 from framequeue.endpoints.routing import VersionBalancer
 from framequeue.errors import (
     FrameQueueError,
+    IdempotencyConflict,
     InvalidParams,
     JobNotFound,
     NotFound,
@@ -37,6 +40,7 @@ from framequeue.jobs import (
     split_view,
 )
 from framequeue.jobstore import JobStore
+from framequeue.jobstore.ports import TxJobStore
 from framequeue.models.repository import ModelRepository
 from framequeue.notify.deliveries import check_not_disabled
 from framequeue.notify.ssrf import check_url
@@ -59,6 +63,77 @@ OUTPUT_URL_EXPIRES_S = 3600
 QUOTA_RETRY_AFTER_S = 10.0
 #: jobs one batch submit may hold
 MAX_BATCH = 1000
+
+@dataclass(frozen=True)
+class SharedDatabase:
+    """A job store and a queue in one SQL database (SQLite; PostgreSQL with its own queue): a submit commits
+    a job's row and its message together, and a worker a job's terminal state and the ack of its message."""
+
+    store: TxJobStore
+    queue: InTxQueue
+
+    @classmethod
+    def of(cls, store: object, broker: object) -> SharedDatabase | None:
+        if isinstance(store, TxJobStore) and isinstance(broker, InTxQueue) and store.database == broker.database:
+            return cls(store, broker)
+        return None
+
+    def create_published(self, jobs: Sequence[tuple[Job, str | None]]) -> list[tuple[Job, bool] | IdempotencyConflict]:
+        """The rows and the messages of the jobs created, in one transaction."""
+        def enqueue(conn: Any, created: list[Job]) -> None:
+            self.queue.publish_in(conn, [job.id for job in created], [job.priority for job in created])
+
+        return self.store.create_many(jobs, enqueue=enqueue)
+
+    def acking(self, message: Message) -> Callable[[Any], None]:
+        """A `then` for TxJobStore.finish: the message's ack, in the terminal state's transaction."""
+        return lambda conn: self.queue.ack_in(conn, message)
+
+
+class PublishedMarks:
+    """mark_published writes coalesced across concurrent submits (group commit, no thread of its own): while
+    one write is under way, the submits that come meanwhile wait for it, and the first of them then writes
+    all their ids in one UPDATE. Each `add` returns once a write carried its ids (as an uncoalesced mark
+    would), after at most the write under way and its own. A write that fails is logged: those rows are
+    published once more by the reaper after republish_after_s, a duplicate its claim turns away."""
+
+    def __init__(self, store: JobStore, clock: Callable[[], float]) -> None:
+        self._store, self._clock = store, clock
+        self._cond = threading.Condition()
+        self._waiting: list[str] = []
+        self._writing = False
+        #: writes started and finished so far (one at a time, so they finish in the order they start)
+        self._started = self._finished = 0
+
+    def add(self, job_ids: Sequence[str]) -> None:
+        with self._cond:
+            self._waiting.extend(job_ids)
+            carrier = self._started + 1  # the next write to start takes every id waiting, these included
+            while self._writing:
+                self._cond.wait()
+                if self._finished >= carrier:
+                    return
+            batch, self._waiting = self._waiting, []
+            self._writing = True
+            self._started += 1
+        try:
+            self._write(batch)
+        finally:
+            with self._cond:
+                self._writing = False
+                self._finished += 1
+                self._cond.notify_all()
+
+    def _write(self, job_ids: list[str]) -> None:
+        try:
+            if len(job_ids) == 1:
+                self._store.mark_published(job_ids[0], self._clock())
+            else:
+                self._store.mark_published_many(job_ids, self._clock())
+        except Exception:
+            log.warning("jobs %s: published, but not marked so; the reaper may publish them once more",
+                        ", ".join(job_ids[:5]))
+
 
 @dataclass(frozen=True)
 class SubmitRequest:
@@ -125,6 +200,9 @@ class JobService:
         self._versions = VersionBalancer()
         self._webhook_secret = webhook_secret
         self._clock = clock
+        #: set when the store and the queue share a database: one commit per submit, and per job's end
+        self.shared = SharedDatabase.of(store, broker)
+        self._marks = PublishedMarks(store, clock)
         #: (job id, output name) -> the path through which the API streams an output itself; set by the HTTP
         #: layer, which owns its routes. Without it (no API in this process) a record's output URL is its key
         self.output_route: Callable[[str, str], str] | None = None
@@ -144,6 +222,12 @@ class JobService:
         the tenant's own upload prefix; another one is answered as missing (nothing to probe)."""
         self._check_quota(caller)
         job, request_hash = self._prepare(req, caller)
+        if self.shared is not None:
+            made = self.shared.create_published([(job, request_hash)])[0]
+            if isinstance(made, IdempotencyConflict):
+                raise made
+            crashpoint(self.settings, "after_insert")
+            return Submitted(self.record(made[0]), made[1])
         stored, created = self.store.create(job, request_hash)
         if created:
             crashpoint(self.settings, "after_insert")
@@ -172,11 +256,18 @@ class JobService:
                 results[index] = exc
                 continue
             prepared.append((index, job, request_hash))
-        made = self.store.create_many([(job, request_hash) for _, job, request_hash in prepared]) if prepared else []
+        rows = [(job, request_hash) for _, job, request_hash in prepared]
+        if not rows:
+            made = []
+        elif self.shared is not None:
+            made = self.shared.create_published(rows)
+        else:
+            made = self.store.create_many(rows)
         created = [outcome[0] for outcome in made if not isinstance(outcome, FrameQueueError) and outcome[1]]
         if created:
             crashpoint(self.settings, "after_insert")
-            self._publish_many_new(created)
+            if self.shared is None:
+                self._publish_many_new(created)
         for (index, _, _), outcome in zip(prepared, made, strict=True):
             results[index] = outcome if isinstance(outcome, FrameQueueError) else Submitted(
                 self.record(outcome[0]), outcome[1])
@@ -260,8 +351,8 @@ class JobService:
         """Publish a just-inserted job. A broker that refuses it gets the row deleted again and the caller a
         503, so a failed submit leaves no job behind to run later (no orphan row); only when the store fails
         too does the row stay, and the reaper publishes it (an idempotency key then finds it on retry). Once
-        the broker has the message the job is accepted: a failed mark_published costs a turned-away
-        duplicate at most."""
+        the broker has the message the job is accepted: a failed mark_published (PublishedMarks coalesces
+        concurrent ones) costs a turned-away duplicate at most."""
         self._publish_many_new([job])
 
     def _publish_many_new(self, jobs: list[Job]) -> None:
@@ -287,14 +378,7 @@ class JobService:
             what = "the job" if len(job_ids) == 1 else "the jobs"
             raise ServiceUnavailable(f"the queue did not accept {what} ({why}); nothing was created, "
                                      "try again") from exc
-        try:
-            if len(job_ids) == 1:
-                self.store.mark_published(job_ids[0], self._clock())
-            else:
-                self.store.mark_published_many(job_ids, self._clock())
-        except Exception:
-            log.warning("jobs %s: published, but not marked so; the reaper may publish them once more",
-                        ", ".join(job_ids[:5]))
+        self._marks.add(job_ids)
 
     def _assign_version(self, pipeline: Pipeline, raw: dict[str, Any], job_id: str) -> dict[str, Any]:
         """Validated params; when the job's model has endpoints in the registry and the caller pinned no

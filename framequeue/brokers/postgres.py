@@ -1,4 +1,6 @@
-"""A queue table in PostgreSQL. Contract: framequeue.brokers.base.Broker.
+"""A queue table in PostgreSQL. Contract: framequeue.brokers.base.Broker, and
+framequeue.brokers.in_tx.InTxQueue: a job store on the same database writes rows and messages in one
+transaction (its NOTIFY, too, is delivered at that commit).
 
 `postgresql://user@host/db?queue=NAME&max_deliveries=N&schema=SCHEMA`: messages of queue NAME live in
 `SCHEMA.queue_NAME` (schema default "framequeue", shared with the job store), dead letters in
@@ -29,7 +31,7 @@ import secrets
 import threading
 import time
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import psycopg
 from psycopg import sql
@@ -87,6 +89,8 @@ class PostgresBroker:
         self._low_max_wait_s = opts.low_max_wait_s
         #: the ranks of the lanes receive takes from
         self._lane_ranks = [lane.rank for lane in opts.lanes]
+        #: InTxQueue: the database, as a job store on it names it (its conninfo, without the schema)
+        self.database = pg.conninfo
         #: NOTIFY channels are per database, not per schema: the schema is part of the name
         self._channel = "fq_" + hashlib.blake2b(f"{pg.schema}.{opts.queue}".encode(), digest_size=8).hexdigest()
         self._sql = Statements(
@@ -120,19 +124,18 @@ class PostgresBroker:
 
     def publish_many(self, job_ids: Sequence[str], priorities: Sequence[Priority] | None = None) -> None:
         """One INSERT and one NOTIFY in one transaction."""
-        if not job_ids:
-            return
-        ids = list(job_ids)
+        if job_ids:
+            self._pool.run(lambda conn: self.publish_in(conn, job_ids, priorities))
+
+    def publish_in(self, conn: Any, job_ids: Sequence[str], priorities: Sequence[Priority] | None = None) -> None:
         ranks = [lane.rank for lane in lanes_of(job_ids, priorities)]
-
-        def work(conn: Conn) -> None:
-            conn.execute(
-                self._sql("INSERT INTO {q} (job_id, priority) SELECT * FROM unnest(%s::text[], %s::smallint[])"),
-                (ids, ranks),
-            )
-            conn.execute("SELECT pg_notify(%s, '')", (self._channel,))  # delivered at commit
-
-        self._pool.run(work)
+        if not ranks:
+            return
+        conn.execute(
+            self._sql("INSERT INTO {q} (job_id, priority) SELECT * FROM unnest(%s::text[], %s::smallint[])"),
+            (list(job_ids), ranks),
+        )
+        conn.execute("SELECT pg_notify(%s, '')", (self._channel,))  # delivered at commit
 
     def receive(self, visibility_s: float, wait_s: float) -> Message | None:
         deadline = time.monotonic() + wait_s
@@ -235,10 +238,11 @@ class PostgresBroker:
             self._listen_lock.release()
 
     def ack(self, message: Message) -> None:
+        self._pool.run(lambda conn: self.ack_in(conn, message))
+
+    def ack_in(self, conn: Any, message: Message) -> None:
         msg_id, receipt = _split(message)
-        self._pool.run(
-            lambda conn: conn.execute(self._sql("DELETE FROM {q} WHERE id = %s AND receipt = %s"), (msg_id, receipt))
-        )
+        conn.execute(self._sql("DELETE FROM {q} WHERE id = %s AND receipt = %s"), (msg_id, receipt))
 
     def nack(self, message: Message, delay_s: float = 0.0) -> None:
         msg_id, receipt = _split(message)

@@ -1,4 +1,5 @@
-"""A queue table in the embedded SQLite file. Contract: framequeue.brokers.base.Broker."""
+"""A queue table in the embedded SQLite file. Contract: framequeue.brokers.base.Broker, and
+framequeue.brokers.in_tx.InTxQueue: a job store on the same file writes rows and messages in one transaction."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from framequeue.brokers.base import Message, QueueStats, lanes_of
 from framequeue.brokers.urls import parse_broker_url
@@ -57,6 +58,8 @@ class SQLiteBroker:
     def __init__(self, url: str, clock: Callable[[], float] = time.time) -> None:
         opts = parse_broker_url(url)
         self._db: Database = database(opts.server_url)
+        #: InTxQueue: the file, as the job store on it names it
+        self.database = str(self._db.path)
         self._max_deliveries = opts.max_deliveries
         self._low_max_wait_s = opts.low_max_wait_s
         #: the receiving lanes' ranks, as SQL (integers only: no injection)
@@ -78,13 +81,16 @@ class SQLiteBroker:
 
     def publish_many(self, job_ids: Sequence[str], priorities: Sequence[Priority] | None = None) -> None:
         """One transaction for all of them."""
+        with self._db.write() as conn:
+            self.publish_in(conn, job_ids, priorities)
+
+    def publish_in(self, conn: Any, job_ids: Sequence[str], priorities: Sequence[Priority] | None = None) -> None:
         lanes = lanes_of(job_ids, priorities)
         now_s = self._clock()
-        with self._db.write() as conn:
-            conn.executemany(
-                "INSERT INTO queue (job_id, visible_at_s, enqueued_at_s, priority) VALUES (?, ?, ?, ?)",
-                [(job_id, now_s, now_s, lane.rank) for job_id, lane in zip(job_ids, lanes, strict=True)],
-            )
+        conn.executemany(
+            "INSERT INTO queue (job_id, visible_at_s, enqueued_at_s, priority) VALUES (?, ?, ?, ?)",
+            [(job_id, now_s, now_s, lane.rank) for job_id, lane in zip(job_ids, lanes, strict=True)],
+        )
 
     def receive(self, visibility_s: float, wait_s: float) -> Message | None:
         deadline = time.monotonic() + wait_s
@@ -126,9 +132,12 @@ class SQLiteBroker:
         return Message(receipt=f"{row['id']}:{receipt}", job_id=row["job_id"], deliveries=row["deliveries"] + 1)
 
     def ack(self, message: Message) -> None:
-        msg_id, receipt = _split(message)
         with self._db.write() as conn:
-            conn.execute("DELETE FROM queue WHERE id = ? AND receipt = ?", (msg_id, receipt))
+            self.ack_in(conn, message)
+
+    def ack_in(self, conn: Any, message: Message) -> None:
+        msg_id, receipt = _split(message)
+        conn.execute("DELETE FROM queue WHERE id = ? AND receipt = ?", (msg_id, receipt))
 
     def nack(self, message: Message, delay_s: float = 0.0) -> None:
         msg_id, receipt = _split(message)

@@ -9,8 +9,8 @@ outbox rows it writes (framequeue.notify.events says which) are written in one t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from framequeue.endpoints.async_endpoints import Endpoint
 from framequeue.endpoints.routing import ModelEndpoint, State
@@ -29,6 +29,7 @@ __all__ = [
     "OutboxStore",
     "RetentionStore",
     "SegmentStore",
+    "TxJobStore",
 ]
 
 
@@ -333,3 +334,38 @@ class JobStore(
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class TxJobStore(Protocol):
+    """Optional: a job store on a SQL database that lets a queue on the same database (a
+    framequeue.brokers.in_tx.InTxQueue with an equal `database`) write inside its transactions, so that one
+    commit holds a job's row and its message, or its terminal state and the ack of its message."""
+
+    #: the database: an SQLite file's resolved path, a PostgreSQL conninfo
+    database: str
+
+    def create_many(
+        self, jobs: Sequence[tuple[Job, str | None]], *, enqueue: Callable[[Any, list[Job]], None] | None = None
+    ) -> list[tuple[Job, bool] | IdempotencyConflict]:
+        """JobStateStore.create_many; with `enqueue`, it is called in the same transaction with the driver's
+        connection and the jobs created (none: not called), and those rows are marked published."""
+        ...
+
+    def finish(
+        self,
+        job_id: str,
+        token: int,
+        status: JobStatus,
+        now_s: float,
+        *,
+        error: JobError | None = None,
+        outputs: dict[str, str] | None = None,
+        progress: JobProgress | None = None,
+        events: Sequence[Mapping[str, Any]] | None = None,
+        totals: RunTotals | None = None,
+        then: Callable[[Any], None] | None = None,
+    ) -> Job:
+        """JobStateStore.finish; with `then`, it is called after the terminal write, in the same transaction,
+        with the driver's connection (nothing of it commits when the token no longer holds)."""
+        ...

@@ -87,6 +87,13 @@ class RunResult:
         return self.primary or next(iter(self.outputs))
 
 
+def reads_input_in_place(pipeline: object) -> bool:
+    """A pipeline's optional `reads_input_in_place: ClassVar[bool]`: it only reads its input file, never
+    writes, moves or keeps it past its run, so a worker on a local object store hands it the store's own
+    file instead of a scratch copy. False when absent."""
+    return bool(getattr(pipeline, "reads_input_in_place", False))
+
+
 class Pipeline(Protocol):
     name: ClassVar[str]
     version: ClassVar[str]

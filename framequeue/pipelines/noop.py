@@ -30,6 +30,8 @@ _MIB = 1024 * 1024
 class NoopPipeline:
     name: ClassVar[str] = "noop"
     version: ClassVar[str] = "1"
+    #: it only stats its input (framequeue.pipelines.base.reads_input_in_place)
+    reads_input_in_place: ClassVar[bool] = True
 
     def validate(self, params: Mapping[str, Any], models: ModelRepository) -> dict[str, Any]:
         known = {"sleep_s", "crash", "segfault", *_DRILLS}

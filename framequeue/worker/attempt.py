@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from framequeue.brokers.base import Message
 from framequeue.config import crashpoint
@@ -46,8 +47,10 @@ from framequeue.jobs import (
 from framequeue.media.limits import MediaLimits
 from framequeue.metrics import STAGES, WorkerMetrics
 from framequeue.models.remote import HealthChecks
-from framequeue.pipelines.base import RunResult
+from framequeue.pipelines.base import RunResult, reads_input_in_place
+from framequeue.pipelines.registry import get_pipeline
 from framequeue.runtime import Runtime
+from framequeue.storage.local import LocalObjectStore
 from framequeue.worker.heartbeat import Beat, Heartbeat
 from framequeue.worker.messages import ChildSpec, Done, Failed, Progress
 from framequeue.worker.sandbox import scratch_full
@@ -89,6 +92,8 @@ class Outcome:
     job_id: str
     status: str
     detail: str = ""
+    #: the message was acked in the job's terminal transaction (store and queue in one database)
+    acked: bool = False
 
 
 def eta_s(frames_done: int, frames_total: int | None, fps: float) -> float | None:
@@ -103,6 +108,15 @@ def run_totals(result: RunResult) -> RunTotals:
     (all of them; None for a pipeline without events), and its boxes when it counts them (stats["detections"])."""
     detections = result.stats.get("detections")
     return RunTotals(result.video_s, result.events_total, None if detections is None else int(detections))
+
+
+def _reads_in_place(pipeline: str) -> bool:
+    """Whether the job's pipeline reads its input in place; False for one this worker cannot load (the
+    media child reports that as the job's error)."""
+    try:
+        return reads_input_in_place(get_pipeline(pipeline))
+    except FrameQueueError:
+        return False
 
 
 def job_error(error: FrameQueueError) -> JobError:
@@ -125,26 +139,35 @@ class Attempts:
     """Runs the worker's attempts, one job at a time, in its warm media child."""
 
     def __init__(self, rt: Runtime, child: WarmChild, heartbeat: Heartbeat, metrics: WorkerMetrics, *,
-                 clock: Callable[[], float], draining: threading.Event) -> None:
+                 clock: Callable[[], float], draining: threading.Event,
+                 on_concluding: Callable[[], None] | None = None) -> None:
         self.rt, self.settings = rt, rt.settings
         self._child, self._heartbeat, self.metrics = child, heartbeat, metrics
         self._clock, self._draining = clock, draining
+        #: called once the media work is over, before the commit (the loop prefetches its next message)
+        self._on_concluding = on_concluding
         #: readiness of remote model endpoints, asked at most every few seconds
         self._health = HealthChecks()
+        #: whether this attempt's message may be acked in its terminal transaction (run's ack_in_tx)
+        self._ack_in_tx = True
 
-    def run(self, job: Job, message: Message, scratch: Path) -> Outcome:
-        """The attempt, from fetch to commit; LeaseLost when the lease ran out under it."""
+    def run(self, job: Job, message: Message, scratch: Path, *, ack_in_tx: bool = True) -> Outcome:
+        """The attempt, from fetch to commit; LeaseLost when the lease ran out under it. `ack_in_tx`: the
+        message may be acked in the job's terminal transaction (False when the message goes back after the run:
+        fair share ran another job in its turn and could not publish its own again)."""
+        self._ack_in_tx = ack_in_tx
         out_dir = scratch / "out"
         with self._heartbeat.tracking(job, message) as beat:
             try:
                 out_dir.mkdir(parents=True, exist_ok=True)
                 input_path = self._fetch(job, scratch)
             except NotFound:
-                return self._fail(job, job_error(InputNotFound(f"the input {job.input_key} is gone from the store")))
+                gone = InputNotFound(f"the input {job.input_key} is gone from the store")
+                return self._fail(job, job_error(gone), message)
             except OSError as exc:
                 if exc.errno != errno.ENOSPC:
                     raise
-                return self._fail(job, job_error(scratch_full(exc)))
+                return self._fail(job, job_error(scratch_full(exc)), message)
             reply: Reply
             try:
                 model_url = self._model_url(job)
@@ -159,7 +182,9 @@ class Attempts:
                 reply = self._supervise(job, spec, beat)
             if isinstance(reply, Done) and beat.lost.is_set():  # no upload for a commit that would be refused
                 raise LeaseLost(f"job {job.id}: lease expired before the commit")
-        return self._conclude(job, reply, out_dir)
+        if self._on_concluding is not None:
+            self._on_concluding()
+        return self._conclude(job, reply, out_dir, message)
 
     def drop_outputs(self, job: Job) -> None:
         """This attempt's uploads, after it lost its lease: they are not the job's results."""
@@ -182,12 +207,19 @@ class Attempts:
         return None if chosen.local else chosen.url
 
     def _fetch(self, job: Job, scratch: Path) -> Path:
+        """The input as a local file: the store's own file when it is a local directory and the pipeline
+        reads its input in place (no copy), else a copy in scratch."""
         suffix = Path(job.input_key).suffix[:10] if "." in job.input_key.rsplit("/", 1)[-1] else ""
         path = scratch / f"input{suffix}"
         if "://" in job.input_key:  # a location (an async endpoint's InputLocation)
             objects, key = self.rt.service.locations.resolve(job.input_key)
         else:
             objects, key = self.rt.objects, job.input_key
+        if isinstance(objects, LocalObjectStore) and _reads_in_place(job.pipeline):
+            in_place = objects.path(key)
+            if not in_place.is_file():
+                raise NotFound(f"no object {key}")
+            return in_place
         started = time.monotonic()
         with objects.open_read(key) as src, open(path, "wb") as dst:
             shutil.copyfileobj(src, dst, COPY_CHUNK_BYTES)
@@ -248,13 +280,23 @@ class Attempts:
             if not child.reusable_after(final):
                 self._child.retire()
 
-    def _conclude(self, job: Job, reply: Reply, out_dir: Path) -> Outcome:
+    def _finish(self, job: Job, status: JobStatus, message: Message, **kwargs: Any) -> bool:
+        """store.finish; where the store and the queue share a database, the message's ack joins its
+        transaction (returns True: acked)."""
+        shared = self.rt.service.shared
+        if shared is None or not self._ack_in_tx:
+            self.rt.store.finish(job.id, job.lease_token, status, self._clock(), **kwargs)
+            return False
+        shared.store.finish(job.id, job.lease_token, status, self._clock(), then=shared.acking(message), **kwargs)
+        return True
+
+    def _conclude(self, job: Job, reply: Reply, out_dir: Path, message: Message) -> Outcome:
         now_s = self._clock
         if isinstance(reply, Done):
-            return self._commit(job, reply.result, out_dir)
+            return self._commit(job, reply.result, out_dir, message)
         if reply is Stop.CANCEL:
-            self.rt.store.finish(job.id, job.lease_token, JobStatus.CANCELLED, now_s(), error=CANCELLED_BY_REQUEST)
-            return Outcome(job.id, "cancelled")
+            acked = self._finish(job, JobStatus.CANCELLED, message, error=CANCELLED_BY_REQUEST)
+            return Outcome(job.id, "cancelled", acked=acked)
         if reply is Stop.HANDBACK:
             self.rt.store.release(job.id, job.lease_token, now_s(), count_attempt=False)
             self.rt.service.publish(job.id, job.priority)
@@ -267,9 +309,9 @@ class Attempts:
         if reply.retryable:
             last = f"failed in all {job.max_attempts} attempts; last: {reply.code}: {reply.message}"
             error = job_error(AttemptsExhausted(last))
-        return self._fail(job, error)
+        return self._fail(job, error, message)
 
-    def _commit(self, job: Job, result: RunResult, out_dir: Path) -> Outcome:
+    def _commit(self, job: Job, result: RunResult, out_dir: Path, message: Message) -> Outcome:
         self._record_stats(result)
         upload_started = time.monotonic()
         outputs: dict[str, str] = {}
@@ -283,12 +325,12 @@ class Attempts:
         self.metrics.stage_s.labels("upload").inc(time.monotonic() - upload_started)
         crashpoint(self.settings, "after_upload")
         final = JobProgress(result.frames_total, result.frames_total, job.progress.fps, 0.0)
-        self.rt.store.finish(job.id, job.lease_token, JobStatus.SUCCEEDED, self._clock(), outputs=outputs,
-                             progress=final, events=result.events, totals=run_totals(result))
+        acked = self._finish(job, JobStatus.SUCCEEDED, message, outputs=outputs, progress=final,
+                             events=result.events, totals=run_totals(result))
         crashpoint(self.settings, "after_commit")
         self._drop_stale_outputs(job, keep=set(outputs.values()))
         detail = f"{result.frames_total} frames, {result.stats.get('wall_s', 0.0):.1f} s"
-        return Outcome(job.id, "succeeded", detail)
+        return Outcome(job.id, "succeeded", detail, acked=acked)
 
     def _record_stats(self, result: RunResult) -> None:
         stats = result.stats
@@ -302,12 +344,12 @@ class Attempts:
     def _deliver(self, job: Job, path: Path) -> None:
         deliver_answer(self.rt, job, path)
 
-    def _fail(self, job: Job, error: JobError) -> Outcome:
+    def _fail(self, job: Job, error: JobError, message: Message) -> Outcome:
         body = {"job_id": job.id, "attempt": job.attempts, "error": {"code": error.code, "message": error.message}}
         self.rt.store.renew(job.id, job.lease_token, self.settings.lease_s, self._clock())
         self.rt.objects.put(failure_key(job.id), json.dumps(body, indent=2).encode())
-        self.rt.store.finish(job.id, job.lease_token, JobStatus.FAILED, self._clock(), error=error)
-        return Outcome(job.id, "failed", f"{error.code}: {error.message}")
+        acked = self._finish(job, JobStatus.FAILED, message, error=error)
+        return Outcome(job.id, "failed", f"{error.code}: {error.message}", acked=acked)
 
     def _drop_stale_outputs(self, job: Job, keep: set[str]) -> None:
         """Outputs of earlier attempts (a worker that died after uploading) are not the job's results."""

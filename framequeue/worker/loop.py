@@ -1,4 +1,5 @@
 """The worker: receive a job id, claim the job with a lease, run one attempt of it, ack the message.
+The next message is received while the job in hand commits (prefetch 1, framequeue.worker.prefetch).
 
 The worker process holds the lease (framequeue.worker.heartbeat) while a media child does the
 decode/infer/render work (framequeue.worker.attempt). A broker or store that goes away pauses the loop,
@@ -27,11 +28,14 @@ from framequeue.tenants.fairshare import parse_weights
 from framequeue.worker.attempt import Attempts, Outcome
 from framequeue.worker.claiming import claim_for
 from framequeue.worker.heartbeat import Heartbeat
+from framequeue.worker.prefetch import Prefetch
 from framequeue.worker.split import SplitPhases
 from framequeue.worker.warm_child import WarmChild
 
 log = logging.getLogger("framequeue.worker")
 
+#: longest wait of one receive before the loop looks at drain and the reaper again
+RECEIVE_WAIT_S = 1.0
 #: after a backend error, the worker waits this long before it tries again, doubling up to the maximum
 BACKEND_PAUSE_S = 0.5
 MAX_BACKEND_PAUSE_S = 10.0
@@ -59,8 +63,9 @@ class Worker:
         """Take jobs until drain() is called; the job in hand is finished or handed back first."""
         self._child.start()
         heartbeat = Heartbeat(self.rt, self._clock)
+        prefetch = Prefetch(self.rt.broker, self.settings.lease_s, RECEIVE_WAIT_S)
         self._attempts = Attempts(self.rt, self._child, heartbeat, self.metrics, clock=self._clock,
-                                  draining=self.draining)
+                                  draining=self.draining, on_concluding=lambda: self._prefetch(prefetch))
         self._phases = SplitPhases(self.rt, heartbeat, clock=self._clock)
         if self.settings.metrics_port:
             self.metrics.serve(self.settings.metrics_port, self.settings.metrics_host)
@@ -71,7 +76,7 @@ class Worker:
             while not self.draining.is_set():
                 try:
                     self.reap_if_due()
-                    message = self.rt.broker.receive(visibility_s=self.settings.lease_s, wait_s=1.0)
+                    message = prefetch.next()
                     if message is not None:
                         self.handle(message)
                         self._handled += 1
@@ -87,10 +92,18 @@ class Worker:
                     log.info("worker %s: handled %d job(s), its --max-jobs; exiting", self.owner, self._handled)
                     break
         finally:
+            prefetch.close()  # a message received ahead and not handled goes back
             self.metrics.up.set(0)
             heartbeat.close()
             self._child.retire()
         log.info("worker %s stopped", self.owner)
+
+    def _prefetch(self, prefetch: Prefetch) -> None:
+        """Receive the next message while the job in hand commits, unless it is the last one this worker
+        takes (drain, or --max-jobs counting the job in hand)."""
+        if self.draining.is_set() or (self.max_jobs and self._handled + 1 >= self.max_jobs):
+            return
+        prefetch.start()
 
     def drain(self) -> None:
         self.draining.set()
@@ -134,7 +147,7 @@ class Worker:
         try:
             # a long video's split or stitch, or a segment whose parent ended; else the ordinary attempt
             phase = self._phases.run(job, message, scratch)
-            outcome = phase if phase is not None else self._attempts.run(job, message, scratch)
+            outcome = phase if phase is not None else self._attempts.run(job, message, scratch, ack_in_tx=spent)
             if phase is None:
                 self._phases.after_attempt(job, outcome)
         except LeaseLost as exc:
@@ -144,11 +157,12 @@ class Worker:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         crashpoint(self.settings, "before_ack")
-        with contextlib.suppress(Exception):
-            if spent:
-                self.rt.broker.ack(message)
-            else:
-                self.rt.broker.nack(message)
+        if not outcome.acked:  # else acked in the job's terminal transaction
+            with contextlib.suppress(Exception):
+                if spent:
+                    self.rt.broker.ack(message)
+                else:
+                    self.rt.broker.nack(message)
         self.metrics.jobs.labels(outcome.status).inc()
         log.info("job %s: %s %s", job.id, outcome.status, outcome.detail)
         return outcome

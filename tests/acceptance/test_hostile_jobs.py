@@ -115,14 +115,17 @@ def test_a_job_past_its_timeout_is_killed_and_fails(hostile: Deployment, tmp_pat
 
 
 @pytest.mark.parametrize("where", ["output", "input"])
-def test_a_full_scratch_disk_commits_nothing(hostile: Deployment, tmp_path: Path, where: str) -> None:
+def test_a_full_scratch_disk_commits_nothing(
+    hostile: Deployment, tmp_path: Path, where: str, request: pytest.FixtureRequest
+) -> None:
     if not hostile.scratch_mounted:  # type: ignore[attr-defined]
         pytest.skip("mounting a small tmpfs as the worker's scratch is not permitted here")
     too_big = (SCRATCH_MB + 2) * 1024 * 1024
     if where == "output":
         job = submit_noop(hostile, tmp_path, params={"output_mb": SCRATCH_MB + 2})
-    else:
-        job = submit_noop(hostile, tmp_path, size=too_big)
+    else:  # noop reads its input in place on a local store: detect's scratch copy of it fills the disk
+        hostile.register_yolox(request.getfixturevalue("yolox_dir"))
+        job = submit_noop(hostile, tmp_path, size=too_big, pipeline="detect")
     record = hostile.wait_done(job["id"], timeout_s=60)
     assert_failed(hostile, record, "resource_exhausted", attempts=1)
     assert "scratch disk is full" in record["error"]["message"]

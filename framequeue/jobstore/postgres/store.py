@@ -98,3 +98,5 @@ class PostgresJobStore(SqlJobStore):
             raise
         pool.reconnect_s = RECONNECT_S
         super().__init__(PostgresEngine(pool, postgres_dialect(opts.schema)), render)
+        #: TxJobStore: the database, as a queue on it names it (its conninfo, without the schema)
+        self.database = opts.conninfo

@@ -71,6 +71,11 @@ class Tx:
         to_row = self.dialect.row
         return [to_row(r) for r in self._conn.execute(self.dialect.compile(text), params).fetchall()]
 
+    @property
+    def connection(self) -> Any:
+        """The driver's connection, inside this transaction (a queue on the same database writes with it)."""
+        return self._conn
+
     def run(self, text: str, params: Sequence[Any] = ()) -> int:
         """Run a statement; how many rows it changed."""
         count: int = self._conn.execute(self.dialect.compile(text), params).rowcount

@@ -3,7 +3,8 @@ and which jobs the broker holds a message for. The worker's fenced writes are in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from framequeue.errors import IdempotencyConflict, JobNotFound
 from framequeue.jobs import (
@@ -33,10 +34,20 @@ class SqlJobs(SqlBase):
 
         return self._engine.write(work)
 
-    def create_many(self, jobs: Sequence[tuple[Job, str | None]]) -> list[tuple[Job, bool] | IdempotencyConflict]:
+    def create_many(
+        self, jobs: Sequence[tuple[Job, str | None]], *, enqueue: Callable[[Any, list[Job]], None] | None = None
+    ) -> list[tuple[Job, bool] | IdempotencyConflict]:
         # one transaction, one statement per row: each row's ON CONFLICT sees the rows inserted before it, so a
-        # key repeated within the batch answers its first job
-        return self._engine.write(lambda tx: [_insert(tx, job, request_hash) for job, request_hash in jobs])
+        # key repeated within the batch answers its first job. With `enqueue` (TxJobStore), the new rows are
+        # born published and their messages join the same commit
+        def work(tx: Tx) -> list[tuple[Job, bool] | IdempotencyConflict]:
+            made = [_insert(tx, job, request_hash, published=enqueue is not None) for job, request_hash in jobs]
+            created = [m[0] for m in made if not isinstance(m, IdempotencyConflict) and m[1]]
+            if enqueue is not None and created:
+                enqueue(tx.connection, created)
+            return made
+
+        return self._engine.write(work)
 
     def get(self, job_id: str) -> Job:
         return self._engine.read(lambda tx: transitions.get(tx, job_id))
@@ -172,18 +183,21 @@ class SqlJobs(SqlBase):
         return self._engine.write(work)
 
 
-def _insert(tx: Tx, job: Job, request_hash: str | None) -> tuple[Job, bool] | IdempotencyConflict:
+def _insert(
+    tx: Tx, job: Job, request_hash: str | None, *, published: bool = False
+) -> tuple[Job, bool] | IdempotencyConflict:
     """Insert a queued job: (job, True); (existing, False) for its idempotency key's job with the same
-    request_hash; an IdempotencyConflict (returned, so a batch's other rows still commit) for another."""
+    request_hash; an IdempotencyConflict (returned, so a batch's other rows still commit) for another.
+    `published`: its message commits in this transaction, so the row is marked published at its creation."""
     encode = tx.dialect.encode_json
     # ON CONFLICT waits for a concurrent insert of the same key to commit: one job per key
     row = tx.one(
         """INSERT INTO {s}.jobs ({seq_column}id, pipeline, pipeline_version, input_key, params, status,
            created_at_s, updated_at_s, expires_at_s, timeout_s, max_attempts, webhook_url,
            webhook_secret, attributes, idempotency_key, request_hash, endpoint, output_uri,
-           failure_uri, error_webhook_url, tenant, retention_s, priority)
+           failure_uri, error_webhook_url, tenant, retention_s, priority, published_at_s)
            VALUES ({seq_value}%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-           %s, %s, %s, %s)
+           %s, %s, %s, %s, %s)
            ON CONFLICT (idempotency_key) DO NOTHING RETURNING *""",
         (
             job.id, job.pipeline, job.pipeline_version, job.input_key, encode(job.params),
@@ -191,6 +205,7 @@ def _insert(tx: Tx, job: Job, request_hash: str | None) -> tuple[Job, bool] | Id
             job.timeout_s, job.max_attempts, job.webhook_url, job.webhook_secret,
             encode(job.attributes), job.idempotency_key, request_hash, job.endpoint, job.output_uri,
             job.failure_uri, job.error_webhook_url, job.tenant, job.retention_s, job.priority.value,
+            job.created_at_s if published else None,
         ),
     )
     if row is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from framequeue.jobs import (
@@ -149,6 +149,7 @@ class SqlLeases(SqlBase):
         progress: JobProgress | None = None,
         events: Sequence[Mapping[str, Any]] | None = None,
         totals: RunTotals | None = None,
+        then: Callable[[Any], None] | None = None,
     ) -> Job:
         def work(tx: Tx) -> Job:
             job = transitions.fenced(tx, job_id, token)
@@ -162,7 +163,10 @@ class SqlLeases(SqlBase):
                     "UPDATE {s}.jobs SET video_s = %s, events_total = %s, detections_total = %s WHERE id = %s",
                     (totals.video_s, totals.events_total, totals.detections_total, job_id),
                 )
-            return transitions.end(tx, self._render, job, status, now_s, error, outputs, events=events)
+            ended = transitions.end(tx, self._render, job, status, now_s, error, outputs, events=events)
+            if then is not None:  # TxJobStore: e.g. the ack of the job's message, committed with its end
+                then(tx.connection)
+            return ended
 
         return self._engine.write(work)
 

@@ -71,3 +71,5 @@ class SQLiteJobStore(SqlJobStore):
         except sqlite3.Error as exc:
             raise ServiceUnavailable(f"cannot prepare the job store: {exc}") from exc
         super().__init__(SQLiteEngine(db), render)
+        #: TxJobStore: the file, as a queue on it names it
+        self.database = str(db.path)
