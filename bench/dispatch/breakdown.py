@@ -77,14 +77,16 @@ def analyze(probe_dir: Path) -> dict[str, Any]:
     commit = total("worker._commit")
     commit_store = total("store.finish")
     commit_upload = max(0.0, commit - commit_store)
-    accounted = (total("store.claim") + total("worker._fetch") + supervise + commit + total("broker.ack"))
+    claim = total("store.claim") + total("store.claim_fair")
+    accounted = claim + total("worker._fetch") + supervise + commit + total("broker.ack")
     other = max(0.0, total("worker.handle") - accounted)
     starts, stops = ops.get("child.start", []), ops.get("child.stop", [])
 
     # rows that add up to the worker's cycle (receive + handle); an indented row is part of those above
     worker_rows = [
         _row("receive a message, waiting included (broker.receive)", ops.get("broker.receive", []), jobs),
-        _row("claim: lease + fencing token (store.claim)", ops.get("store.claim", []), jobs),
+        _row("claim: lease + fencing token, fair share (store.claim / claim_fair)",
+             ops.get("store.claim", []) + ops.get("store.claim_fair", []), jobs),
         _row("copy input to scratch (_fetch)", ops.get("worker._fetch", []), jobs),
         _row("media child: hand over the job, wait for its answer (_supervise)", ops.get("worker._supervise", []),
              jobs),

@@ -27,8 +27,8 @@ _DIR = os.environ.get("FQB_PROBE_DIR", "")
 _ops: dict[str, list[float]] = defaultdict(list)
 _lock = threading.RLock()  # RLock: the SIGUSR1 handler may interrupt a holder
 
-STORE_CALLS = ("create", "get", "list_jobs", "claim", "renew", "report_progress", "finish", "release", "cancel",
-               "reap", "mark_published", "unpublished", "fail_dead_lettered", "due_events", "ping")
+STORE_CALLS = ("create", "get", "list_jobs", "claim", "claim_fair", "renew", "report_progress", "finish", "release",
+               "cancel", "reap", "mark_published", "unpublished", "fail_dead_lettered", "due_events", "ping")
 BROKER_CALLS = ("publish", "ack", "nack", "extend", "stats", "take_dead")
 OBJECT_CALLS = ("size", "list", "delete", "put", "get")
 #: timed as worker.STEP: Worker.handle, then one attempt's steps (Attempts.run as "_run")
