@@ -537,6 +537,12 @@ def segment_failed_error(segment: Job) -> JobError:
     )
 
 
+def stitch_due(parent: Job, segments_done: int) -> bool:
+    """Whether a parked parent with `segments_done` successful segments is ready for its stitch (the last one
+    committed): the one rule both stores' cascades apply."""
+    return parent.parked and parent.segments_total is not None and segments_done >= parent.segments_total
+
+
 def stitch_expiry_s(parent: Job, now_s: float) -> float:
     """A parent queued again for its stitch waits at most its queue TTL from now (never less than before)."""
     return max(parent.expires_at_s, now_s + parent.ttl_s)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from framequeue.jobs import CANCELLED_WITH_PARENT, Job, JobStatus, segment_failed_error, stitch_expiry_s
+from framequeue.jobs import CANCELLED_WITH_PARENT, Job, JobStatus, segment_failed_error, stitch_due, stitch_expiry_s
 from framequeue.jobstore.memory import transitions
 from framequeue.jobstore.memory.state import State
 from framequeue.notify.events import PayloadRenderer
@@ -30,7 +30,7 @@ def _segment_ended(state: State, render: PayloadRenderer, segment: Job, now_s: f
         transitions.end(state, render, found, JobStatus.FAILED, now_s, segment_failed_error(segment))
         return
     done = parent.segments_done + 1
-    if parent.parked and parent.segments_total is not None and done >= parent.segments_total:
+    if stitch_due(parent, done):
         found.job = replace(parent, segments_done=done, status=JobStatus.QUEUED,
                             expires_at_s=stitch_expiry_s(parent, now_s), updated_at_s=now_s)
         found.published_at_s = None

@@ -11,6 +11,7 @@ from framequeue.jobs import (
     Job,
     JobStatus,
     segment_failed_error,
+    stitch_due,
     stitch_expiry_s,
 )
 from framequeue.jobstore.sql import transitions
@@ -37,7 +38,7 @@ def _segment_ended(tx: Tx, render: PayloadRenderer, segment: Job, now_s: float) 
         transitions.end(tx, render, parent, JobStatus.FAILED, now_s, segment_failed_error(segment))
         return
     done = parent.segments_done + 1
-    if parent.parked and parent.segments_total is not None and done >= parent.segments_total:
+    if stitch_due(parent, done):
         # the last one: the parent goes back to the queue for its stitch, published after the commit (or by
         # the reaper's `unpublished`, should the caller die first)
         tx.run(
