@@ -1,9 +1,10 @@
 """Issue 17's benchmark: a long 720p video unsplit on one worker pinned to core 0 (run A) vs split into
 segments of --segment-s on two workers pinned to cores 0 and 1 (run B), standing for two one-core machines;
 real `framequeue api` + `framequeue worker` processes, the `detect` pipeline, the embedded deployment.
-Then the scaling curve to 8, 32 and 128 workers for a --target-minutes video (bench.split.predict).
+Then the scaling curve to 8, 32 and 128 workers for a --target-minutes video (framequeue.scaling.splitcurve, which
+`framequeue simulate --split-measured bench/results/split.json` prints again from the saved measurement).
 
-    .venv/bin/python -m bench.split.run [--minutes 30] [--segment-s 60]     (make bench-split)
+    .venv/bin/python -m bench.split.run [--minutes 30] [--segment-s 60] [--report-only]     (make bench-split)
 
 Prints a table; writes bench/results/split.json (raw) and bench/results/split.md (a BENCHMARKS.md section).
 """
@@ -19,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import RESULTS
-from bench.split import measure, predict
+from bench.split import measure
 from bench.split.clip import long_clip
 from bench.split.deploy import Deployment
+from framequeue.scaling import splitcurve
 
 GOAL_SPEEDUP = 1.8
 GOAL_OVERHEAD_SHARE = 0.02
@@ -48,7 +50,7 @@ def _core(result: dict[str, Any], worker: str) -> str:
 
 
 def table(result: dict[str, Any]) -> str:
-    a, b, c = result["unsplit"], result["split"], result["curve"]
+    a, b = result["unsplit"], result["split"]
     n = len(b["segments"])
     # n segments on 2 workers: at best n / ceil(n / 2) x, whatever the per-segment speed (1.5x for 3)
     bound = n / -(-n // 2)
@@ -74,20 +76,22 @@ def table(result: dict[str, Any]) -> str:
         *(f"| {s['index']} | {_core(result, s['worker'])} | {s['frames']} | {s['processing_s']:.1f} | "
           f"{s['frames'] / s['processing_s']:.1f} |" for s in b["segments"]),
         "",
-        f"predicted for {result['target_minutes']} min ({c['segments']} segments; split {c['split_s']:.1f} s, "
-        f"stitch {c['stitch_s']:.1f} s, hand-off {c['handoff_s']:.2f} s; unsplit on one worker "
-        f"{c['unsplit_s']:.0f} s), SLA {c['sla_s']:.0f} s:",
-        "",
-        "| workers | wall s | speedup vs unsplit | meets SLA | wall s, segments at A's rate |",
-        "|---:|---:|---:|---|---:|",
-        *(f"| {p['workers']} | {p['wall_s']:.1f} | {p['speedup']:.1f} | {'yes' if p['meets_sla'] else 'no'} | "
-          f"{p.get('wall_s_at_a_rate', float('nan')):.1f} |" for p in c["points"]),
-        "",
-        f"stops scaling at {c['stops_scaling_at_workers']} workers (one per segment): floor {c['floor_s']:.1f} s "
-        f"= split + longest segment + stitch (serial part {c['serial_s']:.1f} s); fewest workers meeting the "
-        f"SLA: {c['fewest_workers_meeting_sla']}",
+        splitcurve.markdown(result["curve"]).rstrip("\n"),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _measure(minutes: float, segment_s: float) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    if len(os.sched_getaffinity(0)) < 2:
+        raise SystemExit("needs cores 0 and 1 (taskset -c 0 / -c 1)")
+    t0 = time.monotonic()
+    path = long_clip(minutes)
+    print(f"input {path} ({path.stat().st_size / 1e6:.0f} MB) ready in {time.monotonic() - t0:.1f} s", flush=True)
+    run_a = _run("A", [0], path, {"split": False})
+    print(f"A done: {run_a['job']['status']} in {run_a['client_wall_s']:.1f} s", flush=True)
+    run_b = _run("B", [0, 1], path, {"split": True, "segment_s": segment_s})
+    print(f"B done: {run_b['job']['status']} in {run_b['client_wall_s']:.1f} s", flush=True)
+    return path, run_a, run_b
 
 
 def main() -> None:
@@ -96,33 +100,37 @@ def main() -> None:
     parser.add_argument("--segment-s", type=float, default=60.0)
     parser.add_argument("--target-minutes", type=float, default=30.0, help="length the scaling curve predicts")
     parser.add_argument("--sla-s", type=float, default=300.0)
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: the tables again from the runs bench/results/split.json recorded")
     args = parser.parse_args()
-    if len(os.sched_getaffinity(0)) < 2:
-        raise SystemExit("needs cores 0 and 1 (taskset -c 0 / -c 1)")
-    t0 = time.monotonic()
-    path = long_clip(args.minutes)
-    print(f"input {path} ({path.stat().st_size / 1e6:.0f} MB) ready in {time.monotonic() - t0:.1f} s", flush=True)
-    run_a = _run("A", [0], path, {"split": False})
-    print(f"A done: {run_a['job']['status']} in {run_a['client_wall_s']:.1f} s", flush=True)
-    run_b = _run("B", [0, 1], path, {"split": True, "segment_s": args.segment_s})
-    print(f"B done: {run_b['job']['status']} in {run_b['client_wall_s']:.1f} s", flush=True)
+    if args.report_only:
+        saved = json.loads((RESULTS / "split.json").read_text())
+        for key in ("minutes", "segment_s"):
+            setattr(args, key, saved[key])
+        path, run_a, run_b = Path(saved["input"]), saved["records"]["A"], saved["records"]["B"]
+        date = saved["date"]
+    else:
+        path, run_a, run_b = _measure(args.minutes, args.segment_s)
+        date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     a, b = measure.unsplit(run_a), measure.split(run_b)
     if a["status"] != "succeeded" or b["status"] != "succeeded":
         raise SystemExit(f"a run failed: A {a['status']}, B {b['status']} (logs in {RESULTS / 'logs' / 'split'})")
-    measured_minutes = a["video_s"] / 60
-    job = predict.split_job(b, measured_minutes, args.target_minutes, args.segment_s)
+    measured = splitcurve.Measurement(
+        video_s=a["video_s"], segment_s=args.segment_s, split_s=b["split_s"], stitch_s=b["stitch_s"],
+        segments_s=tuple(s["processing_s"] for s in b["segments"]),
+        handoffs_s=(b["split_to_segment_s"], b["segment_to_stitch_s"]), unsplit_s=a["processing_s"],
+    )
     result = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "date": date,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "minutes": args.minutes, "segment_s": args.segment_s, "target_minutes": args.target_minutes,
         "input": str(path),
         "unsplit": a, "split": b, "speedup": a["wall_s"] / b["wall_s"],
         "goals": {"speedup": GOAL_SPEEDUP, "overhead_share": GOAL_OVERHEAD_SHARE},
         "loadavg_1m": {"A": run_a["loadavg_1m"], "B": run_b["loadavg_1m"]},
-        "curve": predict.curve(
-            job, a["processing_s"] * args.target_minutes / measured_minutes, args.sla_s,
-            predict.at_rate(job, a["processing_s"] / a["video_s"], args.segment_s),
-        ),
+        # what `framequeue simulate --split-measured` reads
+        "measured": measured.to_json(),
+        "curve": splitcurve.curve(measured, args.target_minutes, args.sla_s),
         "records": {"A": run_a, "B": run_b},
     }
     text = table(result)

@@ -529,3 +529,25 @@ def test_worker_groups_without_keda_carry_their_replicas(helm: Path, tmp_path: P
     assert not _scaled(docs)
     assert {n: d["spec"]["replicas"] for n, d in _workers(docs).items()} == {
         "fq-framequeue-worker-urgent": 1, "fq-framequeue-worker-bulk": 3}
+
+
+def test_each_worker_knows_how_many_workers_could_share_a_long_video(helm: Path, tmp_path: Path) -> None:
+    """FQ_SPLIT_WORKERS (framequeue.worker.split): the group's pods at most times the processes per pod, so
+    that a long video is split only where more than one worker can take its segments; a value in `env` wins."""
+    def split_workers(docs: list[dict[str, Any]]) -> dict[str, str]:
+        return {d["metadata"]["name"]: _env(_pod_spec(d)["containers"][0])["FQ_SPLIT_WORKERS"]
+                for d in docs if d["kind"] in ("Deployment", "ScaledJob") and "-worker" in d["metadata"]["name"]}
+
+    assert split_workers(_render(helm)) == {"fq-framequeue-worker": "100"}  # scaling.maxReplicas
+    assert split_workers(_render(helm, GROUPS)) == {
+        "fq-framequeue-worker-urgent": "20", "fq-framequeue-worker-bulk": "100"}
+    plain = _render(helm, CHART / "ci" / "no-keda-hostpath-values.yaml", KUBE_OLD)
+    assert split_workers(plain) == {"fq-framequeue-worker": "2"}  # worker.replicas
+    assert split_workers(_render(helm, sets=("keda.enabled=false", "worker.replicas=1"))) == {
+        "fq-framequeue-worker": "1"}  # one worker: nothing to share, no split
+    assert split_workers(_render(helm, sets=("keda.enabled=false", "worker.replicas=3",
+                                             "worker.processesPerPod=2"))) == {"fq-framequeue-worker": "6"}
+    assert split_workers(_render(helm, sets=("scaledJob.enabled=true",))) == {"fq-framequeue-worker": "50"}
+    pinned = _render(helm, sets=("env.FQ_SPLIT_WORKERS=1",))
+    container = _pod_spec(_by_name(pinned, "Deployment", "-worker"))["containers"][0]
+    assert [e["value"] for e in container["env"] if e["name"] == "FQ_SPLIT_WORKERS"] == ["1"]  # once, the user's

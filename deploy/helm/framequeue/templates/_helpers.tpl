@@ -213,7 +213,8 @@ initContainers:
 {{- end }}
 {{- end -}}
 
-{{/* the worker container: used by the Deployment and by the ScaledJob (with `--max-jobs 1`) */}}
+{{/* the worker container: used by the Deployment and by the ScaledJob (with `--max-jobs 1`); splitWorkers:
+the most worker processes the group can run at once */}}
 {{- define "framequeue.workerContainer" -}}
 {{- $w := .root.Values.worker -}}
 name: worker
@@ -221,6 +222,12 @@ image: {{ include "framequeue.image" .root }}
 imagePullPolicy: {{ .root.Values.image.pullPolicy }}
 args: {{ .args | toJson }}
 {{- include "framequeue.env" .root | trim | nindent 0 }}
+{{- if not (hasKey .root.Values.env "FQ_SPLIT_WORKERS") }}
+  # the most workers that could share one long video's segments (framequeue.worker.split): above 1, a job
+  # longer than FQ_SPLIT_MIN_S is split
+  - name: FQ_SPLIT_WORKERS
+    value: {{ .splitWorkers | int | quote }}
+{{- end }}
 {{- if .root.Values.metrics.enabled }}
   - name: FQ_METRICS_PORT
     value: {{ .root.Values.metrics.workerPort | quote }}
