@@ -184,6 +184,38 @@ def test_job_page_shows_webhook_deliveries_and_replays_one(
         receiver.close()
 
 
+def test_a_split_job_shows_its_segments_and_each_segment_links_back(
+    dashboard: Deployment, browser: webdriver.Chrome, tmp_path: Path, screenshots: Path
+) -> None:
+    # 6 s with a keyframe each second, cut into 2 s segments the two workers share
+    clip = make_video(tmp_path / "long.mp4", frames=150)
+    job = dashboard.submit_file(clip, {"split": True, "segment_s": 2})
+    done = dashboard.wait_done(job["id"])
+    assert done["status"] == "succeeded", done.get("error")
+    assert done["segments_total"] >= 2 and done["segments_done"] == done["segments_total"]
+
+    open_page(browser, dashboard.base_url, f"jobs/{job['id']}")
+    table = until(lambda: browser.find_element(By.ID, "job-segments"), 15, "the segments table")
+    segments = table.find_elements(By.CSS_SELECTOR, "tr.segment")
+    assert [s.get_attribute("data-index") for s in segments] == [str(i) for i in range(done["segments_total"])]
+    assert {s.get_attribute("data-status") for s in segments} == {"succeeded"}
+    assert all(s.find_element(By.CSS_SELECTOR, "[role=progressbar]").get_attribute("aria-valuenow") == "100.0"
+               for s in segments)
+    total = done["segments_total"]
+    assert f"{total} of {total} done" in browser.find_element(By.CSS_SELECTOR, ".summary").text
+    until(lambda: browser.find_element(By.ID, "job-video"), 15, "the stitched video")
+    shoot(browser, screenshots, "split-job")
+
+    segments[1].find_element(By.CSS_SELECTOR, "a").click()
+    second = done["segments"][1]["id"]
+    until(lambda: browser.find_element(By.ID, "job-id").text == second, 15, "segment 1's page")
+    parent = until(lambda: browser.find_element(By.ID, "job-parent"), 15, "the link to the job")
+    assert "segment 1" in parent.text
+    parent.click()
+    until(lambda: browser.find_element(By.ID, "job-id").text == job["id"], 15, "the job's page again")
+    until(lambda: browser.find_element(By.ID, "job-segments"), 15, "its segments again")
+
+
 def test_queue_page_shows_the_running_job_on_its_worker_and_jobs_page_cancels_it(
     dashboard: Deployment, browser: webdriver.Chrome, dashcam_video: Path, screenshots: Path
 ) -> None:

@@ -1,5 +1,7 @@
 // Job: the annotated video, its timeline and contact sheet, the pipeline's events (click one: the video
 // seeks to its start), params, attempts, error, webhook deliveries with replay, downloads. Live while it runs.
+// A long video split across workers shows its segments (state, attempts, progress, each a link); a segment
+// links back to its job.
 import { get, mediaUrl, post } from "../api.js";
 import { fmtSeconds, fmtTime, h, progressBar, showError } from "../dom.js";
 import { follow } from "../live.js";
@@ -48,6 +50,9 @@ function renderSummary(box, job) {
     ["Stage", p.stage || ""],
     ["Speed", p.fps ? `${p.fps.toFixed(1)} fps` : ""],
     ["ETA", p.eta_s !== undefined && job.status === "running" ? fmtSeconds(p.eta_s) : ""],
+    ["Segments", Array.isArray(job.segments) ? `${job.segments_done ?? 0} of ${job.segments_total} done` : ""],
+    ["Part of", job.parent_id ? h("a", { href: `#/jobs/${job.parent_id}`, id: "job-parent" },
+      `job ${job.parent_id}`, `, segment ${job.segment_index}`) : ""],
     ["Pipeline", `${job.pipeline}${job.pipeline_version ? ` v${job.pipeline_version}` : ""}`],
     ["Endpoint", job.endpoint || ""],
     ["Created", fmtTime(job.created_at)], ["Started", fmtTime(job.started_at)], ["Finished", fmtTime(job.finished_at)],
@@ -66,6 +71,15 @@ function renderDetails(box, job) {
   const attempts = job.attempt_history;
   box.replaceChildren(h("div", {},
     h("h2", {}, "Params"), h("pre", { class: "params" }, JSON.stringify(job.params, null, 2)),
+    Array.isArray(job.segments) && job.segments.length ? [h("h2", {}, `Segments (${job.segments.length})`),
+      h("table", { id: "job-segments" },
+        h("tr", {}, ["Segment", "Status", "Progress", "Attempts", "Error"].map((t) => h("th", {}, t))),
+        job.segments.map((seg) => h("tr", { class: "segment", dataset: { index: String(seg.index), status: seg.status } },
+          h("td", {}, h("a", { href: `#/jobs/${seg.id}` }, String(seg.index))),
+          h("td", {}, h("span", { class: `status ${seg.status}` }, seg.status)),
+          h("td", {}, progressBar(seg, seg.status)),
+          h("td", {}, String(seg.attempts)),
+          h("td", {}, seg.error ? `${seg.error.code}: ${seg.error.message}` : ""))))] : null,
     h("h2", {}, "Attempts"),
     h("p", {}, `${job.attempts} of at most ${job.max_attempts}`),
     Array.isArray(attempts) && attempts.length ? h("table", { id: "job-attempts" },
