@@ -50,8 +50,8 @@ from framequeue.models.remote import HealthChecks
 from framequeue.pipelines.base import RunResult, reads_input_in_place
 from framequeue.pipelines.registry import get_pipeline
 from framequeue.runtime import Runtime
-from framequeue.storage.local import LocalObjectStore
 from framequeue.worker.heartbeat import Beat, Heartbeat
+from framequeue.worker.inputs import COPY_CHUNK_BYTES, fetch_input
 from framequeue.worker.messages import ChildSpec, Done, Failed, Progress
 from framequeue.worker.sandbox import scratch_full
 from framequeue.worker.warm_child import WarmChild, died
@@ -63,8 +63,6 @@ log = logging.getLogger("framequeue.worker")
 POLL_S = 0.2
 PROGRESS_EVERY_S = 1.0
 FIRST_PROGRESS_S = 0.5
-#: 256 KiB: large enough to stream fast, and clear of 1 MiB-aligned writes, which some kernels handle slowly
-COPY_CHUNK_BYTES = 256 * 1024
 #: a job's CPU-time budget in its media child is timeout_s x (threads + CPU_EXTRA_THREADS) + CPU_SLACK_S:
 #: the stages' native pools hold at most threads + 2 busy threads, so only a runaway passes it (a backstop
 #: to the wall-clock timeout, which a paused or lost supervisor no longer enforces)
@@ -207,22 +205,10 @@ class Attempts:
         return None if chosen.local else chosen.url
 
     def _fetch(self, job: Job, scratch: Path) -> Path:
-        """The input as a local file: the store's own file when it is a local directory and the pipeline
-        reads its input in place (no copy), else a copy in scratch."""
-        suffix = Path(job.input_key).suffix[:10] if "." in job.input_key.rsplit("/", 1)[-1] else ""
-        path = scratch / f"input{suffix}"
-        if "://" in job.input_key:  # a location (an async endpoint's InputLocation)
-            objects, key = self.rt.service.locations.resolve(job.input_key)
-        else:
-            objects, key = self.rt.objects, job.input_key
-        if isinstance(objects, LocalObjectStore) and _reads_in_place(job.pipeline):
-            in_place = objects.path(key)
-            if not in_place.is_file():
-                raise NotFound(f"no object {key}")
-            return in_place
+        """The input as a local file (framequeue.worker.inputs): in place when the pipeline reads it there,
+        else the claim's copy (the split phase's, when it fetched one)."""
         started = time.monotonic()
-        with objects.open_read(key) as src, open(path, "wb") as dst:
-            shutil.copyfileobj(src, dst, COPY_CHUNK_BYTES)
+        path = fetch_input(self.rt, job, scratch, in_place=_reads_in_place(job.pipeline))
         self.metrics.stage_s.labels("fetch").inc(time.monotonic() - started)
         return path
 

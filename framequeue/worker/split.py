@@ -26,8 +26,9 @@ from framequeue.errors import FrameQueueError
 from framequeue.jobs import CANCELLED_WITH_PARENT, Job, JobStatus, segment_job, segments_prefix
 from framequeue.media import keyframes, remux
 from framequeue.runtime import Runtime
-from framequeue.worker.attempt import COPY_CHUNK_BYTES, Outcome
+from framequeue.worker.attempt import Outcome
 from framequeue.worker.heartbeat import Heartbeat
+from framequeue.worker.inputs import COPY_CHUNK_BYTES, fetch_input
 from framequeue.worker.stitch import Stitcher
 
 log = logging.getLogger("framequeue.worker")
@@ -122,11 +123,9 @@ class SplitPhases:
     def _split(self, job: Job, scratch: Path) -> Outcome | None:
         started = time.monotonic()
         scratch.mkdir(parents=True, exist_ok=True)
-        source = self._fetch(job, scratch)
-        try:
-            return self._split_source(job, source, scratch, started)
-        finally:
-            source.unlink(missing_ok=True)
+        # read in place from a local store; else the claim's copy, which the attempt reuses when it runs whole
+        source = fetch_input(self.rt, job, scratch, in_place=True)
+        return self._split_source(job, source, scratch, started)
 
     def _split_source(self, job: Job, source: Path, scratch: Path, started: float) -> Outcome | None:
         try:
@@ -164,14 +163,3 @@ class SplitPhases:
             shutil.copyfileobj(src, dst, COPY_CHUNK_BYTES)
         path.unlink()
         return key
-
-    def _fetch(self, job: Job, scratch: Path) -> Path:
-        suffix = Path(job.input_key).suffix[:10] if "." in job.input_key.rsplit("/", 1)[-1] else ""
-        path = scratch / f"source{suffix}"
-        if "://" in job.input_key:
-            objects, key = self.rt.service.locations.resolve(job.input_key)
-        else:
-            objects, key = self.rt.objects, job.input_key
-        with objects.open_read(key) as src, open(path, "wb") as dst:
-            shutil.copyfileobj(src, dst, COPY_CHUNK_BYTES)
-        return path

@@ -40,7 +40,8 @@ from framequeue.pipelines.join import concat_frames_json, merge_events, read_tai
 from framequeue.pipelines.road.join import RoadPart, join_road
 from framequeue.pipelines.road.pipeline import OVERLAP_OUTPUT
 from framequeue.runtime import Runtime
-from framequeue.worker.attempt import COPY_CHUNK_BYTES, Outcome, deliver_answer
+from framequeue.worker.attempt import Outcome, deliver_answer
+from framequeue.worker.inputs import COPY_CHUNK_BYTES
 
 log = logging.getLogger("framequeue.worker")
 
