@@ -53,7 +53,11 @@ def cut(src: Path, dst: Path, start_s: float, end_s: float | None = None) -> Cut
         origin = _origin(container, stream, src)
         frames, shift, last_s, stop_s = 0, None, 0.0, None
         with av.open(str(dst), "w", format="mp4") as out:
-            ostream = out.add_stream_from_template(stream)
+            try:
+                ostream = out.add_stream_from_template(stream)
+            except ValueError as exc:  # e.g. VP8: MP4 has no mapping for it
+                raise UnsupportedMedia(f"{src.name}: its {stream.codec_context.name} video cannot be copied "
+                                       f"into MP4 pieces ({exc})") from None
             for packet in _packets_from(container, stream, src, origin + math.floor(Fraction(start_s) / tb), origin):
                 assert packet.pts is not None
                 t_s = float((packet.pts - origin) * tb)

@@ -141,11 +141,16 @@ class SplitPhases:
         if len(plans) < 2:  # too few keyframes to cut anywhere: never mid-GOP, so run it whole
             log.info("job %s: %.0f s but no cut point; run whole", job.id, index.duration_s)
             return None
+        try:
+            keys = [self._cut(job, source, plan, scratch) for plan in plans]
+        except FrameQueueError as exc:  # e.g. a codec MP4 cannot carry: the pieces cut so far go, it runs whole
+            log.info("job %s: not split (%s); run whole", job.id, exc.message)
+            drop_segments(self.rt, job.id)
+            return None
         now_s = self._clock()
         segments = [
-            segment_job(job, plan.index, uuid.uuid4().hex, self._cut(job, source, plan, scratch),
-                        segment_block(plan), now_s)
-            for plan in plans
+            segment_job(job, plan.index, uuid.uuid4().hex, key, segment_block(plan), now_s)
+            for plan, key in zip(plans, keys, strict=True)
         ]
         self.rt.store.split(job.id, job.lease_token, segments, self._clock())
         for segment in segments:

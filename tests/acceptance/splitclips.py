@@ -43,16 +43,20 @@ def video_pts(dep: Deployment, job_id: str, tmp: Path) -> tuple[list[int], float
 
 
 def synthetic_clip(dst: Path, *, seconds: float, fps: int, gop_frames: int, width: int = 96,
-                   height: int = 64) -> Path:
-    """An H.264 MP4 of a moving gradient, `seconds` long at `fps`, a keyframe every `gop_frames` frames (no
-    scene-cut keyframes, no B-frames)."""
+                   height: int = 64, vp8: bool = False) -> Path:
+    """An H.264 MP4 (or, `vp8`, a VP8 WebM) of a moving gradient, `seconds` long at `fps`, a keyframe every
+    `gop_frames` frames (no scene-cut keyframes, no B-frames or hidden frames)."""
     total = round(seconds * fps)
     ramp = np.arange(width, dtype=np.uint16)[None, :, None]
-    with av.open(str(dst), "w", format="mp4") as out:
-        video = out.add_stream("libx264", rate=Fraction(fps, 1))
+    with av.open(str(dst), "w", format="webm" if vp8 else "mp4") as out:
+        video = out.add_stream("libvpx" if vp8 else "libx264", rate=Fraction(fps, 1))
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         gop = str(gop_frames)
-        video.options = {"preset": "ultrafast", "g": gop, "keyint_min": gop, "sc_threshold": "0", "bf": "0"}
+        video.options = (
+            {"g": gop, "keyint_min": gop, "deadline": "realtime", "cpu-used": "8", "auto-alt-ref": "0",
+             "lag-in-frames": "0"} if vp8 else
+            {"preset": "ultrafast", "g": gop, "keyint_min": gop, "sc_threshold": "0", "bf": "0"}
+        )
         for i in range(total):
             image = np.broadcast_to(((ramp + 3 * i) % 256).astype(np.uint8), (height, width, 3))
             for packet in video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")):

@@ -80,6 +80,20 @@ def test_a_giant_gop_is_never_cut_mid_gop(splitting: Deployment, tmp_path: Path,
         assert not any(a["outcome"] == "split" for a in record["attempt_history"])
 
 
+def test_a_codec_mp4_cannot_carry_runs_whole(splitting: Deployment, tmp_path: Path) -> None:
+    """VP8 (WebM) cannot be remuxed into MP4 pieces: the split gives up before any segment exists and the
+    job runs whole, to the same frames."""
+    clip = synthetic_clip(tmp_path / "long.webm", seconds=GIANT_S, fps=GIANT_FPS, gop_frames=20, vp8=True)
+    job = splitting.submit_file(clip, {"split": True})
+    record = splitting.wait_done(job["id"], timeout_s=300)
+    assert record["status"] == "succeeded", (record, splitting.log("up")[-4000:])
+    assert record["segments_total"] is None
+    assert not any(a["outcome"] == "split" for a in record["attempt_history"])
+    assert len(record["attempt_history"]) == 1  # the claim that looked at splitting ran it whole
+    frames = round(GIANT_S * GIANT_FPS)
+    assert [f["frame"] for f in frames_of(splitting, job["id"], tmp_path)["frames"]] == list(range(frames))
+
+
 def test_a_corrupt_segment_fails_its_attempts_and_the_parent(splitting: Deployment, tmp_path: Path,
                                                              receiver: Receiver) -> None:
     # 60 s at 5 fps, a keyframe every 2 s, segments of 10 s (each decoded from a keyframe ~1 s before its

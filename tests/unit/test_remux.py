@@ -153,6 +153,24 @@ def test_cut_refuses_times_that_are_not_keyframes(tmp_path: Path) -> None:
         cut(random_bytes(tmp_path / "x.mp4"), tmp_path / "d.mp4", 0.0, None)
 
 
+def test_cut_refuses_a_codec_mp4_cannot_carry(tmp_path: Path) -> None:
+    src = tmp_path / "v.webm"
+    with av.open(str(src), "w", format="webm") as out:
+        stream = out.add_stream("libvpx", rate=Fraction(10, 1))
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.options = {"g": "10", "keyint_min": "10", "auto-alt-ref": "0", "lag-in-frames": "0"}
+        for i in range(40):
+            image = np.full((48, 64, 3), 6 * i, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    plans = plan(scan(src), 2.0, 0.0)
+    assert len(plans) == 2  # it has keyframes to cut at: only the container is the trouble
+    with pytest.raises(UnsupportedMedia, match="vp8 video cannot be copied into MP4"):
+        cut(src, tmp_path / "piece.mp4", plans[1].start_s, None)
+
+
 def encode_part(path: Path, first: int, frames: int, **kwargs: object) -> Path:
     """`frames` frames of a moving square, numbered from `first` (their pts), through VideoEncoder."""
     size = kwargs.pop("size_wh", (96, 64))
