@@ -5,7 +5,8 @@ containerd; the chart in deploy/helm/framequeue is installed unmodified with tes
 Then, in order:
 
 a. the dashcam clip goes through the API pod (its pod IP: no kube-proxy, no DNS) and its job succeeds with
-   outputs, one of which is downloaded;
+   outputs, one of which is downloaded; then a job asking for a split: its segments in S3, run by the workers
+   the backlog scales out, stitched once;
 b. KEDA's role (tests.cluster.keda: the ScaledObject, the queue's load, framequeue's policy, the Deployment's
    scale subresource): 1 -> 0 when idle, 0 -> 3 on a burst, 3 -> 1 while a job runs on a removed pod (it
    drains: preStop, SIGTERM, the job finishes, attempt 1), then 0;
@@ -41,6 +42,7 @@ import yaml
 from tests.cluster.helm import HelmUnavailable, helm_binary
 from tests.cluster.keda import KedaStandIn
 from tests.conftest import REPO_ROOT, SHARED_DIR
+from tests.mediagen import make_video
 from tools.kube import build
 from tools.kube.cluster import NS_IP, PAUSE_IMAGE, S3_BUCKET, Cluster
 from tools.kube.pause import build_pause
@@ -323,6 +325,34 @@ def test_dashcam_clip_through_the_api_pod(deployed: Deployed) -> None:
     url = where if where.startswith("http") else f"{d.api_url}{where}"
     out = httpx.get(url, timeout=60)
     assert out.status_code == 200 and len(out.content) > 0, (name, out.status_code, out.text[:500])
+
+
+@pytest.mark.timeout(900)
+def test_a_split_video_runs_across_worker_pods_and_stitches_once(deployed: Deployed, tmp_path: Path) -> None:
+    """The chart tells each worker how many could share a video (FQ_SPLIT_WORKERS: maxReplicas 3); a job
+    asking for a split is cut into segments in S3, the segments' backlog scales the workers out, and one
+    stitch joins them."""
+    d = deployed
+    started = time.monotonic()
+    # 6 s with a keyframe every second: three 2 s segments
+    key = _upload(d, make_video(tmp_path / "long.mp4", frames=150, fps=25))
+    job_id = _submit(d, {"pipeline": "detect", "input": {"key": key},
+                         "params": {"split": True, "segment_s": 2, "sample_fps": 5}})
+    record = _wait_status(d, job_id, {"succeeded", "failed", "cancelled", "expired"}, 600)
+    assert record["status"] == "succeeded", d.fail(json.dumps(record, indent=1))
+    assert record["segments_total"] == 3 and record["segments_done"] == 3, record
+    assert [s["status"] for s in record["segments"]] == ["succeeded"] * 3, record["segments"]
+    outcomes = [a["outcome"] for a in record["attempt_history"]]
+    assert outcomes == ["split", "succeeded"], d.fail(json.dumps(record, indent=1))
+    pods = {_job(d, s["id"])["attempt_history"][-1]["worker"].rsplit(":", 1)[0] for s in record["segments"]}
+    env = d.cluster.api("GET", f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{RELEASE}-framequeue-worker")
+    container = env["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "FQ_SPLIT_WORKERS", "value": "3"} in container["env"]
+    where = record["output_urls"]["detections"]
+    doc = httpx.get(where if where.startswith("http") else f"{d.api_url}{where}", timeout=60).json()
+    assert [f["frame"] for f in doc["frames"]] == list(range(0, 150, 5))  # sampled at 5 of 25 fps, whole video
+    d.timings["split job, 3 segments"] = round(time.monotonic() - started, 1)
+    print(f"[cluster test] the split job's segments ran on {sorted(pods)}", file=sys.stderr)
 
 
 @pytest.mark.timeout(900)
