@@ -74,7 +74,7 @@ bench-driver: setup
 	$(BIN)/python -m bench.driver $(BENCH_ARGS)
 
 # issue 17: a 30-min 720p video unsplit on 1 pinned worker vs split on 2 (one core each), split/stitch overhead,
-# and the predicted scaling to 8-128 workers (~55 min on 2 cores; BENCH_ARGS="--minutes 6" ~11 min)
+# and the predicted scaling to 8-128 workers (52 min measured on 2 cores; BENCH_ARGS="--minutes 6" ~11 min)
 bench-split: setup
 	$(BIN)/python -m bench.split.run $(BENCH_ARGS)
 
