@@ -51,7 +51,7 @@ from framequeue.pipelines.base import RunResult, reads_input_in_place
 from framequeue.pipelines.registry import get_pipeline
 from framequeue.runtime import Runtime
 from framequeue.worker.heartbeat import Beat, Heartbeat
-from framequeue.worker.inputs import COPY_CHUNK_BYTES, fetch_input
+from framequeue.worker.inputs import COPY_CHUNK_BYTES, fetch_input, scratch_copy
 from framequeue.worker.messages import ChildSpec, Done, Failed, Progress
 from framequeue.worker.sandbox import scratch_full
 from framequeue.worker.warm_child import WarmChild, died
@@ -209,7 +209,8 @@ class Attempts:
         else the claim's copy (the split phase's, when it fetched one)."""
         started = time.monotonic()
         path = fetch_input(self.rt, job, scratch, in_place=_reads_in_place(job.pipeline))
-        self.metrics.stage_s.labels("fetch").inc(time.monotonic() - started)
+        if path == scratch_copy(job, scratch):  # the fetch stage times copies only
+            self.metrics.stage_s.labels("fetch").inc(time.monotonic() - started)
         return path
 
     def _supervise(self, job: Job, spec: ChildSpec, beat: Beat) -> Reply:
