@@ -56,7 +56,6 @@ def simulate(
         click.echo(f"wrote {out_dir / 'table.md'} and {out_dir / 'load.png'}")
 
 
-
 def _split(measured: Path, minutes: float, sla_s: float, out_dir: Path | None) -> None:
     try:
         m = splitcurve.Measurement.from_json(json.loads(measured.read_text(encoding="utf-8")))
